@@ -1,0 +1,76 @@
+"""Errors and warnings raised by floodxr.
+
+Every error is a :class:`FloodxrError`; its message names the offending value and says how to fix
+the input. Catch ``FloodxrError`` to handle all of them at once.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FloodxrError",
+    "FloodxrWarning",
+    "MissingBandError",
+    "MissingDimensionError",
+    "UnitsError",
+    "DataLayoutError",
+    "ChipNotFoundError",
+    "UnknownEventError",
+    "InvalidOptionError",
+    "ShapeMismatchError",
+    "OutputExistsError",
+    "MissingChipsWarning",
+]
+
+
+class FloodxrError(Exception):
+    """Base class of every error floodxr raises on bad input."""
+
+
+class FloodxrWarning(UserWarning):
+    """Base class of floodxr's warnings."""
+
+
+class MissingBandError(FloodxrError, KeyError):
+    """An input lacks a band (polarisation or spectral band) that the operation needs."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class MissingDimensionError(FloodxrError, ValueError):
+    """An input lacks a dimension (``band``, ``y``, ``x``) that the operation needs."""
+
+
+class UnitsError(FloodxrError, ValueError):
+    """Data are in the wrong units for the operation (linear power vs dB)."""
+
+
+class DataLayoutError(FloodxrError, FileNotFoundError):
+    """A data folder does not have the layout floodxr expects."""
+
+
+class ChipNotFoundError(FloodxrError, FileNotFoundError):
+    """A named chip has no file in the data folder."""
+
+
+class UnknownEventError(FloodxrError, KeyError):
+    """A chip's flood event is not in the event metadata."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidOptionError(FloodxrError, ValueError):
+    """An option key or value passed to :func:`floodxr.set_options` (or a keyword) is invalid."""
+
+
+class ShapeMismatchError(FloodxrError, ValueError):
+    """Two arrays that must share a grid (prediction and label) do not."""
+
+
+class OutputExistsError(FloodxrError, FileExistsError):
+    """A writer would overwrite an existing file; floodxr never does so silently."""
+
+
+class MissingChipsWarning(FloodxrWarning):
+    """Chips listed in a split file are absent from the data folder and were skipped."""

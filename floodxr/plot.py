@@ -1,0 +1,81 @@
+"""Figures: radar backscatter beside the water map (and the reference label when there is one)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from floodxr._bands import select_band
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["side_by_side"]
+
+_MASK_COLOURS = {0: (0.80, 0.74, 0.55), 1: (0.12, 0.38, 0.85)}  # dry sand, water blue
+_NODATA_COLOUR = (0.0, 0.0, 0.0)
+
+
+def _mask_rgb(mask: np.ndarray) -> np.ndarray:
+    rgb = np.empty(mask.shape + (3,), dtype="float32")
+    rgb[...] = _NODATA_COLOUR
+    for value, colour in _MASK_COLOURS.items():
+        rgb[mask == value] = colour
+    return rgb
+
+
+def side_by_side(
+    s1: xr.DataArray,
+    mask: xr.DataArray,
+    *,
+    label: xr.DataArray | None = None,
+    band: str = "vh",
+    title: str | None = None,
+) -> Figure:
+    """A figure with the ``band`` backscatter (dB), the water mask and, if given, the label.
+
+    Axes are in the data's CRS coordinates; nodata is black in the maps.
+
+    Examples
+    --------
+    >>> import floodxr
+    >>> from floodxr.plot import side_by_side
+    >>> scene = floodxr.testing.synthetic_scene((64, 64), seed=0)
+    >>> fig = side_by_side(scene.s1, scene.s1.flood.otsu(), label=scene.water)
+    >>> len(fig.axes)
+    4
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    values = select_band(s1, band).values
+    x, y = s1["x"].values, s1["y"].values
+    extent = (x[0], x[-1], y[-1], y[0])
+    panels: list[tuple[str, xr.DataArray]] = [("water map", mask)]
+    if label is not None:
+        panels.append(("reference label", label))
+    fig = Figure(figsize=(5 * (1 + len(panels)), 5), layout="constrained")
+    axes = fig.subplots(1, 1 + len(panels), sharex=True, sharey=True)
+    finite = values[np.isfinite(values)]
+    vmin, vmax = np.percentile(finite, [2, 98]) if finite.size else (-30.0, 0.0)
+    image = axes[0].imshow(values, cmap="gray", vmin=vmin, vmax=vmax, extent=extent)
+    fig.colorbar(image, ax=axes[0], shrink=0.8, label=f"{band.upper()} backscatter (dB)")
+    axes[0].set_title(f"Sentinel-1 {band.upper()}")
+    for axis, (name, data) in zip(axes[1:], panels, strict=True):
+        axis.imshow(_mask_rgb(np.asarray(data.values)), extent=extent, interpolation="nearest")
+        axis.set_title(name)
+    axes[-1].legend(
+        handles=[Patch(color=_MASK_COLOURS[1], label="water"),
+                 Patch(color=_MASK_COLOURS[0], label="not water"),
+                 Patch(color=_NODATA_COLOUR, label="no data")],
+        loc="lower right", fontsize="small",
+    )  # fmt: skip
+    crs = s1.rio.crs
+    for axis in axes:
+        axis.set_xlabel(f"x ({crs})" if crs else "x")
+    axes[0].set_ylabel(f"y ({crs})" if crs else "y")
+    if title:
+        fig.suptitle(title)
+    return fig
