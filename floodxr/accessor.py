@@ -83,7 +83,7 @@ class FloodAccessor:
         return metrics.water_area_km2(self._obj)
 
     def confusion(self, label: xr.DataArray, **kwargs: Any) -> metrics.Confusion:
-        """Water confusion counts against ``label`` (computes); see :func:`floodxr.metrics.confusion`."""
+        """Water confusion counts against ``label`` (computes); see ``metrics.confusion``."""
         if not isinstance(self._obj, xr.DataArray):
             raise TypeError("confusion works on a prediction DataArray")
         return metrics.confusion(self._obj, label, **kwargs)

@@ -53,7 +53,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     result = demo.run(args.out, overwrite=args.overwrite)
     print(f"chip {result.chip} (bundled real Sen1Floods11 chip), method {result.method}")
-    print(f"flooded area: {result.water_km2:.3f} km2 (hand label: {result.label_water_km2:.3f} km2)")
+    print(
+        f"flooded area: {result.water_km2:.3f} km2 (hand label: {result.label_water_km2:.3f} km2)"
+    )
     print(f"water IoU against the hand label: {result.iou:.4f}")
     print(f"wrote {result.geotiff} and {result.png}")
     return 0
@@ -78,9 +80,12 @@ def _parser() -> argparse.ArgumentParser:
                           help="polarisation to threshold (default vh)")  # fmt: skip
     evaluate.add_argument("--data", required=True, help="Sen1Floods11 folder (S1Hand/, LabelHand/)")
     evaluate.add_argument("--split", default="test", help="train, valid, test or bolivia")
-    evaluate.add_argument("--split-file", help="split CSV (default DATA/splits/flood_SPLIT_data.csv)")
-    evaluate.add_argument("--metadata",
-                          help="event GeoJSON (default DATA/Sen1Floods11_Metadata.geojson)")  # fmt: skip
+    evaluate.add_argument(
+        "--split-file", help="split CSV (default DATA/splits/flood_SPLIT_data.csv)"
+    )
+    evaluate.add_argument(
+        "--metadata", help="event GeoJSON (default DATA/Sen1Floods11_Metadata.geojson)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(run=_evaluate)

@@ -131,7 +131,7 @@ def confusion(
         "fn": (~water & truth & valid).sum(),
         "tn": (~water & ~truth & valid).sum(),
     }).compute()  # fmt: skip
-    return Confusion(**{k: int(v) for k, v in counts.items()})
+    return Confusion(**{str(k): int(v) for k, v in counts.items()})
 
 
 def iou(prediction: xr.DataArray, label: xr.DataArray, *, threshold: float = 0.5) -> float:
@@ -206,10 +206,10 @@ def pixel_area_km2(obj: xr.DataArray) -> xr.DataArray:
         for row in range(ny):
             top = transform.f + row * transform.e
             bottom = top + transform.e
-            area, _ = geod.polygon_area_perimeter(
+            cell, _ = geod.polygon_area_perimeter(
                 [lon0, lon0 + width, lon0 + width, lon0], [top, top, bottom, bottom]
             )
-            rows.append(abs(area) / 1e6)
+            rows.append(abs(cell) / 1e6)
         per_row = np.array(rows)
     else:
         unit = proj.axis_info[0].unit_conversion_factor
@@ -235,6 +235,6 @@ def water_area_km2(mask: xr.DataArray) -> xr.DataArray:
     """
     if "y" not in mask.dims or "x" not in mask.dims:
         raise MissingDimensionError(f"expected dims 'y' and 'x', got {tuple(mask.dims)}")
-    area = (pixel_area_km2(mask) * (mask == 1)).sum(("y", "x"))
-    area.attrs["units"] = "km2"
-    return area.rename("water_area")
+    water = pixel_area_km2(mask).where(mask == 1, 0.0).sum(("y", "x"))
+    water.attrs["units"] = "km2"
+    return water.rename("water_area")

@@ -89,18 +89,16 @@ def to_db(obj: XarrayObj) -> XarrayObj:
     Examples
     --------
     >>> import numpy as np, xarray as xr, floodxr
-    >>> power = xr.DataArray(np.array([1.0, 0.1, 0.01], "float32"), dims="x")
+    >>> power = xr.DataArray(np.array([1.0, 10.0, 100.0]), dims="x")
     >>> floodxr.preprocess.to_db(power).values
-    array([  0., -10., -20.], dtype=float32)
+    array([ 0., 10., 20.])
     """
     if _units(obj) in DB_UNITS:
         raise UnitsError(
             f"to_db got data with attrs['units'] = {obj.attrs['units']!r}: already in dB; "
             "use them as they are (floodxr methods expect dB)"
         )
-    out = xr.apply_ufunc(
-        _linear_to_db_block, _as_float(obj), dask="parallelized", keep_attrs=True
-    )
+    out = xr.apply_ufunc(_linear_to_db_block, _as_float(obj), dask="parallelized", keep_attrs=True)
     return _with_units(out, obj, "dB")
 
 
@@ -121,9 +119,7 @@ def from_db(obj: XarrayObj) -> XarrayObj:
             f"from_db got data with attrs['units'] = {obj.attrs['units']!r}: already linear "
             "power; use them as they are, or convert with floodxr.preprocess.to_db"
         )
-    out = xr.apply_ufunc(
-        _db_to_linear_block, _as_float(obj), dask="parallelized", keep_attrs=True
-    )
+    out = xr.apply_ufunc(_db_to_linear_block, _as_float(obj), dask="parallelized", keep_attrs=True)
     return _with_units(out, obj, "linear")
 
 

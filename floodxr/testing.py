@@ -82,7 +82,9 @@ def synthetic_scene(
     return scene
 
 
-def assert_geo_equal(actual: xr.DataArray | xr.Dataset, expected: xr.DataArray | xr.Dataset) -> None:
+def assert_geo_equal(
+    actual: xr.DataArray | xr.Dataset, expected: xr.DataArray | xr.Dataset
+) -> None:
     """Assert that two objects share CRS, transform and ``y``/``x`` coordinates.
 
     Examples

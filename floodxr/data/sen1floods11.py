@@ -28,7 +28,12 @@ import rioxarray
 import xarray as xr
 
 from floodxr._bands import S1_BANDS, S2_BANDS
-from floodxr.errors import ChipNotFoundError, DataLayoutError, MissingChipsWarning, UnknownEventError
+from floodxr.errors import (
+    ChipNotFoundError,
+    DataLayoutError,
+    MissingChipsWarning,
+    UnknownEventError,
+)
 
 __all__ = [
     "Chip",
@@ -45,7 +50,7 @@ __all__ = [
 ]
 
 SplitName = Literal["train", "valid", "test", "bolivia"]
-Chunks = None | Literal["auto"] | int | Mapping[str, int]
+Chunks = None | int | Mapping[str, int]
 
 #: A Sen1Floods11 folder shipped with the package: one real chip (S1, S2, label), the official
 #: split lists and the event metadata; ``SAMPLE_DIR/README.md`` gives source and licence.
@@ -66,6 +71,10 @@ def _open(path: str | Path, *, chunks: Chunks, masked: bool) -> xr.DataArray:
     path = Path(path)
     if not path.is_file():
         raise ChipNotFoundError(f"no file {str(path)!r}; {_LAYOUT}")
+    if chunks is not None:
+        # all bands of a pixel in one chunk: models and indices need them together
+        sizes = {"y": chunks, "x": chunks} if isinstance(chunks, int) else dict(chunks)
+        chunks = {"band": -1, **sizes}
     opened = rioxarray.open_rasterio(path, chunks=chunks, masked=masked)
     assert isinstance(opened, xr.DataArray)  # a single-subdataset GeoTIFF; not user input
     return opened
@@ -86,13 +95,14 @@ def open_s1(path: str | Path, *, chunks: Chunks = None) -> xr.DataArray:
     Parameters
     ----------
     path : path of a ``<chip>_S1Hand.tif``
-    chunks : None for numpy, or dask chunks (``"auto"``, an int or ``{"y": .., "x": ..}``)
+    chunks : None for numpy, or dask chunks: an int (y and x) or ``{"y": .., "x": ..}``;
+        all bands of a pixel stay in one chunk
 
     Examples
     --------
     >>> from floodxr.data import sen1floods11 as s11
     >>> s1 = s11.open_s1(s11.SAMPLE_DIR / "S1Hand" / "Spain_7370579_S1Hand.tif")
-    >>> s1.dims, list(s1.band.values), s1.attrs["units"], str(s1.rio.crs)
+    >>> s1.dims, s1.band.values.tolist(), s1.attrs["units"], str(s1.rio.crs)
     (('band', 'y', 'x'), ['vv', 'vh'], 'dB', 'EPSG:4326')
     """
     da = _open(path, chunks=chunks, masked=False)
@@ -110,7 +120,7 @@ def open_s2(path: str | Path, *, chunks: Chunks = None) -> xr.DataArray:
     --------
     >>> from floodxr.data import sen1floods11 as s11
     >>> s2 = s11.open_s2(s11.SAMPLE_DIR / "S2Hand" / "Spain_7370579_S2Hand.tif")
-    >>> list(s2.band.values)[7:9], str(s2.dtype)
+    >>> s2.band.values.tolist()[7:9], str(s2.dtype)
     (['B08', 'B8A'], 'float32')
     """
     da = _open(path, chunks=chunks, masked=True)
@@ -251,7 +261,9 @@ def read_split(
     """
     root = Path(root)
     _require_root(root)
-    path = Path(split_file) if split_file is not None else root / "splits" / f"flood_{split}_data.csv"
+    path = (
+        Path(split_file) if split_file is not None else root / "splits" / f"flood_{split}_data.csv"
+    )
     if not path.is_file():
         raise DataLayoutError(
             f"no split list {str(path)!r}; pass split_file=... or use split in "
