@@ -8,6 +8,8 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
+from floodxr.errors import ShapeMismatchError
+
 __all__ = ["synthetic_scene", "assert_geo_equal", "WATER_DB", "LAND_DB"]
 
 #: Mean backscatter (dB) of calm water and of land per polarisation in the synthetic scenes.
@@ -34,6 +36,7 @@ def synthetic_scene(
     resolution: float = 10.0,
     origin: tuple[float, float] = (500_000.0, 5_000_000.0),
     looks: float = 4.4,
+    water: np.ndarray | None = None,
     chunks: int | Mapping[str, int] | None = None,
 ) -> xr.Dataset:
     """A Sentinel-1 scene with known water: ``s1`` ``(band, y, x)`` in dB and ``water`` ``(y, x)``.
@@ -47,6 +50,7 @@ def synthetic_scene(
     seed : random seed; the same seed gives the same scene
     crs, resolution, origin : the grid (north-up; ``origin`` is the top-left corner)
     looks : equivalent number of looks of the speckle
+    water : a ``shape`` array of 0/1 to use as the true water; default a river and a lake
     chunks : None for numpy, else dask chunks for ``y`` and ``x``
 
     Examples
@@ -58,7 +62,11 @@ def synthetic_scene(
     """
     ny, nx = shape
     rng = np.random.default_rng(seed)
-    water = _water_mask(ny, nx, rng)
+    if water is None:
+        water = _water_mask(ny, nx, rng)
+    elif water.shape != (ny, nx):
+        raise ShapeMismatchError(f"water has shape {water.shape}, expected {(ny, nx)}")
+    water = np.asarray(water, dtype="int8")
     bands = []
     for band in ("vv", "vh"):
         mean_db = np.where(water == 1, WATER_DB[band], LAND_DB[band])

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real chips in ../shared, a no-compute dask scheduler, chunkings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dask
+import pytest
+import xarray as xr
+
+import floodxr
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(
+    os.environ.get("FLOODXR_SHARED_DATA", REPO.parent / "shared" / "data" / "sen1floods11")
+)
+
+#: none (numpy), one chunk for the whole array, and small chunks that cut through everything
+CHUNKINGS = [None, "whole", 48]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real Sen1Floods11 chips beside the checkout; CI must have them, so it fails there."""
+    if not (SHARED_DATA / "S1Hand").is_dir():
+        message = f"real chips not found at {SHARED_DATA} (set FLOODXR_SHARED_DATA)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_DATA
+
+
+def _forbidden(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a lazy floodxr call computed a dask graph")
+
+
+@pytest.fixture
+def no_compute():
+    """Any dask compute inside the block fails the test (xarray's raise_if_dask_computes)."""
+    with dask.config.set(scheduler=_forbidden):
+        yield
+
+
+def chunked(obj: xr.DataArray | xr.Dataset, chunking: object) -> xr.DataArray | xr.Dataset:
+    """``obj`` as numpy (None), as one dask chunk ("whole"), or in chunks of ``chunking`` px."""
+    if chunking is None:
+        return obj
+    if chunking == "whole":
+        return obj.chunk({"y": -1, "x": -1})
+    return obj.chunk({"y": chunking, "x": chunking})
+
+
+@pytest.fixture
+def scene() -> xr.Dataset:
+    return floodxr.testing.synthetic_scene((160, 144), seed=7)
