@@ -8,6 +8,7 @@ import xarray as xr
 
 from floodxr import metrics, preprocess, threshold
 from floodxr._bands import Polarisation
+from floodxr.errors import WrongTypeError
 
 __all__ = ["FloodAccessor"]
 
@@ -79,13 +80,19 @@ class FloodAccessor:
     def area_km2(self) -> xr.DataArray:
         """Water area of a mask in km²; see :func:`floodxr.metrics.water_area_km2`."""
         if not isinstance(self._obj, xr.DataArray):
-            raise TypeError("area_km2 works on a mask DataArray, e.g. ds.water.flood.area_km2()")
+            raise WrongTypeError(
+                "area_km2 works on a mask DataArray, not a Dataset; pick the mask variable, "
+                "e.g. ds['water'].flood.area_km2()"
+            )
         return metrics.water_area_km2(self._obj)
 
     def confusion(self, label: xr.DataArray, **kwargs: Any) -> metrics.Confusion:
         """Water confusion counts against ``label`` (computes); see ``metrics.confusion``."""
         if not isinstance(self._obj, xr.DataArray):
-            raise TypeError("confusion works on a prediction DataArray")
+            raise WrongTypeError(
+                "confusion works on a prediction DataArray, not a Dataset; pick the mask "
+                "variable, e.g. ds['water'].flood.confusion(label)"
+            )
         return metrics.confusion(self._obj, label, **kwargs)
 
 

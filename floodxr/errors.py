@@ -18,6 +18,7 @@ __all__ = [
     "InvalidOptionError",
     "ShapeMismatchError",
     "OutputExistsError",
+    "WrongTypeError",
     "MissingChipsWarning",
 ]
 
@@ -70,6 +71,10 @@ class ShapeMismatchError(FloodxrError, ValueError):
 
 class OutputExistsError(FloodxrError, FileExistsError):
     """A writer would overwrite an existing file; floodxr never does so silently."""
+
+
+class WrongTypeError(FloodxrError, TypeError):
+    """An object of the wrong kind was passed (a Dataset where a mask DataArray is needed)."""
 
 
 class MissingChipsWarning(FloodxrWarning):

@@ -25,8 +25,10 @@ def test_accessor_forwards_to_module_functions(scene):
     xr.testing.assert_identical(s1.flood.otsu_threshold(), threshold.otsu_threshold(s1))
     mask = s1.flood.otsu()
     assert mask.flood.confusion(scene.water) == floodxr.metrics.confusion(mask, scene.water)
-    with pytest.raises(TypeError, match="mask DataArray"):
+    with pytest.raises(floodxr.errors.WrongTypeError, match=r"ds\['water'\]"):
         scene.flood.area_km2()
+    with pytest.raises(floodxr.errors.WrongTypeError, match="prediction DataArray"):
+        scene.flood.confusion(scene.water)
 
 
 def test_public_api_is_explicit():
