@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import rioxarray  # noqa: F401  registers .rio, which every floodxr result carries
 
-from floodxr import accessor, data, metrics, preprocess, testing, threshold
+from floodxr import accessor, data, metrics, models, preprocess, segment, testing, threshold
 from floodxr.accessor import FloodAccessor
 from floodxr.errors import FloodxrError, FloodxrWarning
 from floodxr.options import get_options, set_options
@@ -27,7 +27,9 @@ __all__ = [
     "data",
     "get_options",
     "metrics",
+    "models",
     "preprocess",
+    "segment",
     "set_options",
     "testing",
     "threshold",

@@ -6,7 +6,7 @@ from typing import Any
 
 import xarray as xr
 
-from floodxr import metrics, preprocess, threshold
+from floodxr import metrics, preprocess, segment, threshold
 from floodxr._bands import Polarisation
 from floodxr.errors import WrongTypeError
 
@@ -76,6 +76,10 @@ class FloodAccessor:
     def threshold(self, value: float | xr.DataArray, *, band: Polarisation = "vh") -> xr.DataArray:
         """Fixed-threshold water mask; see :func:`floodxr.threshold.fixed`."""
         return threshold.fixed(self._obj, value, band=band)
+
+    def segment(self, *, model: str = "student", **kwargs: Any) -> xr.DataArray:
+        """Water probability or mask from a model; see :func:`floodxr.segment.segment`."""
+        return segment.segment(self._obj, model=model, **kwargs)
 
     def area_km2(self) -> xr.DataArray:
         """Water area of a mask in km²; see :func:`floodxr.metrics.water_area_km2`."""

@@ -19,6 +19,9 @@ __all__ = [
     "ShapeMismatchError",
     "OutputExistsError",
     "WrongTypeError",
+    "UnknownModelError",
+    "ModelNotAvailableError",
+    "CheckpointError",
     "MissingChipsWarning",
 ]
 
@@ -75,6 +78,21 @@ class OutputExistsError(FloodxrError, FileExistsError):
 
 class WrongTypeError(FloodxrError, TypeError):
     """An object of the wrong kind was passed (a Dataset where a mask DataArray is needed)."""
+
+
+class UnknownModelError(FloodxrError, KeyError):
+    """A model name is neither registered nor a checkpoint path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ModelNotAvailableError(FloodxrError, LookupError):
+    """A registered model name has no weights on this machine."""
+
+
+class CheckpointError(FloodxrError, ValueError):
+    """A checkpoint is corrupt, incomplete, or does not match its configuration or the input."""
 
 
 class MissingChipsWarning(FloodxrWarning):

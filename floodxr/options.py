@@ -14,6 +14,12 @@ OPTIONS: dict[str, Any] = {
     "otsu_tile_size": 128,
     "otsu_bimodality": 0.7,
     "progress": True,
+    "tile": 512,
+    "halo": 64,
+    "batch_size": 4,
+    "device": "cpu",
+    "torch_threads": None,
+    "engine": "torch",
 }
 
 
@@ -45,11 +51,52 @@ def _boolean(name: str) -> Callable[[Any], None]:
     return check
 
 
+def _multiple_of_16(name: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        _positive_int(name, 32)(value)
+        if value % 16:
+            raise InvalidOptionError(
+                f"option {name!r} must be a multiple of 16 (the encoder's stride), got {value!r}; "
+                f"use {value - value % 16 or 32}"
+            )
+
+    return check
+
+
+def _optional_positive_int(name: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value is not None:
+            _positive_int(name, 1)(value)
+
+    return check
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in choices:
+            raise InvalidOptionError(f"option {name!r} must be one of {choices}, got {value!r}")
+
+    return check
+
+
+def _device(value: Any) -> None:
+    if not isinstance(value, str) or not (value == "cpu" or value.startswith(("cuda", "mps"))):
+        raise InvalidOptionError(
+            f"option 'device' must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}"
+        )
+
+
 _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "otsu_bins": _positive_int("otsu_bins", 2),
     "otsu_tile_size": _positive_int("otsu_tile_size", 8),
     "otsu_bimodality": _fraction("otsu_bimodality"),
     "progress": _boolean("progress"),
+    "tile": _multiple_of_16("tile"),
+    "halo": _positive_int("halo", 0),
+    "batch_size": _positive_int("batch_size", 1),
+    "device": _device,
+    "torch_threads": _optional_positive_int("torch_threads"),
+    "engine": _choice("engine", ("torch", "onnx")),
 }
 
 
@@ -66,6 +113,20 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
         Minimum bimodality score (between-class variance / total variance) for a tile to be used.
     progress : bool, default True
         Show progress bars for long loops (evaluation over many chips).
+    tile : int, default 512
+        Side of the square windows a network sees in :func:`floodxr.segment.segment`
+        (a multiple of 16).
+    halo : int, default 64
+        Overlap of neighbouring windows; predictions are blended across it. At most ``tile / 2``.
+    batch_size : int, default 4
+        Windows per forward pass.
+    device : str, default "cpu"
+        Torch device (``"cuda"`` when a GPU is present).
+    torch_threads : int or None, default None
+        Torch intra-op threads per process; None picks cores / concurrent dask tasks so that
+        dask threads and torch threads do not oversubscribe the cores.
+    engine : {"torch", "onnx"}, default "torch"
+        Run networks with eager torch or through an ONNX Runtime export (CPU).
 
     Examples
     --------

@@ -17,6 +17,7 @@ from floodxr.errors import InvalidOptionError, MissingBandError, UnitsError
 
 __all__ = [
     "PAPER_RANGES",
+    "clip_scale",
     "to_db",
     "from_db",
     "normalize",
@@ -169,9 +170,16 @@ def normalize(
         )
     low = xr.DataArray([table[b][0] for b in bands], dims="band", coords={"band": da["band"]})
     high = xr.DataArray([table[b][1] for b in bands], dims="band", coords={"band": da["band"]})
-    scaled = ((da.astype("float32") - low) / (high - low)).clip(0.0, 1.0).astype("float32")
+    scaled = xr.apply_ufunc(clip_scale, da, low, high, dask="parallelized",
+                            output_dtypes=[np.float32])  # fmt: skip
     scaled.attrs = {**da.attrs, "units": "1", "normalization": "floodxr.preprocess.normalize"}
     return scaled
+
+
+def clip_scale(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Numpy kernel of :func:`normalize`: clip to [low, high], scale to [0, 1], NaN kept."""
+    low, high = np.asarray(low, "float32"), np.asarray(high, "float32")
+    return np.clip((values.astype("float32") - low) / (high - low), 0.0, 1.0)
 
 
 def _normalized_difference(obj: XarrayObj, a: str, b: str, name: str) -> xr.DataArray:

@@ -1,0 +1,92 @@
+"""DeepLab v3+ with decoder skips at stride 4 *and* stride 2, as in the paper (appendix B).
+
+smp's ``DeepLabV3Plus`` fuses one skip (stride 4) and upsamples x4 to the input. The paper's model
+(the TensorFlow DeepLab reference with ``decoder_output_stride = [4, 2]``) fuses a second skip at
+stride 2 before the final x2 upsampling, which sharpens water edges. This module reuses smp's
+encoders and its ASPP block and adds that second fusion stage:
+
+    encoder (output stride 16 or 8) -> ASPP -> x4 up -> concat(1x1 conv of stride-4 features)
+    -> separable 3x3 -> x2 up -> concat(1x1 conv of stride-2 features) -> separable 3x3
+    -> 1x1 classifier -> x2 up to the input size
+
+Inputs of any height and width are padded (reflect) to a multiple of 16 and cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPP, SeparableConv2d
+from segmentation_models_pytorch.encoders import get_encoder
+from torch import nn
+
+__all__ = ["DeepLabV3PlusS2", "MULTIPLE"]
+
+#: Height and width the encoder needs to be a multiple of (its deepest stride at OS16).
+MULTIPLE = 16
+
+
+def _conv_bn_relu(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+
+
+class DeepLabV3PlusS2(nn.Module):
+    """DeepLab v3+ with skips at strides 4 and 2; returns class logits ``(N, classes, H, W)``.
+
+    Parameters
+    ----------
+    encoder : an smp / timm encoder name that supports dilation (``tu-xception65``,
+        ``tu-mobilenetv3_large_100``, ``resnet18``, ``efficientnet-b0`` ...)
+    in_channels : input bands
+    classes : output classes (2: not water, water)
+    output_stride : 16 or 8
+    """
+
+    def __init__(
+        self,
+        encoder: str = "tu-xception65",
+        *,
+        in_channels: int = 2,
+        classes: int = 2,
+        output_stride: int = 16,
+        aspp_channels: int = 256,
+        decoder_channels: int = 256,
+    ) -> None:
+        super().__init__()
+        rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+        self.encoder = get_encoder(
+            encoder, in_channels=in_channels, depth=5, weights=None, output_stride=output_stride
+        )
+        channels = self.encoder.out_channels
+        self.aspp = nn.Sequential(
+            ASPP(channels[-1], aspp_channels, rates, separable=True, dropout=0.5),
+            _conv_bn_relu(SeparableConv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
+                          aspp_channels),
+        )  # fmt: skip
+        self.skip4 = _conv_bn_relu(nn.Conv2d(channels[2], 48, 1, bias=False), 48)
+        self.fuse4 = _conv_bn_relu(
+            SeparableConv2d(aspp_channels + 48, decoder_channels, 3, padding=1, bias=False),
+            decoder_channels,
+        )
+        self.skip2 = _conv_bn_relu(nn.Conv2d(channels[1], 32, 1, bias=False), 32)
+        self.fuse2 = _conv_bn_relu(
+            SeparableConv2d(decoder_channels + 32, decoder_channels, 3, padding=1, bias=False),
+            decoder_channels,
+        )
+        self.classifier = nn.Conv2d(decoder_channels, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        features = self.encoder(x)
+        y = self.aspp(features[-1])
+        y = F.interpolate(y, size=features[2].shape[-2:], mode="bilinear", align_corners=False)
+        y = self.fuse4(torch.cat([y, self.skip4(features[2])], dim=1))
+        y = F.interpolate(y, size=features[1].shape[-2:], mode="bilinear", align_corners=False)
+        y = self.fuse2(torch.cat([y, self.skip2(features[1])], dim=1))
+        y = F.interpolate(self.classifier(y), size=x.shape[-2:], mode="bilinear",
+                          align_corners=False)  # fmt: skip
+        return y[..., :height, :width]

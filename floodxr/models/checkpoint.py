@@ -1,0 +1,197 @@
+"""The floodxr checkpoint: ``NAME.safetensors`` (weights) and ``NAME.json`` (configuration).
+
+The JSON says everything needed to rebuild and use the model without guessing: architecture,
+encoder, output stride, input bands in order and the normalisation of each, output classes,
+training provenance (data, steps, seed, floodxr version) and measured scores. Loading reads the
+JSON and the safetensors header, checks every tensor name and shape against the rebuilt
+architecture *before* any weight is used, and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from floodxr.errors import CheckpointError, OutputExistsError
+from floodxr.models.architecture import DeepLabV3PlusS2
+
+__all__ = ["FORMAT", "ModelConfig", "save", "read_config", "load_weights", "paths"]
+
+FORMAT = "floodxr-checkpoint/1"
+ARCHITECTURES = {"deeplabv3plus-s2": DeepLabV3PlusS2}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a checkpoint's JSON holds; :meth:`build` makes the (untrained) network."""
+
+    name: str
+    bands: tuple[str, ...]
+    normalization: Mapping[str, tuple[float, float]]
+    encoder: str = "tu-xception65"
+    architecture: str = "deeplabv3plus-s2"
+    output_stride: int = 16
+    decoder_channels: int = 256
+    classes: tuple[str, ...] = ("not_water", "water")
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    scores: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.architecture not in ARCHITECTURES:
+            problems.append(
+                f"architecture {self.architecture!r} is not one of {list(ARCHITECTURES)}"
+            )
+        if self.output_stride not in (8, 16):
+            problems.append(f"output_stride must be 8 or 16, got {self.output_stride!r}")
+        if not self.bands:
+            problems.append("bands is empty")
+        missing = [b for b in self.bands if b not in self.normalization]
+        if missing:
+            problems.append(f"normalization has no (low, high) for bands {missing}")
+        for band, bounds in self.normalization.items():
+            if (
+                len(bounds) != 2
+                or not all(math.isfinite(v) for v in bounds)
+                or not bounds[0] < bounds[1]
+            ):
+                problems.append(
+                    f"normalization[{band!r}] must be finite (low, high), got {bounds!r}"
+                )
+        if "water" not in self.classes:
+            problems.append(f"classes must include 'water', got {self.classes!r}")
+        if problems:
+            raise CheckpointError(
+                f"invalid model configuration {self.name!r}: " + "; ".join(problems)
+            )
+
+    @property
+    def water_index(self) -> int:
+        return self.classes.index("water")
+
+    def build(self) -> torch.nn.Module:
+        """The architecture with freshly initialised weights (no download)."""
+        return ARCHITECTURES[self.architecture](
+            self.encoder,
+            in_channels=len(self.bands),
+            classes=len(self.classes),
+            output_stride=self.output_stride,
+            decoder_channels=self.decoder_channels,
+        )
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return ModelConfig(**{**asdict(self), **changes})
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["normalization"] = {b: list(v) for b, v in self.normalization.items()}
+        return {"format": FORMAT, **data, "bands": list(self.bands), "classes": list(self.classes)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, source: str = "<json>") -> ModelConfig:
+        if data.get("format") != FORMAT:
+            raise CheckpointError(
+                f"{source}: format {data.get('format')!r} is not {FORMAT!r}; is it a floodxr "
+                "checkpoint configuration?"
+            )
+        fields = {k: v for k, v in data.items() if k != "format"}
+        unknown = set(fields) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CheckpointError(f"{source}: unknown keys {sorted(unknown)}")
+        try:
+            fields["bands"] = tuple(fields["bands"])
+            fields["classes"] = tuple(fields.get("classes", ("not_water", "water")))
+            fields["normalization"] = {b: (float(v[0]), float(v[1]))
+                                       for b, v in fields["normalization"].items()}  # fmt: skip
+            return cls(**fields)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            if isinstance(err, CheckpointError):
+                raise
+            raise CheckpointError(
+                f"{source}: incomplete or malformed configuration: {err!r}"
+            ) from err
+
+
+def paths(path: str | Path) -> tuple[Path, Path]:
+    """``(weights, config)`` paths of a checkpoint given either file or the common stem."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save(
+    model: torch.nn.Module, config: ModelConfig, path: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write ``model``'s weights and ``config`` as a floodxr checkpoint; returns the weights path.
+
+    Examples
+    --------
+    >>> import tempfile, floodxr
+    >>> from floodxr.models import STUDENT, checkpoint
+    >>> config = STUDENT.replace(encoder="resnet18", provenance={"note": "untrained"})
+    >>> path = checkpoint.save(config.build(), config, tempfile.mkdtemp() + "/tiny")
+    >>> path.name, checkpoint.read_config(path).encoder
+    ('tiny.safetensors', 'resnet18')
+    """
+    weights, config_path = paths(path)
+    existing = [str(p) for p in (weights, config_path) if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing} exist already; pass overwrite=True or another path")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": FORMAT, "name": config.name})
+    config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    return weights
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """Read a checkpoint and check it: valid JSON, weights present, tensor shapes as configured.
+
+    Raises :class:`~floodxr.errors.CheckpointError` before any weight is used.
+    """
+    weights, config_path = paths(path)
+    for required in (weights, config_path):
+        if not required.is_file():
+            raise CheckpointError(
+                f"checkpoint file {str(required)!r} is missing; a checkpoint is NAME.safetensors "
+                "plus NAME.json side by side (floodxr.models.save writes both)"
+            )
+    try:
+        config = ModelConfig.from_json(json.loads(config_path.read_text()), source=str(config_path))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{str(config_path)!r} is not valid JSON: {err}") from err
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{str(weights)!r} is not a readable safetensors file: {err}"
+        ) from err
+    expected = {k: tuple(v.shape) for k, v in config.build().state_dict().items()}
+    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    wrong = [f"{k}: file {shapes[k]} vs config {expected[k]}"
+             for k in sorted(set(expected) & set(shapes)) if shapes[k] != expected[k]]  # fmt: skip
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{str(weights)!r} does not match its configuration ({config.encoder}, "
+            f"{len(config.bands)} bands {config.bands}): {len(missing)} missing tensors "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, wrong shapes "
+            f"{wrong[:3]}; the JSON beside it must describe the weights"
+        )
+    return config
+
+
+def load_weights(path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
+    """Rebuild the checked network and load its weights, in eval mode on ``device``."""
+    config = read_config(path)
+    model = config.build()
+    model.load_state_dict(load_file(str(paths(path)[0]), device="cpu"))
+    return model.eval().to(device), config

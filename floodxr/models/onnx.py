@@ -1,0 +1,90 @@
+"""Run a floodxr checkpoint through ONNX Runtime (CPU): exported once per machine, then cached.
+
+Selected with ``floodxr.set_options(engine="onnx")``. Needs the ``onnx`` extra
+(``pip install floodxr[onnx]``: onnx + onnxruntime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from floodxr.errors import FloodxrError
+from floodxr.models import checkpoint, load
+
+__all__ = ["export", "load_session", "cache_dir"]
+
+_LOCK = threading.Lock()
+_SESSIONS: dict[tuple[str, int, int], OnnxModel] = {}
+
+
+def cache_dir() -> Path:
+    """Where exports are kept: ``$FLOODXR_CACHE`` or ``~/.cache/floodxr``."""
+    root = os.environ.get("FLOODXR_CACHE") or Path.home() / ".cache" / "floodxr"
+    return Path(root) / "onnx"
+
+
+def export(weights: str | Path, target: str | Path) -> Path:
+    """Export a checkpoint to ONNX with dynamic batch, height and width (opset 17)."""
+    import torch
+
+    model = load(weights)
+    dummy = torch.zeros(1, len(model.config.bands), 64, 64)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with warnings.catch_warnings():
+        # the padding branch is traced for 64 px inputs; segment only feeds multiples of 16
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model.module, (dummy,), str(partial), dynamo=False, opset_version=17,
+            input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
+        )  # fmt: skip
+    partial.replace(target)  # a killed export never leaves a truncated model behind
+    return target
+
+
+@dataclass(frozen=True, eq=False)
+class OnnxModel:
+    session: Any
+    water_index: int
+
+    def water_probability(self, batch: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {"image": np.ascontiguousarray(batch, "float32")})[0]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
+
+
+def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
+    """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise FloodxrError(
+            "engine='onnx' needs onnxruntime and onnx: pip install 'floodxr[onnx]', or use "
+            "floodxr.set_options(engine='torch')"
+        ) from err
+    path = checkpoint.paths(weights)[0].resolve()
+    key = (str(path), path.stat().st_mtime_ns, threads)
+    with _LOCK:
+        if key not in _SESSIONS:
+            digest = hashlib.sha256(f"{key[0]}:{key[1]}".encode()).hexdigest()[:16]
+            target = cache_dir() / f"{path.stem}-{digest}.onnx"
+            if not target.exists():
+                export(path, target)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.enable_cpu_mem_arena = False  # the arena alone grows RSS by GiBs
+            session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+            _SESSIONS[key] = OnnxModel(session, checkpoint.read_config(path).water_index)
+    return _SESSIONS[key]
