@@ -6,7 +6,7 @@ from typing import Any
 
 import xarray as xr
 
-from floodxr import metrics, preprocess, segment, threshold
+from floodxr import metrics, preprocess, segment, threshold, writers
 from floodxr._bands import Polarisation
 from floodxr.errors import WrongTypeError
 
@@ -80,6 +80,16 @@ class FloodAccessor:
     def segment(self, *, model: str = "student", **kwargs: Any) -> xr.DataArray:
         """Water probability or mask from a model; see :func:`floodxr.segment.segment`."""
         return segment.segment(self._obj, model=model, **kwargs)
+
+    def to_cog(self, path: Any, **kwargs: Any) -> Any:
+        """Stream to a Cloud-Optimized GeoTIFF; see :func:`floodxr.writers.to_cog`."""
+        if not isinstance(self._obj, xr.DataArray):
+            raise WrongTypeError("to_cog writes one DataArray; pick a variable, e.g. ds['water']")
+        return writers.to_cog(self._obj, path, **kwargs)
+
+    def to_zarr(self, store: Any, **kwargs: Any) -> Any:
+        """Stream to a Zarr store; see :func:`floodxr.writers.to_zarr`."""
+        return writers.to_zarr(self._obj, store, **kwargs)
 
     def area_km2(self) -> xr.DataArray:
         """Water area of a mask in km²; see :func:`floodxr.metrics.water_area_km2`."""

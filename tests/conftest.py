@@ -54,3 +54,9 @@ def chunked(obj: xr.DataArray | xr.Dataset, chunking: object) -> xr.DataArray | 
 @pytest.fixture
 def scene() -> xr.Dataset:
     return floodxr.testing.synthetic_scene((160, 144), seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory) -> str:
+    """A small student fitted on synthetic scenes (seconds on a CPU): it really finds water."""
+    return str(floodxr.testing.fit_tiny_student(tmp_path_factory.mktemp("models") / "tiny"))
