@@ -8,10 +8,20 @@ from importlib.metadata import PackageNotFoundError, version
 
 import rioxarray  # noqa: F401  registers .rio, which every floodxr result carries
 
-from floodxr import accessor, data, metrics, models, preprocess, segment, testing, threshold
+from floodxr import accessor, data, metrics, preprocess, segment, testing, threshold, writers
 from floodxr.accessor import FloodAccessor
 from floodxr.errors import FloodxrError, FloodxrWarning
 from floodxr.options import get_options, set_options
+
+
+def __getattr__(name: str) -> object:
+    # floodxr.models pulls in torch (~0.5 GiB, seconds); thresholding users never pay for it
+    if name == "models":
+        import floodxr.models
+
+        return floodxr.models
+    raise AttributeError(f"module 'floodxr' has no attribute {name!r}")
+
 
 try:
     __version__ = version("floodxr")
@@ -33,4 +43,5 @@ __all__ = [
     "set_options",
     "testing",
     "threshold",
+    "writers",
 ]

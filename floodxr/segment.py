@@ -19,6 +19,7 @@ the network still sees their neighbours.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import threading
@@ -30,7 +31,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from floodxr import models, threshold
+from floodxr import threshold
 from floodxr._bands import XarrayObj, require_spatial, select_bands
 from floodxr.errors import InvalidOptionError, UnitsError
 from floodxr.options import OPTIONS
@@ -42,6 +43,9 @@ Output = Literal["probability", "mask"]
 #: Non-network methods that ``segment(model=...)`` also accepts.
 THRESHOLD_MODELS = ("otsu", "otsu-tiled")
 _S1 = ("vv", "vh")
+#: Attributes that describe the input's values, not the result's.
+_INPUT_ONLY_ATTRS = frozenset({"units", "long_name", "_FillValue", "scale_factor", "add_offset",
+                               "valid_range", "normalization"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ def _network(spec: _Spec) -> Any:
         return load_session(spec.weights, threads=spec.torch_threads)
     import torch
 
+    from floodxr import models
+
     with _THREADS_LOCK:
         if torch.get_num_threads() != spec.torch_threads:
             torch.set_num_threads(spec.torch_threads)
@@ -141,9 +147,13 @@ def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.
     _check_db(raw, spec)
     low = np.array(spec.low, "float32")[:, None, None]
     high = np.array(spec.high, "float32")[:, None, None]
-    image = clip_scale(raw, low, high)
-    invalid = np.isnan(image).any(axis=0)
-    image = np.where(np.isnan(image), np.float32(0.0), image)
+    invalid = np.isnan(raw).any(axis=0)
+
+    def window(y: int, x: int) -> np.ndarray:
+        # normalised per window, not per block: a block copy would double its memory
+        scaled = clip_scale(raw[:, y : y + plan.window, x : x + plan.window], low, high)
+        scaled[np.isnan(scaled)] = 0.0
+        return scaled
 
     def local(starts: list[int], offset: int, core: int) -> list[int]:
         return [g - offset + step for g in starts if g < offset + core and g + plan.window > offset]
@@ -159,7 +169,7 @@ def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.
     weight = np.outer(plan.ramp(), plan.ramp())
     for first in range(0, len(windows), spec.batch_size):
         batch = windows[first : first + spec.batch_size]
-        stack = np.stack([image[:, y : y + plan.window, x : x + plan.window] for y, x in batch])
+        stack = np.stack([window(y, x) for y, x in batch])
         probabilities = _network(spec).water_probability(stack)
         for (y, x), probability in zip(batch, probabilities, strict=True):
             y0, x0 = max(y, step), max(x, step)
@@ -183,7 +193,24 @@ def _predict_block(block: np.ndarray, spec: _Spec, block_id: tuple[int, ...]) ->
     out = np.empty(lead + (block.shape[-2] - 2 * step, block.shape[-1] - 2 * step), "float32")
     for index in np.ndindex(lead):
         out[index] = _predict_scene(block[index], origin, spec)
+    _release_memory()
     return out
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS after a block (glibc keeps it per thread otherwise)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, Windows, musl): nothing to trim
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _check_units(obj: XarrayObj, bands: tuple[str, ...]) -> None:
@@ -271,6 +298,8 @@ def segment(
 
     with set_options(**with_overrides):
         options = dict(OPTIONS)
+    from floodxr import models  # torch is imported only when a network is asked for
+
     weights = models.resolve(model)
     config = models.read_config(weights)
     _check_units(obj, config.bands)
@@ -315,8 +344,10 @@ def segment(
     )  # fmt: skip
     template = da.isel(band=0, drop=True)
     result = template.copy(data=probability if lazy else probability.compute())
-    result.attrs = {"long_name": "water probability", "units": "1", "valid_range": [0.0, 1.0],
-                    "floodxr_model": config.name, "floodxr_checkpoint": str(weights)}  # fmt: skip
+    kept = {k: v for k, v in da.attrs.items() if k not in _INPUT_ONLY_ATTRS}
+    result.attrs = kept | {"long_name": "water probability", "units": "1",
+                           "valid_range": [0.0, 1.0], "floodxr_model": config.name,
+                           "floodxr_checkpoint": str(weights)}  # fmt: skip
     result = result.rename("water_probability")
     if output == "mask":
         return _to_mask(result)
@@ -331,7 +362,7 @@ def _mask_block(probability: np.ndarray) -> np.ndarray:
 
 def _to_mask(probability: xr.DataArray) -> xr.DataArray:
     mask = xr.apply_ufunc(_mask_block, probability, dask="parallelized", output_dtypes=[np.uint8])
-    mask.attrs = {"long_name": "water mask", "flag_values": [0, 1],
-                  "flag_meanings": "not_water water",
-                  "floodxr_model": probability.attrs["floodxr_model"]}  # fmt: skip
+    kept = {k: v for k, v in probability.attrs.items() if k not in ("units", "valid_range")}
+    mask.attrs = kept | {"long_name": "water mask", "flag_values": [0, 1],
+                         "flag_meanings": "not_water water"}  # fmt: skip
     return mask.rio.write_nodata(threshold.NODATA, encoded=False).rename("water")

@@ -3,7 +3,6 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import CHUNKINGS, chunked
 
 import floodxr
 from floodxr.errors import ShapeMismatchError
@@ -15,6 +14,8 @@ from floodxr.metrics import (
     pixel_area_km2,
     water_area_km2,
 )
+
+from conftest import CHUNKINGS, chunked
 
 
 def _grid(values, dtype):

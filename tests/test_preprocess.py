@@ -2,13 +2,14 @@ import dask.array as dsa
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import CHUNKINGS, chunked
 
 import floodxr
 from floodxr import preprocess
 from floodxr.data import sen1floods11 as s11
 from floodxr.errors import FloodxrError, MissingBandError, UnitsError
 from floodxr.testing import assert_geo_equal
+
+from conftest import CHUNKINGS, chunked
 
 
 def _linear(scene: xr.Dataset) -> xr.DataArray:

@@ -20,7 +20,9 @@ def big_scene():
 
 
 def test_segment_finds_water_and_keeps_geo(tiny_student, big_scene):
-    probability = big_scene.s1.flood.segment(model=tiny_student, **SMALL)
+    s1 = big_scene.s1.assign_attrs(platform="sentinel-1a")
+    probability = s1.flood.segment(model=tiny_student, **SMALL)
+    assert probability.attrs["platform"] == "sentinel-1a"
     assert probability.dims == ("y", "x") and probability.dtype == np.float32
     assert probability.name == "water_probability" and probability.attrs["units"] == "1"
     assert_geo_equal(probability, big_scene.s1)

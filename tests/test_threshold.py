@@ -4,7 +4,6 @@ import dask.array as dsa
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import CHUNKINGS, chunked
 from skimage.filters import threshold_otsu
 
 import floodxr
@@ -12,6 +11,8 @@ from floodxr import threshold
 from floodxr.data import sen1floods11 as s11
 from floodxr.errors import FloodxrWarning, InvalidOptionError, MissingBandError
 from floodxr.testing import assert_geo_equal, synthetic_scene
+
+from conftest import CHUNKINGS, chunked
 
 
 def _skimage_threshold(values: np.ndarray) -> float:

@@ -59,3 +59,17 @@ def test_to_zarr_round_trip(scene, tiny_student, tmp_path):
         probability.flood.to_zarr(store)
     assert probability.isel(time=[0]).flood.to_zarr(store, overwrite=True) == store
     assert xr.open_zarr(store, consolidated=False).sizes["time"] == 1
+
+
+@pytest.mark.parametrize("group", [1, 2, 5])
+def test_block_regions_tile_the_array_once(group):
+    da = xr.DataArray(np.zeros((3, 50, 70)), dims=("time", "y", "x")).chunk(
+        {"time": 2, "y": 20, "x": 30}
+    )
+    seen = np.zeros(da.shape, int)
+    regions = list(floodxr.writers.block_regions(da, group))
+    for region in regions:
+        seen[region["time"], region["y"], region["x"]] += 1
+    assert (seen == 1).all()
+    assert len(regions) == 2 * 3 * -(-3 // group)
+    assert list(floodxr.writers.block_regions(da.compute())) == [{}]

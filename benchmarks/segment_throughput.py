@@ -1,0 +1,98 @@
+"""Throughput of ``.flood.segment(...).compute()`` against the bare network on the same windows.
+
+    python benchmarks/segment_throughput.py --encoder tu-mobilenetv3_large_100 --json
+
+Prints one JSON line. ``pipeline_px_s``: scene pixels per second of the whole lazy pipeline
+(generation of the synthetic input, normalisation, windows, blending, dask scheduling).
+``bare_px_s``: scene pixels per second of the network alone, run by plain torch with all cores on
+exactly the windows the pipeline ran (seam windows counted as often as the pipeline ran them),
+batched alike, from an in-memory normalised array. ``ratio`` = pipeline / bare. The same is
+measured with ``engine="onnx"`` and ``onnx_speedup`` = onnx pipeline / torch pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+import floodxr
+from floodxr import models
+from floodxr.models.onnx import load_session
+from floodxr.preprocess import clip_scale
+from floodxr.segment import _Plan
+
+from _common import checkpoint, scene
+
+
+def pipeline_windows(plan: _Plan, side: int, chunk: int) -> list[tuple[int, int]]:
+    """Global window starts the pipeline runs, once per chunk that needs them."""
+    chunks = plan.aligned_chunks(
+        tuple([chunk] * (side // chunk) + ([side % chunk] if side % chunk else []))
+    )
+    starts = plan.starts(side)
+    bounds = np.cumsum((0,) + chunks)
+    per_axis = [
+        [g for g in starts if g < b and g + plan.window > a]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return [(y, x) for ys in per_axis for xs in per_axis for y in ys for x in xs]
+
+
+def bare_seconds(network, image: np.ndarray, windows, plan: _Plan, batch_size: int) -> float:
+    padded = np.pad(image, ((0, 0), (0, plan.step), (0, plan.step)), mode="symmetric")
+    start = time.perf_counter()
+    for first in range(0, len(windows), batch_size):
+        batch = np.stack([padded[:, y : y + plan.window, x : x + plan.window]
+                          for y, x in windows[first : first + batch_size]])  # fmt: skip
+        network.water_probability(batch)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="tu-mobilenetv3_large_100")
+    parser.add_argument("--decoder-channels", type=int, default=64)
+    parser.add_argument("--side", type=int, default=4096)
+    parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    weights = checkpoint(args.encoder, args.decoder_channels)
+    cube = scene(args.side, args.chunk)
+    options = floodxr.get_options()
+    plan = _Plan.for_scene(args.side, args.side, options["tile"], options["halo"])
+    windows = pipeline_windows(plan, args.side, args.chunk)
+    image = clip_scale(cube.values, np.array([[[-20.0]], [[-30.0]]]), np.array([[[0.0]], [[0.0]]]))
+    cores = os.cpu_count() or 1
+    result: dict[str, object] = {
+        "encoder": args.encoder, "decoder_channels": args.decoder_channels, "side": args.side,
+        "chunk": args.chunk, "tile": plan.window, "halo": plan.halo, "windows": len(windows),
+        "window_px_per_scene_px": round(len(windows) * plan.window**2 / args.side**2, 3),
+    }  # fmt: skip
+    for engine in ("torch", "onnx"):
+        floodxr.segment.segment(
+            cube.isel(y=slice(0, 1024), x=slice(0, 1024)), model=str(weights), engine=engine
+        ).compute()  # warm-up: load the network per thread
+        start = time.perf_counter()
+        cube.flood.segment(model=str(weights), engine=engine).compute()
+        pipeline = args.side**2 / (time.perf_counter() - start)
+        torch.set_num_threads(cores)
+        network = (
+            models.load(weights) if engine == "torch" else load_session(weights, threads=cores)
+        )
+        network.water_probability(np.zeros((1, 2, plan.window, plan.window), "float32"))
+        bare = args.side**2 / bare_seconds(network, image, windows, plan, options["batch_size"])
+        prefix = "" if engine == "torch" else "onnx_"
+        result |= {f"{prefix}pipeline_px_s": round(pipeline), f"{prefix}bare_px_s": round(bare),
+                   f"{prefix}ratio": round(pipeline / bare, 3)}  # fmt: skip
+    result["onnx_speedup"] = round(result["onnx_pipeline_px_s"] / result["pipeline_px_s"], 2)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
