@@ -108,7 +108,7 @@ class _Spec:
     s1_bands: tuple[int, ...]
 
 
-_THREADS_LOCK = threading.Lock()
+_THREAD = threading.local()
 
 
 def _network(spec: _Spec) -> Any:
@@ -120,9 +120,10 @@ def _network(spec: _Spec) -> Any:
 
     from floodxr import models
 
-    with _THREADS_LOCK:
-        if torch.get_num_threads() != spec.torch_threads:
-            torch.set_num_threads(spec.torch_threads)
+    # OpenMP's thread count is per calling thread: set it in every worker thread, once
+    if getattr(_THREAD, "torch_threads", None) != spec.torch_threads:
+        torch.set_num_threads(spec.torch_threads)
+        _THREAD.torch_threads = spec.torch_threads
     return models.load(spec.weights, device=spec.device)
 
 

@@ -38,14 +38,22 @@ def test_public_api_is_explicit():
 
 def test_set_options_validates_and_restores():
     before = floodxr.get_options()
-    with pytest.raises(InvalidOptionError, match=r"unknown option 'tile'; valid options are \["):
-        floodxr.set_options(tile=3)
+    with pytest.raises(InvalidOptionError, match=r"unknown option 'tiles'; valid options are \["):
+        floodxr.set_options(tiles=3)
     with pytest.raises(InvalidOptionError, match="otsu_tile_size.*got 2"):
         floodxr.set_options(otsu_tile_size=2)
     with pytest.raises(InvalidOptionError, match="otsu_bimodality"):
         floodxr.set_options(otsu_bimodality=1.0)
     with pytest.raises(InvalidOptionError, match="progress"):
         floodxr.set_options(progress="yes")
+    with pytest.raises(InvalidOptionError, match="multiple of 16.*use 96"):
+        floodxr.set_options(tile=100)
+    with pytest.raises(InvalidOptionError, match="'device' must be"):
+        floodxr.set_options(device="tpu")
+    with pytest.raises(InvalidOptionError, match="'engine' must be one of"):
+        floodxr.set_options(engine="tensorrt")
+    with pytest.raises(InvalidOptionError, match="torch_threads"):
+        floodxr.set_options(torch_threads=0)
     with floodxr.set_options(otsu_bins=32, progress=False):
         assert floodxr.get_options()["otsu_bins"] == 32
     assert floodxr.get_options() == before

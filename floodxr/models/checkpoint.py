@@ -146,10 +146,17 @@ def save(
     if existing and not overwrite:
         raise OutputExistsError(f"{existing} exist already; pass overwrite=True or another path")
     weights.parent.mkdir(parents=True, exist_ok=True)
+    config = config.replace(provenance={"floodxr_version": _version(), **config.provenance})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights), metadata={"format": FORMAT, "name": config.name})
     config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights
+
+
+def _version() -> str:
+    from floodxr import __version__
+
+    return __version__
 
 
 def read_config(path: str | Path) -> ModelConfig:
