@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/floodxr demo --out floodxr-demo --overwrite
 
 lint: $(STAMP)
-	$(BIN)/ruff check floodxr tests examples
+	$(BIN)/ruff check floodxr tests examples benchmarks
 	$(BIN)/mypy
 
 test: lint
