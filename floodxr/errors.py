@@ -34,11 +34,15 @@ class FloodxrWarning(UserWarning):
     """Base class of floodxr's warnings."""
 
 
-class MissingBandError(FloodxrError, KeyError):
-    """An input lacks a band (polarisation or spectral band) that the operation needs."""
+class _LookupMessage(FloodxrError, KeyError):
+    """A KeyError whose message prints as written (KeyError would repr() it)."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message
+    def __str__(self) -> str:
         return str(self.args[0])
+
+
+class MissingBandError(_LookupMessage):
+    """An input lacks a band (polarisation or spectral band) that the operation needs."""
 
 
 class MissingDimensionError(FloodxrError, ValueError):
@@ -57,11 +61,8 @@ class ChipNotFoundError(FloodxrError, FileNotFoundError):
     """A named chip has no file in the data folder."""
 
 
-class UnknownEventError(FloodxrError, KeyError):
+class UnknownEventError(_LookupMessage):
     """A chip's flood event is not in the event metadata."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class InvalidOptionError(FloodxrError, ValueError):
@@ -80,11 +81,8 @@ class WrongTypeError(FloodxrError, TypeError):
     """An object of the wrong kind was passed (a Dataset where a mask DataArray is needed)."""
 
 
-class UnknownModelError(FloodxrError, KeyError):
+class UnknownModelError(_LookupMessage):
     """A model name is neither registered nor a checkpoint path."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class ModelNotAvailableError(FloodxrError, LookupError):
