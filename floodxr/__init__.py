@@ -23,6 +23,10 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'floodxr' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"models"})
+
+
 try:
     __version__ = version("floodxr")
 except PackageNotFoundError:  # running from a source tree that is not installed
