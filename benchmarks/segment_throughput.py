@@ -15,6 +15,7 @@ measured with ``engine="onnx"`` and ``onnx_speedup`` = onnx pipeline / torch pip
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import threading
@@ -27,7 +28,7 @@ import torch
 import floodxr
 from floodxr import models
 from floodxr.models.onnx import load_session
-from floodxr.preprocess import clip_scale
+from floodxr.preprocess import normalize
 from floodxr.segment import _Plan
 
 from _common import checkpoint, scene
@@ -35,15 +36,9 @@ from _common import checkpoint, scene
 
 def pipeline_windows(plan: _Plan, side: int, chunk: int) -> list[tuple[int, int]]:
     """Global window starts the pipeline runs, once per chunk that needs them."""
-    chunks = plan.aligned_chunks(
-        tuple([chunk] * (side // chunk) + ([side % chunk] if side % chunk else []))
-    )
-    starts = plan.starts(side)
-    bounds = np.cumsum((0,) + chunks)
-    per_axis = [
-        [g for g in starts if g < b and g + plan.window > a]
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    given = [chunk] * (side // chunk) + ([side % chunk] if side % chunk else [])
+    bounds = np.cumsum((0, *plan.aligned_chunks(tuple(given)))).tolist()
+    per_axis = [plan.starts_touching(side, a, b - a) for a, b in itertools.pairwise(bounds)]
     return [(y, x) for ys in per_axis for xs in per_axis for y in ys for x in xs]
 
 
@@ -87,7 +82,7 @@ def main() -> None:
     options = floodxr.get_options()
     plan = _Plan.for_scene(args.side, args.side, options["tile"], options["halo"])
     windows = pipeline_windows(plan, args.side, args.chunk)
-    image = clip_scale(cube.values, np.array([[[-20.0]], [[-30.0]]]), np.array([[[0.0]], [[0.0]]]))
+    image = normalize(cube).values
     result: dict[str, object] = {
         "encoder": args.encoder, "decoder_channels": args.decoder_channels, "side": args.side,
         "chunk": args.chunk, "tile": plan.window, "halo": plan.halo, "windows": len(windows),

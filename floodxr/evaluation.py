@@ -20,9 +20,6 @@ __all__ = ["METHODS", "Method", "evaluate_split", "predict_chip"]
 
 Method = Literal["otsu", "event-threshold", "otsu-tiled"]
 
-#: Methods that :func:`evaluate_split` and ``floodxr evaluate --method`` know.
-METHODS: tuple[str, ...] = ("otsu", "event-threshold", "otsu-tiled")
-
 
 def _event_threshold(chip: sen1floods11.Chip, band: str, events: Mapping[str, Any]) -> xr.DataArray:
     if band != "vh":
@@ -34,11 +31,20 @@ def _event_threshold(chip: sen1floods11.Chip, band: str, events: Mapping[str, An
     return threshold.fixed(chip.s1, value, band="vh")
 
 
-_PREDICTORS: dict[str, Callable[[sen1floods11.Chip, Any, Mapping[str, Any]], xr.DataArray]] = {
-    "otsu": lambda chip, band, events: threshold.otsu(chip.s1, band=band),
-    "otsu-tiled": lambda chip, band, events: threshold.otsu_tiled(chip.s1, band=band),
+Predictor = Callable[[sen1floods11.Chip, Any, Mapping[str, Any]], xr.DataArray]
+
+
+def _on_s1(method: Callable[..., xr.DataArray]) -> Predictor:
+    return lambda chip, band, events: method(chip.s1, band=band)
+
+
+_PREDICTORS: dict[str, Predictor] = {
+    **{name: _on_s1(method) for name, method in threshold.METHODS.items()},
     "event-threshold": _event_threshold,
 }
+
+#: Methods that :func:`evaluate_split` and ``floodxr evaluate --method`` know.
+METHODS: tuple[str, ...] = tuple(_PREDICTORS)
 
 
 def predict_chip(

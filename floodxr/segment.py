@@ -34,14 +34,14 @@ import xarray as xr
 from floodxr import threshold
 from floodxr._bands import XarrayObj, require_spatial, select_bands
 from floodxr.errors import InvalidOptionError, UnitsError
-from floodxr.options import OPTIONS
-from floodxr.preprocess import DB_UNITS, LINEAR_UNITS, clip_scale
+from floodxr.options import OPTIONS, set_options
+from floodxr.preprocess import LINEAR_UNITS, clip_scale
 
 __all__ = ["segment", "THRESHOLD_MODELS", "Output"]
 
 Output = Literal["probability", "mask"]
 #: Non-network methods that ``segment(model=...)`` also accepts.
-THRESHOLD_MODELS = ("otsu", "otsu-tiled")
+THRESHOLD_MODELS = tuple(threshold.METHODS)
 _S1 = ("vv", "vh")
 #: Attributes that describe the input's values, not the result's.
 _INPUT_ONLY_ATTRS = frozenset({"units", "long_name", "_FillValue", "scale_factor", "add_offset",
@@ -72,6 +72,10 @@ class _Plan:
         """Window starts on the global grid: 0, step, ... until a window reaches ``n``."""
         last = max(0, math.ceil((n - self.window) / self.step)) * self.step
         return list(range(0, last + 1, self.step))
+
+    def starts_touching(self, n: int, offset: int, length: int) -> list[int]:
+        """Global starts of the windows that overlap pixels ``[offset, offset + length)``."""
+        return [g for g in self.starts(n) if g < offset + length and g + self.window > offset]
 
     def ramp(self) -> np.ndarray:
         edge = np.arange(self.window, dtype="float32") + 0.5
@@ -156,22 +160,25 @@ def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.
         scaled[np.isnan(scaled)] = 0.0
         return scaled
 
-    def local(starts: list[int], offset: int, core: int) -> list[int]:
-        return [g - offset + step for g in starts if g < offset + core and g + plan.window > offset]
+    def local(n: int, offset: int, core: int) -> list[int]:
+        return [g - offset + step for g in plan.starts_touching(n, offset, core)]
 
     windows = [
         (wy, wx)
-        for wy in local(plan.starts(spec.sizes[0]), origin[0], core_y)
-        for wx in local(plan.starts(spec.sizes[1]), origin[1], core_x)
+        for wy in local(spec.sizes[0], origin[0], core_y)
+        for wx in local(spec.sizes[1], origin[1], core_x)
         if not invalid[wy : wy + plan.window, wx : wx + plan.window].all()
     ]
+    if not windows:  # nothing valid in this block: no network needed
+        return np.full((core_y, core_x), np.nan, "float32")
+    network = _network(spec)  # once per block; the loaded model is cached per thread
     numerator = np.zeros((core_y, core_x), "float32")
     denominator = np.zeros((core_y, core_x), "float32")
     weight = np.outer(plan.ramp(), plan.ramp())
     for first in range(0, len(windows), spec.batch_size):
         batch = windows[first : first + spec.batch_size]
         stack = np.stack([window(y, x) for y, x in batch])
-        probabilities = _network(spec).water_probability(stack)
+        probabilities = network.water_probability(stack)
         for (y, x), probability in zip(batch, probabilities, strict=True):
             y0, x0 = max(y, step), max(x, step)
             y1, x1 = min(y + plan.window, step + core_y), min(x + plan.window, step + core_x)
@@ -219,7 +226,7 @@ def _check_units(obj: XarrayObj, bands: tuple[str, ...]) -> None:
     holders = [obj] if isinstance(obj, xr.DataArray) else [obj[b] for b in s1 if b in obj]
     for holder in holders:
         units = str(holder.attrs.get("units", "")).strip().lower()
-        if s1 and units in LINEAR_UNITS and units not in DB_UNITS:
+        if s1 and units in LINEAR_UNITS:
             raise UnitsError(
                 f"segment expects Sentinel-1 bands {tuple(s1)} in dB, got attrs['units'] = "
                 f"{holder.attrs['units']!r}; convert with floodxr.preprocess.to_db "
@@ -236,7 +243,7 @@ def _torch_threads(n_blocks: int) -> int:
 
 
 def _threshold_segment(obj: XarrayObj, method: str, output: Output) -> xr.DataArray:
-    mask = threshold.otsu(obj) if method == "otsu" else threshold.otsu_tiled(obj)
+    mask = threshold.METHODS[method](obj)
     if output == "mask":
         return mask
     probability = mask.where(mask != threshold.NODATA).astype("float32")
@@ -295,8 +302,6 @@ def segment(
     with_overrides = {k: v for k, v in {"tile": tile, "halo": halo, "batch_size": batch_size,
                                         "device": device, "engine": engine}.items()
                       if v is not None}  # fmt: skip
-    from floodxr.options import set_options
-
     with set_options(**with_overrides):
         options = dict(OPTIONS)
     from floodxr import models  # torch is imported only when a network is asked for

@@ -32,7 +32,9 @@ from floodxr._bands import Polarisation, XarrayObj, require_spatial, select_band
 from floodxr.errors import FloodxrWarning, InvalidOptionError
 from floodxr.options import OPTIONS
 
-__all__ = ["otsu_threshold", "otsu", "otsu_tiled_threshold", "otsu_tiled", "fixed", "NODATA"]
+__all__ = [
+    "otsu_threshold", "otsu", "otsu_tiled_threshold", "otsu_tiled", "fixed", "NODATA", "METHODS",
+]  # fmt: skip
 
 #: Value of nodata pixels in floodxr water masks.
 NODATA = 255
@@ -364,3 +366,7 @@ def _check_bins(nbins: int | None) -> int:
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
         raise InvalidOptionError(f"nbins must be an integer >= 2, got {bins!r}")
     return bins
+
+
+#: The thresholding baselines by the name ``segment(model=...)`` and ``floodxr evaluate`` use.
+METHODS: dict[str, Callable[..., xr.DataArray]] = {"otsu": otsu, "otsu-tiled": otsu_tiled}

@@ -9,6 +9,7 @@ architecture *before* any weight is used, and never unpickles anything.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -159,11 +160,8 @@ def _version() -> str:
     return __version__
 
 
-def read_config(path: str | Path) -> ModelConfig:
-    """Read a checkpoint and check it: valid JSON, weights present, tensor shapes as configured.
-
-    Raises :class:`~floodxr.errors.CheckpointError` before any weight is used.
-    """
+def _checked(path: str | Path) -> tuple[ModelConfig, torch.nn.Module]:
+    """The configuration and the freshly built network, once the weights' header matches it."""
     weights, config_path = paths(path)
     for required in (weights, config_path):
         if not required.is_file():
@@ -182,7 +180,8 @@ def read_config(path: str | Path) -> ModelConfig:
         raise CheckpointError(
             f"{str(weights)!r} is not a readable safetensors file: {err}"
         ) from err
-    expected = {k: tuple(v.shape) for k, v in config.build().state_dict().items()}
+    network = config.build()
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
     wrong = [f"{k}: file {shapes[k]} vs config {expected[k]}"
              for k in sorted(set(expected) & set(shapes)) if shapes[k] != expected[k]]  # fmt: skip
@@ -193,12 +192,36 @@ def read_config(path: str | Path) -> ModelConfig:
             f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, wrong shapes "
             f"{wrong[:3]}; the JSON beside it must describe the weights"
         )
-    return config
+    return config, network
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_config(
+    weights: str, signature: tuple[tuple[int, int], tuple[int, int]]
+) -> ModelConfig:
+    return _checked(weights)[0]
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """Read a checkpoint and check it: valid JSON, weights present, tensor shapes as configured.
+
+    Raises :class:`~floodxr.errors.CheckpointError` before any weight is used. A checkpoint whose
+    files have not changed is checked once per process (checking builds the network).
+    """
+    weights, config_path = paths(path)
+    if not (weights.is_file() and config_path.is_file()):
+        return _checked(path)[0]  # raises the missing-file error
+    signature = (_signature(weights), _signature(config_path))
+    return _checked_config(str(weights.resolve()), signature)
 
 
 def load_weights(path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
-    """Rebuild the checked network and load its weights, in eval mode on ``device``."""
-    config = read_config(path)
-    model = config.build()
-    model.load_state_dict(load_file(str(paths(path)[0]), device="cpu"))
-    return model.eval().to(device), config
+    """Check the checkpoint, then load its weights into the network built for the check."""
+    config, network = _checked(path)
+    network.load_state_dict(load_file(str(paths(path)[0]), device="cpu"))
+    return network.eval().to(device), config
