@@ -22,7 +22,11 @@ __all__ = [
     "UnknownModelError",
     "ModelNotAvailableError",
     "CheckpointError",
+    "StacApiError",
+    "NoItemsError",
+    "MissingAssetError",
     "MissingChipsWarning",
+    "UnpairedScenesWarning",
 ]
 
 
@@ -93,5 +97,21 @@ class CheckpointError(FloodxrError, ValueError):
     """A checkpoint is corrupt, incomplete, or does not match its configuration or the input."""
 
 
+class StacApiError(FloodxrError, ConnectionError):
+    """A STAC API could not be reached or kept failing after retries (or timed out)."""
+
+
+class NoItemsError(FloodxrError, LookupError):
+    """A STAC search returned no item."""
+
+
+class MissingAssetError(_LookupMessage):
+    """A STAC item lacks an asset (band) that loading needs."""
+
+
 class MissingChipsWarning(FloodxrWarning):
     """Chips listed in a split file are absent from the data folder and were skipped."""
+
+
+class UnpairedScenesWarning(FloodxrWarning):
+    """Sentinel-1 scenes have no Sentinel-2 partner in the time window under the cloud limit."""

@@ -20,6 +20,9 @@ OPTIONS: dict[str, Any] = {
     "device": "cpu",
     "torch_threads": None,
     "engine": "torch",
+    "http_timeout": 30.0,
+    "http_retries": 4,
+    "http_backoff": 0.5,
 }
 
 
@@ -71,6 +74,14 @@ def _optional_positive_int(name: str) -> Callable[[Any], None]:
     return check
 
 
+def _positive_number(name: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidOptionError(f"option {name!r} must be a number > 0, got {value!r}")
+
+    return check
+
+
 def _choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if value not in choices:
@@ -97,6 +108,9 @@ _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "device": _device,
     "torch_threads": _optional_positive_int("torch_threads"),
     "engine": _choice("engine", ("torch", "onnx")),
+    "http_timeout": _positive_number("http_timeout"),
+    "http_retries": _positive_int("http_retries", 0),
+    "http_backoff": _positive_number("http_backoff"),
 }
 
 
@@ -130,6 +144,14 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
         dask threads and torch threads do not oversubscribe the cores.
     engine : {"torch", "onnx"}, default "torch"
         Run networks with eager torch or through an ONNX Runtime export (CPU).
+    http_timeout : float, default 30
+        Seconds to wait for a STAC API or an asset server to connect or answer; no network call
+        waits longer.
+    http_retries : int, default 4
+        Retries of a request that failed with a connection error, a timeout or HTTP 429 / 500 /
+        502 / 503 / 504 (STAC searches and asset reads alike).
+    http_backoff : float, default 0.5
+        Back-off factor in seconds: retry ``n`` waits ``http_backoff * 2 ** (n - 1)``.
 
     Examples
     --------

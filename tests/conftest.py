@@ -57,6 +57,18 @@ def scene() -> xr.Dataset:
 
 
 @pytest.fixture(scope="session")
+def loopback(shared_data, tmp_path_factory):
+    """A real STAC API on 127.0.0.1 over COGs of the real chips and synthetic neighbours."""
+    from floodxr.testing.stac import StacServer, free_port, write_stac_world
+
+    port = free_port()
+    world = write_stac_world(tmp_path_factory.mktemp("stac"), data_dir=shared_data,
+                             asset_base=f"http://127.0.0.1:{port}/assets")  # fmt: skip
+    with StacServer(world, port=port) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def tiny_student(tmp_path_factory) -> str:
     """A small student fitted on synthetic scenes (seconds on a CPU): it really finds water."""
     return str(floodxr.testing.fit_tiny_student(tmp_path_factory.mktemp("models") / "tiny"))

@@ -1,5 +1,5 @@
-"""Where pixels come from: Sen1Floods11 chips (and, later, STAC catalogues)."""
+"""Where pixels come from: Sen1Floods11 chips, STAC APIs, and Sentinel-1/2 pairing."""
 
-from floodxr.data import sen1floods11
+from floodxr.data import pairing, sen1floods11, stac
 
-__all__ = ["sen1floods11"]
+__all__ = ["pairing", "sen1floods11", "stac"]

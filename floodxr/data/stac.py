@@ -1,0 +1,884 @@
+"""Search STAC APIs for Sentinel-1 / Sentinel-2 scenes and load them as lazy cubes.
+
+Searching goes through pystac-client, loading through stackstac; floodxr adds what flood mapping
+needs on top: named catalog profiles that know each collection's asset keys, units, nodata and
+scale, so that every cube comes back the same way (Sentinel-1 ``vv``/``vh`` in dB, Sentinel-2
+``B02``/``B03``/``B04``/``B08`` in reflectance x 10 000 as Sen1Floods11's chips, NaN nodata);
+one grid for items from several UTM zones; retries with back-off and a timeout on every network
+call; errors that say which URL, item or asset failed and what to change.
+
+Pairing Sentinel-1 with Sentinel-2 lives in :mod:`floodxr.data.pairing`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import pystac
+import xarray as xr
+from affine import Affine
+from rioxarray.rioxarray import affine_to_coords
+
+from floodxr.errors import (
+    InvalidOptionError,
+    MissingAssetError,
+    NoItemsError,
+    StacApiError,
+    UnitsError,
+    WrongTypeError,
+)
+from floodxr.options import OPTIONS
+from floodxr.preprocess import to_db
+
+__all__ = [
+    "Collection",
+    "Catalog",
+    "CATALOGS",
+    "get_catalog",
+    "search",
+    "search_s1",
+    "search_s2",
+    "load",
+    "load_s1",
+    "load_s2",
+    "utm_epsg",
+    "catalog_of",
+    "items_of",
+    "SCENE_PROPERTIES",
+]
+
+Bbox: TypeAlias = tuple[float, float, float, float]
+Items: TypeAlias = "pystac.ItemCollection | Sequence[pystac.Item]"
+S1Units = Literal["dB", "linear", "amplitude"]
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+#: Item properties kept as per-scene coordinates of loaded cubes.
+SCENE_PROPERTIES = ("platform", "sat:orbit_state", "sat:relative_orbit", "eo:cloud_cover",
+                    "s2:processing_baseline")  # fmt: skip
+_EXTRA = "floodxr:collection"
+_CATALOG = "floodxr:catalog"
+
+
+@dataclasses.dataclass(frozen=True)
+class Collection:
+    """How one STAC collection stores the bands floodxr reads.
+
+    Parameters
+    ----------
+    id : the collection id in the STAC API
+    assets : floodxr band name -> asset key, e.g. ``{"vv": "vv", "vh": "vh"}`` or
+        ``{"B02": "blue", ...}``
+    units : Sentinel-1: ``"dB"``, ``"linear"`` (power: sigma0 / gamma0) or ``"amplitude"``
+        (uncalibrated GRD digital numbers, which floodxr refuses to load); Sentinel-2:
+        ``"reflectance"``
+    nodata : value that marks missing pixels in the files when they do not declare it
+    scale, offset : applied after ``rescale``; Sentinel-2 must end in reflectance x 10 000
+    rescale : first apply the items' ``raster:bands`` scale and offset (stackstac's ``rescale``)
+    baseline_offset : Sentinel-2 L2A: subtract the +1000 offset that ESA adds from processing
+        baseline 04.00 on (read from ``s2:processing_baseline``), so all dates are comparable
+
+    Examples
+    --------
+    >>> from floodxr.data.stac import Collection
+    >>> Collection("my-s1", {"vv": "VV", "vh": "VH"}, units="dB").units
+    'dB'
+    """
+
+    id: str
+    assets: Mapping[str, str]
+    units: Literal["dB", "linear", "amplitude", "reflectance"]
+    nodata: float | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    rescale: bool = False
+    baseline_offset: bool = False
+
+    def __post_init__(self) -> None:
+        if self.units not in ("dB", "linear", "amplitude", "reflectance"):
+            raise InvalidOptionError(
+                f"Collection {self.id!r}: units must be 'dB', 'linear', 'amplitude' or "
+                f"'reflectance', got {self.units!r}"
+            )
+        object.__setattr__(self, "assets", dict(self.assets))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    """A STAC API and the Sentinel-1 / Sentinel-2 collections floodxr reads from it.
+
+    Parameters
+    ----------
+    name : a short name (``"planetary-computer"``)
+    url : the API root
+    s1, s2 : the collections; None when the API has none
+    sign : ``"planetary-computer"`` to sign asset hrefs with the ``planetary-computer`` package
+        (when installed; ``pip install floodxr[planetary]``) so that they can be read; only
+        applied when ``url`` is the Planetary Computer's
+    """
+
+    name: str
+    url: str
+    s1: Collection | None = None
+    s2: Collection | None = None
+    sign: Literal["planetary-computer"] | None = None
+
+    def with_url(self, url: str) -> Catalog:
+        """The same profile at another address (a mirror, a proxy, a loopback test server)."""
+        return dataclasses.replace(self, url=url)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Catalog:
+        collections = {k: Collection(**data[k]) if data.get(k) else None for k in ("s1", "s2")}
+        return cls(**{**data, **collections})
+
+
+_S2_KEYS = {b: b for b in ("B02", "B03", "B04", "B08")}
+#: The named catalog profiles.
+CATALOGS: Mapping[str, Catalog] = {
+    "planetary-computer": Catalog(
+        name="planetary-computer",
+        url="https://planetarycomputer.microsoft.com/api/stac/v1",
+        # RTC gamma0, linear power, float32 with -32768 for nodata
+        s1=Collection("sentinel-1-rtc", {"vv": "vv", "vh": "vh"}, units="linear", nodata=-32768),
+        s2=Collection("sentinel-2-l2a", _S2_KEYS, units="reflectance", nodata=0,
+                      baseline_offset=True),  # fmt: skip
+        sign="planetary-computer",
+    ),
+    "earth-search": Catalog(
+        name="earth-search",
+        url="https://earth-search.aws.element84.com/v1",
+        # GRD digital numbers, not calibrated backscatter: searchable, not loadable
+        s1=Collection("sentinel-1-grd", {"vv": "vv", "vh": "vh"}, units="amplitude", nodata=0),
+        # raster:bands carry scale 1e-4 and offset -0.1 (baseline >= 04.00) per item
+        s2=Collection("sentinel-2-l2a", {"B02": "blue", "B03": "green", "B04": "red",
+                                         "B08": "nir"},
+                      units="reflectance", nodata=0, rescale=True, scale=10_000),  # fmt: skip
+    ),
+    "copernicus": Catalog(
+        name="copernicus",
+        url="https://stac.dataspace.copernicus.eu/v1",
+        s1=Collection("sentinel-1-grd", {"vv": "VV", "vh": "VH"}, units="amplitude", nodata=0),
+        s2=Collection("sentinel-2-l2a", {"B02": "B02_10m", "B03": "B03_10m", "B04": "B04_10m",
+                                         "B08": "B08_10m"},
+                      units="reflectance", nodata=0, baseline_offset=True),  # fmt: skip
+    ),
+}
+
+
+def get_catalog(name_or_url: str | Catalog, **replace: Any) -> Catalog:
+    """A catalog profile by name or URL, optionally with fields replaced.
+
+    A URL that is not one of :data:`CATALOGS` gives a profile without collections: pass
+    ``s1=`` / ``s2=`` (:class:`Collection`), or ``collection=`` to the search functions.
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> stac.get_catalog("planetary-computer").s1.id
+    'sentinel-1-rtc'
+    >>> stac.get_catalog("planetary-computer", url="http://127.0.0.1:8000").url
+    'http://127.0.0.1:8000'
+    >>> stac.get_catalog("https://example.org/stac").s1 is None
+    True
+    """
+    if isinstance(name_or_url, Catalog):
+        found = name_or_url
+    elif name_or_url in CATALOGS:
+        found = CATALOGS[name_or_url]
+    elif "://" in name_or_url:
+        known = [c for c in CATALOGS.values() if c.url.rstrip("/") == name_or_url.rstrip("/")]
+        found = known[0] if known else Catalog(name=name_or_url, url=name_or_url)
+    else:
+        raise InvalidOptionError(
+            f"unknown catalog {name_or_url!r}; use one of {sorted(CATALOGS)}, a STAC API URL, "
+            "or a floodxr.data.stac.Catalog"
+        )
+    return dataclasses.replace(found, **replace) if replace else found
+
+
+# --------------------------------------------------------------------------------------------
+# searching
+
+
+def _client(cat: Catalog) -> Any:
+    import pystac_client
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
+
+    retry = Retry(total=OPTIONS["http_retries"], backoff_factor=OPTIONS["http_backoff"],
+                  status_forcelist=_RETRY_STATUS, allowed_methods=None)  # fmt: skip
+    timeout = OPTIONS["http_timeout"]
+    io = StacApiIO(max_retries=retry, timeout=timeout)
+    modifier = _signer(cat)
+    with _api_errors(cat.url, "open"):
+        # Client.open resets the StacApiIO's timeout to its own argument: pass it again
+        return pystac_client.Client.open(cat.url, stac_io=io, modifier=modifier, timeout=timeout)
+
+
+def _signer(cat: Catalog) -> Any:
+    # only the Planetary Computer's own storage needs tokens; a mirror or a test server does not
+    if cat.sign != "planetary-computer" or "planetarycomputer.microsoft.com" not in cat.url:
+        return None
+    try:
+        import planetary_computer
+    except ImportError:
+        from floodxr.errors import FloodxrWarning
+
+        warnings.warn(
+            "the Planetary Computer needs signed asset URLs and the 'planetary-computer' package "
+            "is not installed: reading pixels will fail with HTTP 403; pip install "
+            "planetary-computer",
+            FloodxrWarning,
+            stacklevel=4,
+        )
+        return None
+    return planetary_computer.sign_inplace
+
+
+class _api_errors:  # noqa: N801 - used as a lower-case context manager
+    """Turn the network failures of pystac-client / requests into :class:`StacApiError`."""
+
+    def __init__(self, url: str, what: str) -> None:
+        self.url, self.what = url, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, _: Any) -> None:
+        import requests
+        from pystac_client.exceptions import APIError
+
+        if err is None or not isinstance(err, (requests.RequestException, APIError)):
+            return
+        fix = (
+            f"check the URL and your network; the request was retried "
+            f"{OPTIONS['http_retries']} times with a {OPTIONS['http_timeout']} s timeout "
+            "(floodxr.set_options(http_timeout=..., http_retries=...) changes that)"
+        )
+        # pystac-client re-raises requests' errors as APIError: look through the chain
+        chain: list[BaseException] = []
+        cause: BaseException | None = err
+        while cause is not None and len(chain) < 10:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        text = " ".join(str(c) for c in chain)
+        if any(isinstance(c, requests.Timeout) for c in chain) or "timed out" in text:
+            detail = f"no answer within {OPTIONS['http_timeout']} s"
+        elif any(isinstance(c, requests.ConnectionError) for c in chain) or (
+            "Failed to establish a new connection" in text
+        ):
+            detail = "cannot connect (nothing answers at that address)"
+        else:
+            detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
+        raise StacApiError(f"STAC API {self.url!r} failed to {self.what}: {detail}; {fix}") from err
+
+
+def _pick_collection(cat: Catalog, kind: Literal["s1", "s2"], collection: str | Collection | None,
+                     ) -> Collection:  # fmt: skip
+    profile = getattr(cat, kind)
+    if isinstance(collection, Collection):
+        return collection
+    if collection is None or (profile is not None and collection == profile.id):
+        if profile is None:
+            raise InvalidOptionError(
+                f"catalog {cat.name!r} has no Sentinel-{kind[1]} collection profile; pass "
+                f"collection=floodxr.data.stac.Collection('<id>', assets={{...}}, units=...)"
+            )
+        return profile
+    raise InvalidOptionError(
+        f"collection {collection!r} is not in the profile of catalog {cat.name!r}; describe it: "
+        f"collection=floodxr.data.stac.Collection({collection!r}, assets={{band: asset key}}, "
+        "units=...)"
+    )
+
+
+def _format_datetime(datetime: Any) -> Any:
+    if isinstance(datetime, (tuple, list)) and len(datetime) == 2:
+        return [_iso(v) for v in datetime]
+    return _iso(datetime)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return aware.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def _cql2_and(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"op": "and", "args": conditions}
+
+
+def search(
+    bbox: Bbox | None = None,
+    datetime: Any = None,
+    *,
+    kind: Literal["s1", "s2"],
+    catalog: str | Catalog = "planetary-computer",
+    collection: str | Collection | None = None,
+    intersects: Mapping[str, Any] | None = None,
+    conditions: Sequence[tuple[str, str, Any]] = (),
+    max_items: int | None = None,
+) -> pystac.ItemCollection:
+    """Search one Sentinel collection; the shared core of :func:`search_s1` / :func:`search_s2`.
+
+    ``conditions`` are ``(property, operator, value)`` triples sent as a CQL2 ``filter`` and
+    checked again on the answer, so a server that ignores filters cannot slip items through.
+    The returned ItemCollection remembers the collection profile and the catalog URL, so that
+    :func:`load` and :func:`floodxr.data.pairing.pair_s2` need no repetition.
+    """
+    cat = get_catalog(catalog)
+    coll = _pick_collection(cat, kind, collection)
+    if bbox is None and intersects is None:
+        raise InvalidOptionError("give bbox=(west, south, east, north) in degrees or intersects=")
+    client = _client(cat)
+    cql = [{"op": op, "args": [{"property": prop}, value]} for prop, op, value in conditions]
+    query = {"collections": [coll.id], "bbox": list(bbox) if bbox is not None else None,
+             "intersects": dict(intersects) if intersects is not None else None,
+             "datetime": _format_datetime(datetime), "max_items": max_items,
+             "filter": _cql2_and(cql), "filter_lang": "cql2-json" if cql else None}  # fmt: skip
+    query = {k: v for k, v in query.items() if v is not None}
+    with _api_errors(cat.url, f"search {coll.id!r}"), warnings.catch_warnings():
+        # servers without the filter extension: the conditions are applied below anyway
+        warnings.filterwarnings("ignore", message=".*filter.*", module="pystac_client")
+        found = list(client.search(**query).items())
+    kept = [item for item in found if all(_holds(item, *c) for c in conditions)]
+    if not kept:
+        where = f"bbox {tuple(bbox)}" if bbox is not None else "the given geometry"
+        extra = f" with {', '.join(f'{p} {o} {v}' for p, o, v in conditions)}" if conditions else ""
+        raise NoItemsError(
+            f"no item in collection {coll.id!r} of {cat.url!r} over {where}, datetime "
+            f"{query.get('datetime')!r}{extra} ({len(found)} before the conditions); widen the "
+            "dates or the area, relax the conditions, or check the collection id"
+        )
+    kept.sort(key=_time_order)
+    return _remember(pystac.ItemCollection(kept), coll, cat)
+
+
+_OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater,
+        "=": np.equal}  # fmt: skip
+
+
+def _holds(item: pystac.Item, prop: str, op: str, value: Any) -> bool:
+    if prop not in item.properties:
+        return False
+    have = item.properties[prop]
+    if isinstance(value, str) or isinstance(have, str):
+        return op == "=" and str(have).lower() == str(value).lower()
+    return bool(_OPS[op](have, value))
+
+
+def _remember(
+    items: pystac.ItemCollection, coll: Collection, cat: Catalog
+) -> pystac.ItemCollection:
+    items.extra_fields[_EXTRA] = coll.to_dict()
+    items.extra_fields[_CATALOG] = cat.to_dict()
+    return items
+
+
+def catalog_of(items: Any) -> Catalog | None:
+    """The catalog a search result came from (None for items from elsewhere)."""
+    remembered = getattr(items, "extra_fields", {}).get(_CATALOG)
+    return Catalog.from_dict(remembered) if remembered else None
+
+
+def search_s1(
+    bbox: Bbox | None = None,
+    datetime: Any = None,
+    *,
+    catalog: str | Catalog = "planetary-computer",
+    collection: str | Collection | None = None,
+    intersects: Mapping[str, Any] | None = None,
+    orbit: Literal["ascending", "descending"] | int | None = None,
+    max_items: int | None = None,
+) -> pystac.ItemCollection:
+    """Find Sentinel-1 scenes over ``bbox`` (lon/lat) in ``datetime`` (a STAC interval).
+
+    Parameters
+    ----------
+    bbox : (west, south, east, north) in degrees; or give ``intersects`` (a GeoJSON geometry)
+    datetime : ``"2019-09-01/2019-09-30"``, one date, or a (start, end) pair of datetimes
+    catalog : a name in :data:`CATALOGS`, a STAC API URL or a :class:`Catalog`
+    collection : the collection id of the catalog's profile (default) or a :class:`Collection`
+        describing another one
+    orbit : ``"ascending"`` / ``"descending"`` (``sat:orbit_state``) or a relative orbit number
+    max_items : stop after this many items
+
+    Returns
+    -------
+    pystac.ItemCollection
+        Sorted by time; pass it to :func:`load_s1`.
+
+    Raises
+    ------
+    NoItemsError, StacApiError, InvalidOptionError
+
+    Examples
+    --------
+    On the Planetary Computer (needs the internet)::
+
+        items = search_s1((-0.45, 39.2, -0.25, 39.4), "2019-09-10/2019-09-20")
+        cube = load_s1(items, resolution=10)
+    """
+    conditions: list[tuple[str, str, Any]] = []
+    if isinstance(orbit, str):
+        if orbit not in ("ascending", "descending"):
+            raise InvalidOptionError(
+                f"orbit must be 'ascending', 'descending' or a relative orbit number, got {orbit!r}"
+            )
+        conditions.append(("sat:orbit_state", "=", orbit))
+    elif orbit is not None:
+        conditions.append(("sat:relative_orbit", "=", int(orbit)))
+    return search(bbox, datetime, kind="s1", catalog=catalog, collection=collection,
+                  intersects=intersects, conditions=conditions, max_items=max_items)  # fmt: skip
+
+
+def search_s2(
+    bbox: Bbox | None = None,
+    datetime: Any = None,
+    *,
+    catalog: str | Catalog = "planetary-computer",
+    collection: str | Collection | None = None,
+    intersects: Mapping[str, Any] | None = None,
+    max_cloud: float | None = 12.0,
+    max_items: int | None = None,
+) -> pystac.ItemCollection:
+    """Find Sentinel-2 scenes with at most ``max_cloud`` % cloud cover (``eo:cloud_cover``).
+
+    The default limit, 12 %, is the paper's. Other parameters as :func:`search_s1`.
+
+    Examples
+    --------
+    On the Planetary Computer (needs the internet)::
+
+        items = search_s2((-0.45, 39.2, -0.25, 39.4), "2019-09-10/2019-09-20", max_cloud=20)
+    """
+    conditions = [("eo:cloud_cover", "<=", max_cloud)] if max_cloud is not None else []
+    return search(bbox, datetime, kind="s2", catalog=catalog, collection=collection,
+                  intersects=intersects, conditions=conditions, max_items=max_items)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """EPSG code of the WGS 84 UTM zone containing ``lon``/``lat``.
+
+    Examples
+    --------
+    >>> from floodxr.data.stac import utm_epsg
+    >>> utm_epsg(-0.01, 39.0), utm_epsg(0.01, 39.0), utm_epsg(151.2, -33.9)
+    (32630, 32631, 32756)
+    """
+    zone = min(60, int(math.floor((lon + 180) / 6)) + 1)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def _as_items(items: Any) -> list[pystac.Item]:
+    if isinstance(items, pystac.Item):
+        return [items]
+    listed = list(items)
+    bad = [type(i).__name__ for i in listed if not isinstance(i, pystac.Item)]
+    if bad:
+        raise WrongTypeError(
+            f"expected pystac Items (from search_s1 / search_s2), got {sorted(set(bad))}; "
+            "read JSON with pystac.Item.from_dict"
+        )
+    if not listed:
+        raise NoItemsError("no item to load; search first (search_s1 / search_s2)")
+    return listed
+
+
+def _collection_of(items: Any, collection: Collection | None, kind: str) -> Collection:
+    if collection is not None:
+        return collection
+    remembered = getattr(items, "extra_fields", {}).get(_EXTRA)
+    if remembered is not None:
+        return Collection(**remembered)
+    # plain Items: the profile whose collection id and asset keys they carry
+    listed = _as_items(items)
+    ids = sorted({str(i.collection_id) for i in listed})
+    for cat in CATALOGS.values():
+        profile = getattr(cat, kind)
+        if profile is not None and profile.id in ids and all(
+            all(k in i.assets for k in profile.assets.values()) for i in listed
+        ):
+            return profile
+    raise InvalidOptionError(
+        f"cannot tell how collection(s) {ids} store their bands; pass collection="
+        "floodxr.data.stac.Collection(id, assets={band: asset key}, units=...)"
+    )
+
+
+def _epsg(item: pystac.Item | Mapping[str, Any]) -> int | None:
+    props = item.properties if isinstance(item, pystac.Item) else item
+    if props.get("proj:epsg") is not None:
+        return int(props["proj:epsg"])
+    code = props.get("proj:code")
+    if isinstance(code, str) and code.upper().startswith("EPSG:"):
+        return int(code.split(":")[1])
+    return None
+
+
+def _stackstac_dict(item: pystac.Item) -> dict[str, Any]:
+    """The item as a dict that stackstac 0.5 reads: ``proj:epsg`` restored from ``proj:code``."""
+    data = copy.deepcopy(item.to_dict(transform_hrefs=False))
+    for holder in [data["properties"], *data.get("assets", {}).values()]:
+        epsg = _epsg(holder)
+        if epsg is not None:
+            holder["proj:epsg"] = epsg
+    return data
+
+
+@dataclasses.dataclass(frozen=True)
+class _Proj:
+    """An item's grid as its projection metadata gives it (asset fields override the item's)."""
+
+    epsg: int | None
+    transform: Affine | None
+    shape: tuple[int, int] | None
+
+    @classmethod
+    def of(cls, item: pystac.Item, key: str) -> _Proj:
+        asset = item.assets[key].extra_fields if key in item.assets else {}
+        merged = {**item.properties, **{k: v for k, v in asset.items() if k.startswith("proj:")}}
+        transform = merged.get("proj:transform")
+        shape = merged.get("proj:shape")
+        return cls(epsg=_epsg(merged), transform=Affine(*transform[:6]) if transform else None,
+                   shape=(int(shape[0]), int(shape[1])) if shape else None)  # fmt: skip
+
+    @property
+    def bounds(self) -> Bbox | None:
+        if self.transform is None or self.shape is None:
+            return None
+        t, (rows, cols) = self.transform, self.shape
+        return (t.c, t.f + rows * t.e, t.c + cols * t.a, t.f)
+
+
+def _snap(bounds: Bbox, resolution: float, grid: Affine | None) -> Bbox:
+    """``bounds`` grown to whole pixels of ``grid`` (phase of its origin), or of the origin 0."""
+    x0, y0 = (grid.c, grid.f) if grid is not None else (0.0, 0.0)
+    eps = 1e-6  # of a pixel: float noise in bounds that lie on the grid
+
+    def down(v: float, origin: float) -> float:
+        return origin + math.floor((v - origin) / resolution + eps) * resolution
+
+    def up(v: float, origin: float) -> float:
+        return origin + math.ceil((v - origin) / resolution - eps) * resolution
+
+    west, south, east, north = bounds
+    return (down(west, x0), down(south, y0), up(east, x0), up(north, y0))
+
+
+def _union_bbox(items: list[pystac.Item]) -> Bbox:
+    boxes = np.array([i.bbox for i in items if i.bbox is not None], dtype="float64")
+    return (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
+            float(boxes[:, 2].max()), float(boxes[:, 3].max()))  # fmt: skip
+
+
+def _gdal_env() -> Any:
+    import stackstac
+
+    timeout = max(1, int(math.ceil(OPTIONS["http_timeout"])))
+    return stackstac.DEFAULT_GDAL_ENV.updated(always={
+        "GDAL_HTTP_TIMEOUT": timeout,
+        "GDAL_HTTP_CONNECTTIMEOUT": timeout,
+        "GDAL_HTTP_MAX_RETRY": OPTIONS["http_retries"],
+        "GDAL_HTTP_RETRY_DELAY": OPTIONS["http_backoff"],
+        "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in _RETRY_STATUS),
+    })  # fmt: skip
+
+
+def load(
+    items: Items,
+    *,
+    kind: Literal["s1", "s2"],
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    crs: int | str | None = None,
+    bounds: Bbox | None = None,
+    bbox: Bbox | None = None,
+    like: xr.DataArray | None = None,
+    chunks: int = 2048,
+    mosaic: bool = False,
+    collection: Collection | None = None,
+) -> xr.DataArray:
+    """Load items lazily as ``(time, band, y, x)``; the shared core of :func:`load_s1` /
+    :func:`load_s2` (see :func:`load_s1` for the parameters)."""
+    import stackstac
+
+    listed = sorted(_as_items(items), key=_time_order)
+    coll = _collection_of(items, collection, kind)
+    if coll.units == "amplitude":
+        raise UnitsError(
+            f"collection {coll.id!r} holds uncalibrated GRD amplitudes (digital numbers), not "
+            "backscatter; floodxr needs calibrated, terrain-corrected sigma0/gamma0: use "
+            "catalog='planetary-computer' (sentinel-1-rtc) or a collection of RTC products"
+        )
+    bands = tuple(bands if bands is not None else coll.assets)
+    unknown = [b for b in bands if b not in coll.assets]
+    if unknown:
+        raise InvalidOptionError(
+            f"bands {unknown} are not in collection {coll.id!r}, which maps {dict(coll.assets)}"
+        )
+    keys = [coll.assets[b] for b in bands]
+    for item in listed:
+        missing = [k for k in keys if k not in item.assets]
+        if missing:
+            raise MissingAssetError(
+                f"item {item.id!r} of {coll.id!r} has no asset {missing} (it has "
+                f"{sorted(item.assets)}); drop it from the items, or load fewer bands "
+                f"(bands={tuple(b for b in bands if coll.assets[b] not in missing)})"
+            )
+    epsg, res, grid_bounds = _grid(listed, keys[0], resolution, crs, bounds, bbox, like)
+    data = stackstac.stack(
+        [_stackstac_dict(item) for item in listed], assets=keys, epsg=epsg,
+        resolution=res, bounds=grid_bounds, snap_bounds=False, chunksize=chunks,
+        dtype=np.dtype("float32"), fill_value=np.float32(np.nan), rescale=False,
+        sortby_date=False, xy_coords="center", properties=[p for p in SCENE_PROPERTIES
+                                        if any(p in i.properties for i in listed)],
+        band_coords=False, gdal_env=_gdal_env(), errors_as_nodata=(),
+    )  # fmt: skip
+    data = data.assign_coords(band=list(bands))
+    if coll.rescale:
+        # stackstac's own rescale refuses float64 scales with a float32 output
+        scale, offset = _raster_scaling(listed, keys)
+        dims = ("time", "band")
+        data = data * xr.DataArray(scale, dims=dims) + xr.DataArray(offset, dims=dims)
+    data = _to_units(data, coll, kind)
+    if mosaic:
+        data = _mosaic_passes(data)
+    transform = Affine(res, 0.0, grid_bounds[0], 0.0, -res, grid_bounds[3])
+    # coordinates to the last bit as rioxarray derives them from a GeoTIFF, so that cubes align
+    # exactly with rasters opened on the same grid
+    data = data.assign_coords(affine_to_coords(transform, data.sizes["x"], data.sizes["y"]))
+    data = data.drop_vars([c for c in ("epsg",) if c in data.coords])
+    data.attrs = {}
+    data = data.rio.write_crs(f"EPSG:{epsg}").rio.write_transform(transform)
+    data.attrs |= _attrs(coll, kind)
+    return data.rename("sentinel1" if kind == "s1" else "sentinel2")
+
+
+def _time_order(item: pystac.Item) -> tuple[dt.datetime, str]:
+    return (item.datetime or dt.datetime.min.replace(tzinfo=dt.timezone.utc), item.id)
+
+
+def _raster_scaling(items: list[pystac.Item], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(time, band) scale and offset from each asset's ``raster:bands`` (1 and 0 when absent)."""
+    scale = np.ones((len(items), len(keys)), "float32")
+    offset = np.zeros((len(items), len(keys)), "float32")
+    for i, item in enumerate(items):
+        for j, key in enumerate(keys):
+            bands = item.assets[key].extra_fields.get("raster:bands") or [{}]
+            scale[i, j] = bands[0].get("scale", 1.0)
+            offset[i, j] = bands[0].get("offset", 0.0)
+    return scale, offset
+
+
+def _grid(items: list[pystac.Item], key: str, resolution: float | None, crs: int | str | None,
+          bounds: Bbox | None, bbox: Bbox | None, like: xr.DataArray | None,
+          ) -> tuple[int, float, Bbox]:  # fmt: skip
+    """EPSG, resolution and exact bounds of the output grid (``key``: the first asset loaded)."""
+    if like is not None:
+        transform, epsg = like.rio.transform(), like.rio.crs.to_epsg()
+        if transform.b or transform.d or abs(transform.a) != abs(transform.e):
+            raise InvalidOptionError("like= must be on a north-up grid with square pixels")
+        res = abs(transform.a)
+        ny, nx = like.sizes["y"], like.sizes["x"]
+        west, north = transform.c, transform.f
+        return int(epsg), res, (west, north - ny * res, west + nx * res, north)
+    projs = [_Proj.of(item, key) for item in items]
+    epsgs = {p.epsg for p in projs}
+    if crs is not None:
+        from pyproj import CRS
+
+        epsg = CRS.from_user_input(crs).to_epsg()
+        if epsg is None:
+            raise InvalidOptionError(f"crs {crs!r} has no EPSG code; give an EPSG code")
+    elif len(epsgs) == 1 and None not in epsgs:
+        epsg = int(next(iter(epsgs)))  # type: ignore[arg-type]
+    else:
+        west, south, east, north = bbox if bbox is not None else _union_bbox(items)
+        epsg = utm_epsg((west + east) / 2, (south + north) / 2)
+    native = [p for p in projs if p.epsg == epsg and p.transform is not None]
+    if resolution is None:
+        known = native or [p for p in projs if p.transform is not None and epsg != 4326]
+        if not known:
+            raise InvalidOptionError(
+                f"the items give no resolution on EPSG:{epsg}; pass resolution= (in the CRS's "
+                "units, e.g. 10 for metres)"
+            )
+        resolution = abs(known[0].transform.a)  # type: ignore[union-attr]
+    # pixels are read as stored when the output grid is the items' own grid
+    grid = next((p.transform for p in native
+                 if math.isclose(abs(p.transform.a), resolution)), None)  # type: ignore[union-attr]  # fmt: skip
+    if bounds is None:
+        own = [p.bounds for p in native]
+        if bbox is None and len(epsgs) == 1 and own and None not in own:
+            array = np.array(own, dtype="float64")
+            bounds = (float(array[:, 0].min()), float(array[:, 1].min()),
+                      float(array[:, 2].max()), float(array[:, 3].max()))  # fmt: skip
+        else:
+            from pyproj import Transformer
+
+            west, south, east, north = bbox if bbox is not None else _union_bbox(items)
+            to_grid = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+            bounds = to_grid.transform_bounds(west, south, east, north, densify_pts=21)
+    return epsg, float(resolution), _snap(tuple(bounds), float(resolution), grid)  # type: ignore[arg-type]
+
+
+def _to_units(data: xr.DataArray, coll: Collection, kind: str) -> xr.DataArray:
+    if coll.nodata is not None and np.isfinite(coll.nodata):
+        data = data.where(data != np.float32(coll.nodata))
+    if coll.scale != 1.0 or coll.offset != 0.0:
+        data = data * np.float32(coll.scale) + np.float32(coll.offset)
+    if kind == "s2" and coll.baseline_offset and "s2:processing_baseline" in data.coords:
+        baselines = data["s2:processing_baseline"]
+        offsets = np.vectorize(lambda b: 1000 if _has_boa_offset(str(b)) else 0, otypes=["f4"])
+        data = data - baselines.copy(data=offsets(baselines.values))
+    if kind == "s1" and coll.units == "linear":
+        data.attrs["units"] = "linear"
+        return to_db(data).astype("float32")  # type: ignore[return-value]
+    return data.astype("float32")
+
+
+def _has_boa_offset(baseline: str) -> bool:
+    try:
+        return float(baseline) >= 4.0
+    except ValueError:
+        return False
+
+
+def _attrs(coll: Collection, kind: str) -> dict[str, Any]:
+    if kind == "s1":
+        return {"units": "dB", "long_name": "Sentinel-1 backscatter", "stac_collection": coll.id}
+    return {"units": "1e-4", "long_name": "Sentinel-2 reflectance x 10000",
+            "stac_collection": coll.id}  # fmt: skip
+
+
+def _mosaic_passes(data: xr.DataArray) -> xr.DataArray:
+    """One scene per (UTC day, orbit): the first valid pixel of the pass's frames, in time order."""
+    import stackstac
+
+    days = data["time"].dt.strftime("%Y-%m-%d").values
+    orbit_coord = next((c for c in ("sat:relative_orbit", "sat:orbit_state") if c in data.coords),
+                       None)  # fmt: skip
+    # a property that all items share is a scalar coordinate
+    orbits = np.broadcast_to(data[orbit_coord].values if orbit_coord else "", len(days))
+    keys = [f"{d}/{o}" for d, o in zip(days, orbits, strict=True)]
+    groups: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    scenes = []
+    for indices in groups.values():
+        part = data.isel(time=indices)
+        merged = stackstac.mosaic(part, dim="time", reverse=True)  # first on top
+        scene = merged.expand_dims(time=[part["time"].values[0]])
+        scene = scene.assign_coords(id=("time", ["+".join(map(str, part["id"].values))]))
+        for coord in (c for c in part.coords if part[c].dims == ("time",) and c != "id"):
+            scene = scene.assign_coords({coord: ("time", [part[coord].values[0]])})
+        scenes.append(scene)
+    return xr.concat(scenes, dim="time", combine_attrs="override").sortby("time")
+
+
+def load_s1(
+    items: Items,
+    *,
+    resolution: float | None = None,
+    crs: int | str | None = None,
+    bounds: Bbox | None = None,
+    bbox: Bbox | None = None,
+    chunks: int = 2048,
+    bands: Sequence[str] = ("vv", "vh"),
+    mosaic: bool = False,
+    collection: Collection | None = None,
+) -> xr.DataArray:
+    """Load Sentinel-1 items as a lazy ``(time, band, y, x)`` cube in dB.
+
+    Parameters
+    ----------
+    items : from :func:`search_s1` (or pystac Items with ``collection=``)
+    resolution : pixel size in the CRS's units; default the items' own
+    crs : output CRS (EPSG code or string); default the items' CRS when they share one, else the
+        UTM zone of the area's centre, so items from several zones land on one grid
+    bounds : (minx, miny, maxx, maxy) in ``crs``; or ``bbox`` in lon/lat; default all items.
+        Bounds grow to whole pixels of the items' own grid when it has the same CRS and
+        resolution, so pixels are read as they are stored, never resampled
+    chunks : dask chunk side in pixels
+    bands : which of ``vv``, ``vh``
+    mosaic : merge the frames of one pass (same UTC day and orbit) into one scene
+    collection : how the items' collection stores its bands; default what the search remembered
+
+    Returns
+    -------
+    DataArray
+        ``(time, band, y, x)`` float32, dB, NaN nodata; CRS and transform written; per-scene
+        coordinates ``id`` and the item properties in :data:`SCENE_PROPERTIES`. Nothing is read
+        until computed. ``.flood.segment()`` runs on it directly.
+
+    Raises
+    ------
+    MissingAssetError, UnitsError (uncalibrated GRD), InvalidOptionError
+
+    Examples
+    --------
+    >>> import tempfile, pystac, floodxr
+    >>> from floodxr.data import stac
+    >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
+    >>> from floodxr.testing.stac import write_stac_world, iter_items
+    >>> world = write_stac_world(tempfile.mkdtemp(), data_dir=SAMPLE_DIR)
+    >>> items = [pystac.Item.from_dict(i) for i in iter_items(world)
+    ...          if i["collection"] == "sentinel-1-rtc"]
+    >>> cube = stac.load_s1(items, mosaic=True)
+    >>> cube.dims, cube.sizes["time"], str(cube.rio.crs), cube.attrs["units"]
+    (('time', 'band', 'y', 'x'), 2, 'EPSG:32631', 'dB')
+    """
+    return load(items, kind="s1", bands=bands, resolution=resolution, crs=crs, bounds=bounds,
+                bbox=bbox, chunks=chunks, mosaic=mosaic, collection=collection)  # fmt: skip
+
+
+def load_s2(
+    items: Items,
+    *,
+    like: xr.DataArray | None = None,
+    resolution: float | None = None,
+    crs: int | str | None = None,
+    bounds: Bbox | None = None,
+    bbox: Bbox | None = None,
+    chunks: int = 2048,
+    bands: Sequence[str] = ("B02", "B03", "B04", "B08"),
+    mosaic: bool = False,
+    collection: Collection | None = None,
+) -> xr.DataArray:
+    """Load Sentinel-2 items as a lazy ``(time, band, y, x)`` cube in reflectance x 10 000.
+
+    ``like`` (a loaded cube) puts the result on exactly its grid; other parameters as
+    :func:`load_s1`. Values match Sen1Floods11's chips: processing-baseline offsets removed,
+    0 (nodata) as NaN.
+    """
+    return load(items, kind="s2", bands=bands, resolution=resolution, crs=crs, bounds=bounds,
+                bbox=bbox, like=like, chunks=chunks, mosaic=mosaic,
+                collection=collection)  # fmt: skip
+
+
+def items_of(items: Iterable[pystac.Item], like: pystac.ItemCollection) -> pystac.ItemCollection:
+    """``items`` as an ItemCollection that remembers what ``like`` (a search result) remembered."""
+    out = pystac.ItemCollection(list(items))
+    out.extra_fields.update({k: v for k, v in like.extra_fields.items()
+                             if k in (_EXTRA, _CATALOG)})  # fmt: skip
+    return out
