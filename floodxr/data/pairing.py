@@ -17,7 +17,7 @@ import pystac
 import xarray as xr
 
 from floodxr.data import stac
-from floodxr.errors import NoItemsError, UnpairedScenesWarning
+from floodxr.errors import InvalidOptionError, NoItemsError, UnpairedScenesWarning
 
 __all__ = ["Pair", "Pairs", "pair_s2", "load_pair"]
 
@@ -76,7 +76,7 @@ def pair_s2(
     listed = stac._as_items(s1_items)
     cat = stac.get_catalog(catalog) if catalog is not None else stac.catalog_of(s1_items)
     if cat is None:
-        raise stac.InvalidOptionError(
+        raise InvalidOptionError(
             "these Sentinel-1 items do not say which catalog they came from (they are not a "
             "search_s1 result); pass catalog="
         )
@@ -85,7 +85,7 @@ def pair_s2(
     for item in listed:
         when = item.datetime
         if when is None:
-            raise stac.InvalidOptionError(f"item {item.id!r} has no datetime; it cannot be paired")
+            raise InvalidOptionError(f"item {item.id!r} has no datetime; it cannot be paired")
         try:
             found = stac.search_s2(
                 intersects=item.geometry, datetime=(when - window, when + window), catalog=cat,
@@ -112,9 +112,8 @@ def pair_s2(
             UnpairedScenesWarning,
             stacklevel=2,
         )
-    s1_collection = stac.items_of(listed, s1_items) if isinstance(
-        s1_items, pystac.ItemCollection) else pystac.ItemCollection(listed)  # fmt: skip
-    return Pairs(pairs=tuple(pairs), unpaired=tuple(unpaired), s1_items=s1_collection,
+    return Pairs(pairs=tuple(pairs), unpaired=tuple(unpaired),
+                 s1_items=stac.items_of(listed, s1_items),
                  s2_collection=s2_collection, window=window, max_cloud=max_cloud)  # fmt: skip
 
 

@@ -12,12 +12,13 @@ Pairing Sentinel-1 with Sentinel-2 lives in :mod:`floodxr.data.pairing`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime as dt
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -247,42 +248,39 @@ def _signer(cat: Catalog) -> Any:
     return planetary_computer.sign_inplace
 
 
-class _api_errors:  # noqa: N801 - used as a lower-case context manager
+@contextlib.contextmanager
+def _api_errors(url: str, what: str) -> Iterator[None]:
     """Turn the network failures of pystac-client / requests into :class:`StacApiError`."""
+    import requests
+    from pystac_client.exceptions import APIError
 
-    def __init__(self, url: str, what: str) -> None:
-        self.url, self.what = url, what
+    try:
+        yield
+    except (requests.RequestException, APIError) as err:
+        raise StacApiError(f"STAC API {url!r} failed to {what}: {_describe(err)}; check the URL "
+                           f"and your network; the request was retried {OPTIONS['http_retries']} "
+                           f"times with a {OPTIONS['http_timeout']} s timeout (floodxr."
+                           "set_options(http_timeout=..., http_retries=...) changes that)",
+                           ) from err  # fmt: skip
 
-    def __enter__(self) -> None:
-        return None
 
-    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, _: Any) -> None:
-        import requests
-        from pystac_client.exceptions import APIError
+def _describe(err: BaseException) -> str:
+    import requests
 
-        if err is None or not isinstance(err, (requests.RequestException, APIError)):
-            return
-        fix = (
-            f"check the URL and your network; the request was retried "
-            f"{OPTIONS['http_retries']} times with a {OPTIONS['http_timeout']} s timeout "
-            "(floodxr.set_options(http_timeout=..., http_retries=...) changes that)"
-        )
-        # pystac-client re-raises requests' errors as APIError: look through the chain
-        chain: list[BaseException] = []
-        cause: BaseException | None = err
-        while cause is not None and len(chain) < 10:
-            chain.append(cause)
-            cause = cause.__cause__ or cause.__context__
-        text = " ".join(str(c) for c in chain)
-        if any(isinstance(c, requests.Timeout) for c in chain) or "timed out" in text:
-            detail = f"no answer within {OPTIONS['http_timeout']} s"
-        elif any(isinstance(c, requests.ConnectionError) for c in chain) or (
-            "Failed to establish a new connection" in text
-        ):
-            detail = "cannot connect (nothing answers at that address)"
-        else:
-            detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
-        raise StacApiError(f"STAC API {self.url!r} failed to {self.what}: {detail}; {fix}") from err
+    # pystac-client re-raises requests' errors as APIError: look through the chain
+    chain: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(c) for c in chain)
+    if any(isinstance(c, requests.Timeout) for c in chain) or "timed out" in text:
+        return f"no answer within {OPTIONS['http_timeout']} s"
+    if any(isinstance(c, requests.ConnectionError) for c in chain) or (
+        "Failed to establish a new connection" in text
+    ):
+        return "cannot connect (nothing answers at that address)"
+    return str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
 
 
 def _pick_collection(cat: Catalog, kind: Literal["s1", "s2"], collection: str | Collection | None,
@@ -876,9 +874,9 @@ def load_s2(
                 collection=collection)  # fmt: skip
 
 
-def items_of(items: Iterable[pystac.Item], like: pystac.ItemCollection) -> pystac.ItemCollection:
+def items_of(items: Iterable[pystac.Item], like: Any) -> pystac.ItemCollection:
     """``items`` as an ItemCollection that remembers what ``like`` (a search result) remembered."""
     out = pystac.ItemCollection(list(items))
-    out.extra_fields.update({k: v for k, v in like.extra_fields.items()
-                             if k in (_EXTRA, _CATALOG)})  # fmt: skip
+    remembered = getattr(like, "extra_fields", {})
+    out.extra_fields.update({k: v for k, v in remembered.items() if k in (_EXTRA, _CATALOG)})
     return out
