@@ -56,6 +56,8 @@ __all__ = [
     "synthetic_water",
     "StacServer",
     "StacWorld",
+    "free_port",
+    "iter_items",
     "CHIP_CLOUD_COVER",
     "DECOYS",
     "SYNTHETIC_BBOX",
