@@ -16,6 +16,7 @@ import contextlib
 import copy
 import dataclasses
 import datetime as dt
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -214,23 +215,30 @@ def get_catalog(name_or_url: str | Catalog, **replace: Any) -> Catalog:
 
 
 def _client(cat: Catalog) -> Any:
+    return _open_client(cat.url, cat.sign, OPTIONS["http_timeout"], OPTIONS["http_retries"],
+                        OPTIONS["http_backoff"])  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _open_client(url: str, sign: str | None, timeout: float, retries: int, backoff: float) -> Any:
+    """One client per API and network settings: pairing searches once per Sentinel-1 scene, and
+    opening a client costs a request for the landing page."""
     import pystac_client
     from pystac_client.stac_api_io import StacApiIO
     from urllib3 import Retry
 
-    retry = Retry(total=OPTIONS["http_retries"], backoff_factor=OPTIONS["http_backoff"],
-                  status_forcelist=_RETRY_STATUS, allowed_methods=None)  # fmt: skip
-    timeout = OPTIONS["http_timeout"]
+    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=_RETRY_STATUS,
+                  allowed_methods=None)  # fmt: skip
     io = StacApiIO(max_retries=retry, timeout=timeout)
-    modifier = _signer(cat)
-    with _api_errors(cat.url, "open"):
+    modifier = _signer(url, sign)
+    with _api_errors(url, "open"):
         # Client.open resets the StacApiIO's timeout to its own argument: pass it again
-        return pystac_client.Client.open(cat.url, stac_io=io, modifier=modifier, timeout=timeout)
+        return pystac_client.Client.open(url, stac_io=io, modifier=modifier, timeout=timeout)
 
 
-def _signer(cat: Catalog) -> Any:
+def _signer(url: str, sign: str | None) -> Any:
     # only the Planetary Computer's own storage needs tokens; a mirror or a test server does not
-    if cat.sign != "planetary-computer" or "planetarycomputer.microsoft.com" not in cat.url:
+    if sign != "planetary-computer" or "planetarycomputer.microsoft.com" not in url:
         return None
     try:
         import planetary_computer
@@ -242,7 +250,7 @@ def _signer(cat: Catalog) -> Any:
             "is not installed: reading pixels will fail with HTTP 403; pip install "
             "planetary-computer",
             FloodxrWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
         return None
     return planetary_computer.sign_inplace
@@ -535,6 +543,7 @@ def _epsg(item: pystac.Item | Mapping[str, Any]) -> int | None:
 
 def _stackstac_dict(item: pystac.Item) -> dict[str, Any]:
     """The item as a dict that stackstac 0.5 reads: ``proj:epsg`` restored from ``proj:code``."""
+    # a deep copy: to_dict shares the item's own properties dict, which must stay untouched
     data = copy.deepcopy(item.to_dict(transform_hrefs=False))
     for holder in [data["properties"], *data.get("assets", {}).values()]:
         epsg = _epsg(holder)
