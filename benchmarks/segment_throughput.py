@@ -29,7 +29,7 @@ import floodxr
 from floodxr import models
 from floodxr.models.onnx import load_session
 from floodxr.preprocess import normalize
-from floodxr.segment import _Plan
+from floodxr.segment import DEFAULT_TILE, _Plan
 
 from _common import checkpoint, scene
 
@@ -80,7 +80,7 @@ def main() -> None:
     weights = checkpoint(args.encoder, args.decoder_channels)
     cube = scene(args.side, args.chunk)
     options = floodxr.get_options()
-    plan = _Plan.for_scene(args.side, args.side, options["tile"], options["halo"])
+    plan = _Plan.for_scene(args.side, args.side, options["tile"] or DEFAULT_TILE, options["halo"])
     windows = pipeline_windows(plan, args.side, args.chunk)
     image = normalize(cube).values
     result: dict[str, object] = {

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from floodxr.errors import FloodxrError
+from floodxr.errors import FloodxrError, InvalidOptionError
 
 __all__ = ["main"]
 
@@ -18,8 +18,9 @@ def _format_number(value: float | None) -> str:
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    print(f"method {result['method']} (band {result['band']}) on split {result['split']}: "
-          f"{result['n_chips']} chips scored, {result['n_missing']} listed but absent")  # fmt: skip
+    band = f" (band {result['band']})" if result["band"] else ""
+    print(f"{result['method']}{band} on split {result['split']}: {result['n_chips']} chips "
+          f"scored, {result['n_missing']} listed but absent, {result['n_skipped']} without S2")
     width = max([len("chip")] + [len(row["chip"]) for row in result["chips"]])
     print(f"{'chip':<{width}}  {'IoU':>7}  {'intersection':>12}  {'union':>9}")
     for row in result["chips"]:
@@ -30,17 +31,25 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from floodxr.evaluation import evaluate_split
+    from floodxr.evaluation import evaluate_models, evaluate_split
 
-    result = evaluate_split(
-        args.data,
-        method=args.method,
-        band=args.band,
-        split=args.split,
-        split_file=args.split_file,
-        metadata=args.metadata,
-        progress=not args.no_progress,
-    )
+    options = {"band": args.band, "split": args.split, "split_file": args.split_file,
+               "metadata": args.metadata, "progress": not args.no_progress}  # fmt: skip
+    if args.model and args.method:
+        raise InvalidOptionError("pass --method (a baseline) or --model (trained models), not both")
+    if len(args.model or []) > 1:
+        summary = evaluate_models(args.data, args.model, **options)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            for run in summary["runs"]:
+                _print_table(run)
+            print(f"aggregate IoU over {summary['n_runs']} models: "
+                  f"{_format_number(summary['aggregate_iou_mean'])} +- "
+                  f"{_format_number(summary['aggregate_iou_std'])}")  # fmt: skip
+        return 0
+    method = args.model[0] if args.model else (args.method or "otsu")
+    result = evaluate_split(args.data, method=method, **options)
     if args.json:
         print(json.dumps(result))
     else:
@@ -56,8 +65,31 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"flooded area: {result.water_km2:.3f} km2 (hand label: {result.label_water_km2:.3f} km2)"
     )
-    print(f"water IoU against the hand label: {result.iou:.4f}")
+    print(f"water IoU against the hand label: {result.iou:.4f} (global Otsu on VH: "
+          f"{result.otsu_iou:.4f})")
     print(f"wrote {result.geotiff} and {result.png}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from floodxr.train.config import load_config, run_stage
+
+    config = load_config(args.config, args.overrides)
+    if config.stage != args.stage:
+        raise InvalidOptionError(
+            f"{args.config} configures stage {config.stage!r}, not {args.stage!r}; run "
+            f"floodxr train {config.stage} --config {args.config}"
+        )
+    for result in run_stage(config, progress=not args.no_progress):
+        print(f"{config.name}: best valid IoU {result.best_iou:.4f} -> {result.best}")
+    return 0
+
+
+def _reproduce_table(args: argparse.Namespace) -> int:
+    from floodxr.train.table import format_table, reproduce_table
+
+    rows = reproduce_table(args.configs, overrides=args.overrides, progress=not args.no_progress)
+    print(json.dumps([row.as_dict() for row in rows]) if args.json else format_table(rows))
     return 0
 
 
@@ -71,11 +103,14 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a method on a Sen1Floods11 split (water IoU)",
+        help="score a baseline or a trained model on a Sen1Floods11 split (water IoU)",
         description="Score a method on the chips of a Sen1Floods11 split present under --data. "
         "Chips listed in the split but absent are skipped and counted.",
     )
-    evaluate.add_argument("--method", choices=METHODS, default="otsu")
+    evaluate.add_argument("--method", choices=METHODS, help="a baseline (default otsu)")
+    evaluate.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                          help="a trained model: registered name (student, teacher) or checkpoint "
+                          "path; repeat for several runs (mean +- std)")  # fmt: skip
     evaluate.add_argument("--band", choices=("vv", "vh"), default="vh",
                           help="polarisation to threshold (default vh)")  # fmt: skip
     evaluate.add_argument("--data", required=True, help="Sen1Floods11 folder (S1Hand/, LabelHand/)")
@@ -93,13 +128,41 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="map the water of the bundled real chip, write GeoTIFF + PNG, print area and IoU",
-        description="Segment the real Sen1Floods11 chip bundled with floodxr with the best "
-        "method available, write OUT/flood_map.tif and OUT/flood_map.png, and print the "
+        description="Segment the real Sen1Floods11 chip bundled with floodxr with the shipped "
+        "student, write OUT/flood_map.tif and OUT/flood_map.png, and print the "
         "flooded area and the IoU against the chip's hand label.",
     )
     demo.add_argument("--out", default="floodxr-demo", help="output folder (default floodxr-demo)")
     demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     demo.set_defaults(run=_demo)
+
+    train = commands.add_parser(
+        "train",
+        help="train a teacher, a student or a supervised baseline from a YAML configuration",
+        description="Train one stage of the paper from a configuration (see "
+        "examples/configs/paper and examples/configs/cpu). Runs resume where they stopped.",
+    )
+    train.add_argument("stage", choices=("teacher", "student", "supervised"))
+    train.add_argument("--config", required=True, help="YAML configuration file")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="change an entry, e.g. --set settings.steps=200 --set out=runs/try")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(run=_train)
+
+    table = commands.add_parser(
+        "reproduce-table",
+        help="train every Table 1 row of a configuration folder and print ours beside the paper's",
+        description="Train CONFIGS/{teacher,supervised-hand,supervised-weak,supervised-weak-ed,"
+        "student}.yaml (those present, resuming finished work) and score each, and Otsu, on the "
+        "test scenes of its configuration.",
+    )
+    table.add_argument("--configs", required=True,
+                       help="folder of stage configurations, e.g. examples/configs/cpu")
+    table.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="change an entry of every configuration, e.g. settings.steps=50")
+    table.add_argument("--json", action="store_true", help="print the rows as JSON")
+    table.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    table.set_defaults(run=_reproduce_table)
     return parser
 
 

@@ -9,6 +9,7 @@ from floodxr.data import sen1floods11
 from floodxr.errors import OutputExistsError
 from floodxr.metrics import confusion, water_area_km2
 from floodxr.plot import side_by_side
+from floodxr.segment import segment
 from floodxr.threshold import otsu
 
 __all__ = ["DemoResult", "run"]
@@ -23,21 +24,23 @@ class DemoResult:
     water_km2: float
     label_water_km2: float
     iou: float
+    otsu_iou: float
 
 
 def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> DemoResult:
     """Segment the bundled chip, write ``flood_map.tif`` and ``flood_map.png``, score it.
 
-    The method is the best one floodxr has so far: global Otsu on VH. Existing outputs are
-    never replaced unless ``overwrite=True``.
+    The method is floodxr's shipped distilled student (``model="student"``, see
+    ``docs/model-card.md``); the IoU of global Otsu on VH is reported beside it. Existing outputs
+    are never replaced unless ``overwrite=True``.
 
     Examples
     --------
     >>> import tempfile
     >>> from floodxr import demo
     >>> result = demo.run(tempfile.mkdtemp())
-    >>> result.chip, result.geotiff.name, 0.5 < result.iou < 1
-    ('Spain_7370579', 'flood_map.tif', True)
+    >>> result.chip, result.geotiff.name, result.method, 0 < result.iou <= 1
+    ('Spain_7370579', 'flood_map.tif', 'student (student.safetensors)', True)
     """
     out = Path(out_dir)
     geotiff, png = out / "flood_map.tif", out / "flood_map.png"
@@ -50,9 +53,9 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
     out.mkdir(parents=True, exist_ok=True)
     chip = sen1floods11.open_chip(sen1floods11.SAMPLE_DIR, sen1floods11.SAMPLE_CHIP)
     assert chip.label is not None  # the bundled chip ships its label
-    mask = otsu(chip.s1, band="vh")
+    mask = segment(chip.s1, model="student", output="mask")
     mask.rio.to_raster(geotiff, compress="deflate", tiled=True)
-    method = mask.attrs["floodxr_method"]
+    method = f"{mask.attrs['floodxr_model']} ({Path(mask.attrs['floodxr_checkpoint']).name})"
     score = confusion(mask, chip.label)
     fig = side_by_side(chip.s1, mask, label=chip.label, band="vh",
                        title=f"{chip.id}: {method}, water IoU {score.iou:.3f}")  # fmt: skip
@@ -65,4 +68,5 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
         water_km2=float(water_area_km2(mask)),
         label_water_km2=float(water_area_km2(chip.label)),
         iou=score.iou,
+        otsu_iou=confusion(otsu(chip.s1, band="vh"), chip.label).iou,
     )

@@ -25,6 +25,7 @@ __all__ = [
     "StacApiError",
     "NoItemsError",
     "MissingAssetError",
+    "RunMismatchError",
     "MissingChipsWarning",
     "UnpairedScenesWarning",
 ]
@@ -107,6 +108,10 @@ class NoItemsError(FloodxrError, LookupError):
 
 class MissingAssetError(_LookupMessage):
     """A STAC item lacks an asset (band) that loading needs."""
+
+
+class RunMismatchError(FloodxrError, ValueError):
+    """A training output folder holds a run with other settings; it is never overwritten."""
 
 
 class MissingChipsWarning(FloodxrWarning):

@@ -1,9 +1,16 @@
-"""Score a water-mapping method on the chips of a Sen1Floods11 split (the paper's metric)."""
+"""Score a water-mapping method or a trained model on Sen1Floods11 chips (the paper's metric).
+
+A *method* is a thresholding baseline (:data:`METHODS`); anything else is taken as a model: a
+registered name (``"student"``, ``"teacher"``) or a checkpoint path, run with
+:func:`floodxr.segment.segment` on the bands its checkpoint names (a teacher's S2 bands come from
+the chip's ``S2Hand`` file; chips without one are skipped and counted).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,11 +19,12 @@ from tqdm.auto import tqdm
 
 from floodxr import threshold
 from floodxr.data import sen1floods11
-from floodxr.errors import InvalidOptionError
+from floodxr.errors import InvalidOptionError, MissingBandError, UnknownModelError
 from floodxr.metrics import Confusion, aggregate_iou, confusion, mean_iou
 from floodxr.options import OPTIONS
+from floodxr.segment import segment
 
-__all__ = ["METHODS", "Method", "evaluate_split", "predict_chip"]
+__all__ = ["METHODS", "Method", "evaluate_split", "evaluate_models", "predict_chip", "chip_image"]
 
 Method = Literal["otsu", "event-threshold", "otsu-tiled"]
 
@@ -47,6 +55,28 @@ _PREDICTORS: dict[str, Predictor] = {
 METHODS: tuple[str, ...] = tuple(_PREDICTORS)
 
 
+def chip_image(chip: sen1floods11.Chip, bands: tuple[str, ...]) -> xr.DataArray | None:
+    """The chip's ``bands`` (S1, plus S2 bands from ``S2Hand``) or None if it lacks some."""
+    s1_bands = [b for b in bands if b in chip.s1["band"].values]
+    s2_bands = [b for b in bands if b not in s1_bands]
+    if not s2_bands:
+        return chip.s1.sel(band=list(bands))
+    if chip.s2 is None or not set(s2_bands) <= set(chip.s2["band"].values.tolist()):
+        return None
+    image = xr.concat([chip.s1.sel(band=s1_bands), chip.s2.sel(band=s2_bands)], dim="band",
+                      coords="minimal", compat="override", join="override")  # fmt: skip
+    return image.sel(band=list(bands))
+
+
+def _model_bands(model: str) -> tuple[str, ...]:
+    from floodxr import models
+
+    try:
+        return tuple(models.read_config(models.resolve(model)).bands)
+    except UnknownModelError as err:
+        raise UnknownModelError(f"{err}; or one of the methods {METHODS}") from err
+
+
 def predict_chip(
     chip: sen1floods11.Chip,
     *,
@@ -65,7 +95,13 @@ def predict_chip(
     (512, 512)
     """
     if method not in _PREDICTORS:
-        raise InvalidOptionError(f"unknown method {method!r}; known methods are {METHODS}")
+        image = chip_image(chip, _model_bands(method))
+        if image is None:
+            raise MissingBandError(
+                f"model {method!r} reads Sentinel-2 bands that chip {chip.id!r} lacks; give it "
+                "an S2Hand file or evaluate a Sentinel-1 model"
+            )
+        return segment(image, model=method, output="mask")
     if method == "event-threshold" and events is None:
         raise InvalidOptionError("method 'event-threshold' needs events=read_events(metadata)")
     return _PREDICTORS[method](chip, band, events or {})
@@ -85,10 +121,11 @@ def evaluate_split(
     metadata: str | Path | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Score ``method`` on the chips of ``split`` present under ``data``.
+    """Score ``method`` (a baseline or a model) on the chips of ``split`` present under ``data``.
 
     Returns a JSON-ready dict: method, band, split, ``n_chips`` (present and scored),
-    ``n_missing`` (listed but absent), ``aggregate_iou`` (sum of intersections / sum of unions),
+    ``n_missing`` (listed but absent), ``n_skipped`` / ``skipped`` (present but lacking the
+    S2 bands a teacher reads), ``aggregate_iou`` (sum of intersections / sum of unions),
     ``mean_iou`` (over chips with a non-empty union), precision, recall, F1 and accuracy over
     all valid pixels, and per chip ``{"chip", "iou", "intersection", "union"}``. Undefined
     scores (an empty union) are ``None``.
@@ -104,8 +141,7 @@ def evaluate_split(
     >>> result["n_chips"], result["chips"][0]["chip"], 0 < result["aggregate_iou"] < 1
     (1, 'Spain_7370579', True)
     """
-    if method not in _PREDICTORS:
-        raise InvalidOptionError(f"unknown method {method!r}; known methods are {METHODS}")
+    bands = None if method in _PREDICTORS else _model_bands(method)
     if band not in ("vv", "vh"):
         raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
     root = Path(data)
@@ -117,9 +153,13 @@ def evaluate_split(
         )
     show = OPTIONS["progress"] if progress is None else progress
     rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
     confusions: list[Confusion] = []
     for chip in tqdm(chips.open(), total=len(chips), desc=f"{method} on {split}", disable=not show):
         assert chip.label is not None  # read_split lists only chips with a label
+        if bands is not None and chip_image(chip, bands) is None:
+            skipped.append(chip.id)
+            continue
         counts = confusion(predict_chip(chip, method=method, band=band, events=events), chip.label)
         confusions.append(counts)
         rows.append({"chip": chip.id, "iou": _number(counts.iou),
@@ -127,10 +167,12 @@ def evaluate_split(
     pooled = sum(confusions, Confusion())
     return {
         "method": method,
-        "band": band,
+        "band": band if bands is None else None,
         "split": split,
         "n_chips": len(rows),
         "n_missing": len(chips.missing),
+        "n_skipped": len(skipped),
+        "skipped": skipped,
         "aggregate_iou": _number(aggregate_iou(confusions)),
         "mean_iou": _number(mean_iou(confusions)),
         "precision": _number(pooled.precision),
@@ -139,3 +181,33 @@ def evaluate_split(
         "accuracy": _number(pooled.accuracy),
         "chips": rows,
     }
+
+
+def evaluate_models(
+    data: str | Path, models: Sequence[str], **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`evaluate_split` for each of ``models`` (runs of one setting) with mean and std.
+
+    Returns ``{"runs": [...], "n_runs", "aggregate_iou_mean", "aggregate_iou_std",
+    "mean_iou_mean", "mean_iou_std"}`` (population std; 0 for one run).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from floodxr.data import sen1floods11 as s11
+    >>> from floodxr.evaluation import evaluate_models
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     result = evaluate_models(s11.SAMPLE_DIR, ["otsu", "otsu-tiled"], progress=False)
+    >>> result["n_runs"], result["aggregate_iou_std"] >= 0
+    (2, True)
+    """
+    if not models:
+        raise InvalidOptionError("evaluate_models needs at least one model or method")
+    runs = [evaluate_split(data, method=model, **kwargs) for model in models]
+    summary: dict[str, Any] = {"runs": runs, "n_runs": len(runs)}
+    for key in ("aggregate_iou", "mean_iou"):
+        values = [r[key] for r in runs if r[key] is not None]
+        summary[f"{key}_mean"] = statistics.fmean(values) if values else None
+        summary[f"{key}_std"] = statistics.pstdev(values) if values else None
+    return summary

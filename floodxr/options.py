@@ -14,7 +14,7 @@ OPTIONS: dict[str, Any] = {
     "otsu_tile_size": 128,
     "otsu_bimodality": 0.7,
     "progress": True,
-    "tile": 320,
+    "tile": None,
     "halo": 64,
     "batch_size": 1,
     "device": "cpu",
@@ -66,6 +66,14 @@ def _multiple_of_16(name: str) -> Callable[[Any], None]:
     return check
 
 
+def _optional(check: Callable[[Any], None]) -> Callable[[Any], None]:
+    def optional(value: Any) -> None:
+        if value is not None:
+            check(value)
+
+    return optional
+
+
 def _optional_positive_int(name: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if value is not None:
@@ -102,7 +110,7 @@ _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "otsu_tile_size": _positive_int("otsu_tile_size", 8),
     "otsu_bimodality": _fraction("otsu_bimodality"),
     "progress": _boolean("progress"),
-    "tile": _multiple_of_16("tile"),
+    "tile": _optional(_multiple_of_16("tile")),
     "halo": _positive_int("halo", 0),
     "batch_size": _positive_int("batch_size", 1),
     "device": _device,
@@ -127,11 +135,12 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
         Minimum bimodality score (between-class variance / total variance) for a tile to be used.
     progress : bool, default True
         Show progress bars for long loops (evaluation over many chips).
-    tile : int, default 320
+    tile : int or None, default None
         Side of the square windows a network sees in :func:`floodxr.segment.segment`
-        (a multiple of 16): the paper's 321 px training crops, rounded to the encoder's stride.
-        With the default halo the step is 256 px, so power-of-two dask chunks need no
-        rechunking.
+        (a multiple of 16). None: the window the model was trained on (its checkpoint's
+        ``tile``: the training crop rounded to the encoder's stride), else 320 (the paper's
+        321 px crops). A network sees best at the size it was trained at: DeepLab's image-level
+        pooling averages over the whole window.
     halo : int, default 64
         Overlap of neighbouring windows; predictions are blended across it. At most ``tile / 2``.
     batch_size : int, default 1

@@ -1,4 +1,4 @@
-"""Figures: radar backscatter beside the water map (and the reference label when there is one)."""
+"""Figures: radar backscatter beside the water map (and the label), training curves."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import xarray as xr
 from floodxr._bands import select_band
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from matplotlib.figure import Figure
 
-__all__ = ["side_by_side"]
+__all__ = ["side_by_side", "training_curves"]
 
 _MASK_COLOURS = {0: (0.80, 0.74, 0.55), 1: (0.12, 0.38, 0.85)}  # dry sand, water blue
 _NODATA_COLOUR = (0.0, 0.0, 0.0)
@@ -78,4 +80,43 @@ def side_by_side(
     axes[0].set_ylabel(f"y ({crs})" if crs else "y")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def training_curves(metrics_csv: str | Path) -> Figure:
+    """Loss (and its running mean) and validation IoU against step, from a run's metrics.csv.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from floodxr.plot import training_curves
+    >>> csv = pathlib.Path(tempfile.mkdtemp()) / "metrics.csv"
+    >>> _ = csv.write_text("step,lr,loss,valid_iou,seconds\\n1,0.1,0.7,,1\\n2,0.05,0.5,0.6,2\\n")
+    >>> [axis.get_ylabel() for axis in training_curves(csv).axes]
+    ['training loss', 'valid water IoU']
+    """
+    import csv
+
+    from matplotlib.figure import Figure
+
+    with open(metrics_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    steps = np.array([int(r["step"]) for r in rows])
+    loss = np.array([float(r["loss"]) for r in rows])
+    scored = [(int(r["step"]), float(r["valid_iou"])) for r in rows if r["valid_iou"]]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.plot(steps, loss, color="0.7", lw=0.8, label="per step")
+    if len(loss) >= 10:
+        window = max(len(loss) // 20, 5)
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        left.plot(steps[window - 1 :], smooth, color="C0", label=f"mean of {window}")
+    left.set_xlabel("step")
+    left.set_ylabel("training loss")
+    left.legend(fontsize="small")
+    if scored:
+        right.plot(*zip(*scored, strict=True), marker="o", color="C1")
+    right.set_xlabel("step")
+    right.set_ylabel("valid water IoU")
+    right.set_ylim(0, 1)
     return fig

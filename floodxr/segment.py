@@ -43,6 +43,8 @@ Output = Literal["probability", "mask"]
 #: Non-network methods that ``segment(model=...)`` also accepts.
 THRESHOLD_MODELS = tuple(threshold.METHODS)
 _S1 = ("vv", "vh")
+#: Window side for a model whose checkpoint does not say what it was trained on (paper: 321).
+DEFAULT_TILE = 320
 #: Attributes that describe the input's values, not the result's.
 _INPUT_ONLY_ATTRS = frozenset({"units", "long_name", "_FillValue", "scale_factor", "add_offset",
                                "valid_range", "normalization"})  # fmt: skip
@@ -313,7 +315,8 @@ def segment(
     require_spatial(da)
     da = da.transpose(..., "band", "y", "x")
     ny, nx = da.sizes["y"], da.sizes["x"]
-    plan = _Plan.for_scene(ny, nx, options["tile"], options["halo"])
+    tile = options["tile"] or config.tile or DEFAULT_TILE
+    plan = _Plan.for_scene(ny, nx, tile, options["halo"])
     lazy = isinstance(da.data, dsa.Array)
     data = da.data if lazy else dsa.from_array(da.data, chunks=-1)
     lead = data.ndim - 3

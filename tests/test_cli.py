@@ -163,6 +163,7 @@ def test_cli_errors_are_clear(tmp_path, shared_data):
 def test_demo_writes_map_and_picture_and_scores(tmp_path):
     done = run("demo", "--out", tmp_path / "out")
     assert "flooded area:" in done.stdout and "km2" in done.stdout and "IoU" in done.stdout
+    assert "method student (student.safetensors)" in done.stdout
     tif, png = tmp_path / "out" / "flood_map.tif", tmp_path / "out" / "flood_map.png"
     with rasterio.open(tif) as src:
         mask = src.read(1)

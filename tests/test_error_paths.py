@@ -12,6 +12,7 @@ from floodxr.errors import (
     InvalidOptionError,
     MissingDimensionError,
     ShapeMismatchError,
+    UnknownModelError,
 )
 from floodxr.evaluation import evaluate_split, predict_chip
 
@@ -25,13 +26,14 @@ def test_reader_errors(shared_data, tmp_path):
 
 def test_evaluation_errors():
     chip = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP)
-    with pytest.raises(InvalidOptionError, match=r"unknown method 'unet'; known methods are"):
+    # anything that is not a baseline is a model: a registered name or a checkpoint path
+    with pytest.raises(UnknownModelError, match=r"unknown model 'unet'.*or one of the methods"):
         evaluate_split(s11.SAMPLE_DIR, method="unet")
     with pytest.raises(InvalidOptionError, match="band must be 'vv' or 'vh', got 'hh'"):
         evaluate_split(s11.SAMPLE_DIR, band="hh")
     with pytest.raises(InvalidOptionError, match="needs events=read_events"):
         predict_chip(chip, method="event-threshold")
-    with pytest.raises(InvalidOptionError, match="unknown method"):
+    with pytest.raises(UnknownModelError, match="unknown model 'unet'"):
         predict_chip(chip, method="unet")
 
 

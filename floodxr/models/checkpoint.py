@@ -42,6 +42,7 @@ class ModelConfig:
     output_stride: int = 16
     decoder_channels: int = 256
     classes: tuple[str, ...] = ("not_water", "water")
+    tile: int | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
     scores: Mapping[str, Any] = field(default_factory=dict)
 
@@ -67,6 +68,9 @@ class ModelConfig:
                 problems.append(
                     f"normalization[{band!r}] must be finite (low, high), got {bounds!r}"
                 )
+        if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 32
+                                      or self.tile % 16):  # fmt: skip
+            problems.append(f"tile must be a multiple of 16 of at least 32, got {self.tile!r}")
         if "water" not in self.classes:
             problems.append(f"classes must include 'water', got {self.classes!r}")
         if problems:
@@ -129,9 +133,17 @@ def paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def save(
-    model: torch.nn.Module, config: ModelConfig, path: str | Path, *, overwrite: bool = False
+    model: torch.nn.Module,
+    config: ModelConfig,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    half: bool = False,
 ) -> Path:
     """Write ``model``'s weights and ``config`` as a floodxr checkpoint; returns the weights path.
+
+    ``half=True`` stores floating-point tensors as float16 (half the size, for shipping); they
+    load back into the float32 network.
 
     Examples
     --------
@@ -149,6 +161,8 @@ def save(
     weights.parent.mkdir(parents=True, exist_ok=True)
     config = config.replace(provenance={"floodxr_version": _version(), **config.provenance})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(weights), metadata={"format": FORMAT, "name": config.name})
     config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights

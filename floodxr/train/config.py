@@ -1,0 +1,189 @@
+"""YAML configurations for ``floodxr train`` and ``floodxr reproduce-table``.
+
+A configuration names the stage, its data and its settings::
+
+    stage: student                  # teacher | student | supervised
+    labels: hand                    # supervised only: hand | weak
+    out: runs/cpu/student
+    teacher: runs/cpu/teacher/best.safetensors      # student only
+    train:                          # sources; a student draws equal shares of each per batch
+      - {kind: sen1floods11, root: data/sen1floods11, split: train}
+      - {kind: zarr, path: data/external.zarr}
+    valid: [{kind: sen1floods11, root: data/sen1floods11, split: valid}]
+    test: [{kind: sen1floods11, root: data/sen1floods11, split: test}]
+    runs: 5                         # repeated with seeds seed, seed+1, ... (mean +- std)
+    settings:                       # floodxr.train.TrainConfig fields; unset ones keep `base`
+      base: paper                   # paper | cpu
+      steps: 30000
+
+Relative paths are taken from the current directory. ``key.sub=value`` overrides (values
+parsed as YAML) change any entry: ``settings.steps=200``, ``out=/tmp/run``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from floodxr.errors import InvalidOptionError
+from floodxr.train.data import Augment, Source, source_from_spec
+from floodxr.train.stages import CPU, PAPER, GridResult, TrainConfig, student, supervised, teacher
+
+__all__ = ["StageConfig", "load_config", "run_stage"]
+
+STAGES = ("teacher", "student", "supervised")
+BASES = {"paper": PAPER, "cpu": CPU}
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """A parsed configuration file."""
+
+    stage: str
+    out: Path
+    train: tuple[Mapping[str, Any], ...]
+    settings: TrainConfig
+    valid: tuple[Mapping[str, Any], ...] = ()
+    test: tuple[Mapping[str, Any], ...] = ()
+    labels: str = "hand"
+    teacher: Path | None = None
+    runs: int = 1
+    name: str = ""
+
+    def seeds(self) -> list[tuple[int, Path]]:
+        """``(seed, out)`` of each repeated run (``out`` itself when there is one run)."""
+        first = self.settings.seed
+        if self.runs == 1:
+            return [(first, self.out)]
+        return [(first + k, self.out / f"seed{first + k}") for k in range(self.runs)]
+
+
+def _apply(data: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise InvalidOptionError(
+            f"override {override!r} is not KEY=VALUE (e.g. settings.steps=200)"
+        )
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InvalidOptionError(f"override {override!r}: {part!r} is not a section")
+    node[last] = yaml.safe_load(value)
+
+
+def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
+    raw = dict(raw)
+    base_name = raw.pop("base", "cpu")
+    if base_name not in BASES:
+        raise InvalidOptionError(f"{source}: settings.base must be one of {list(BASES)}, "
+                                 f"got {base_name!r}")  # fmt: skip
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidOptionError(f"{source}: unknown settings {unknown}; known: {sorted(known)}")
+    for key in ("lr", "weight_decay"):
+        if key in raw and not isinstance(raw[key], Sequence):
+            raw[key] = [raw[key]]
+        if key in raw:
+            raw[key] = tuple(float(v) for v in raw[key])
+    if "augment" in raw:
+        augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in dict(raw["augment"]).items()}  # fmt: skip
+        raw["augment"] = Augment(**augment)
+    return BASES[base_name].replace(**raw)
+
+
+def _sources(value: Any, key: str, source: str) -> tuple[Mapping[str, Any], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise InvalidOptionError(f"{source}: {key} must be a list of sources like "
+                                 "{kind: synthetic, scenes: 32}")  # fmt: skip
+    return tuple(value)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StageConfig:
+    """Read a stage configuration and apply ``KEY=VALUE`` overrides.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import floodxr
+    >>> from floodxr.train.config import load_config
+    >>> configs = Path(floodxr.__file__).parents[1] / "examples" / "configs"
+    >>> config = load_config(configs / "paper" / "student.yaml")
+    >>> config.stage, config.settings.encoder, config.settings.batch_size, config.settings.steps
+    ('student', 'tu-xception65', 64, 30000)
+    >>> load_config(configs / "cpu" / "teacher.yaml", ["settings.steps=20"]).settings.steps
+    20
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidOptionError(f"no configuration file {str(path)!r}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InvalidOptionError(f"{str(path)!r} is not valid YAML: {err}") from err
+    data = copy.deepcopy(data)
+    for override in overrides:
+        _apply(data, override)
+    stage = data.get("stage")
+    if stage not in STAGES:
+        raise InvalidOptionError(f"{str(path)!r}: stage must be one of {STAGES}, got {stage!r}")
+    known = {"stage", "out", "train", "valid", "test", "labels", "teacher", "runs", "settings",
+             "name"}  # fmt: skip
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidOptionError(f"{str(path)!r}: unknown keys {unknown}; known: {sorted(known)}")
+    if "out" not in data or not data.get("train"):
+        raise InvalidOptionError(f"{str(path)!r} needs 'out' (a folder) and 'train' (sources)")
+    if stage == "student" and not data.get("teacher"):
+        raise InvalidOptionError(f"{str(path)!r}: a student needs 'teacher' (a checkpoint path)")
+    runs = data.get("runs", 1)
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise InvalidOptionError(f"{str(path)!r}: runs must be a positive integer, got {runs!r}")
+    labels = data.get("labels", "hand")
+    return StageConfig(
+        stage=stage,
+        out=Path(data["out"]),
+        train=_sources(data["train"], "train", str(path)),
+        valid=_sources(data.get("valid"), "valid", str(path)),
+        test=_sources(data.get("test"), "test", str(path)),
+        settings=_settings(data.get("settings") or {}, str(path)),
+        labels=labels,
+        teacher=Path(data["teacher"]) if data.get("teacher") else None,
+        runs=runs,
+        name=data.get("name") or (f"supervised-{labels}" if stage == "supervised" else stage),
+    )
+
+
+def build_sources(specs: Sequence[Mapping[str, Any]]) -> list[Source]:
+    return [source_from_spec(spec) for spec in specs]
+
+
+def run_stage(config: StageConfig, *, progress: bool | None = None) -> list[GridResult]:
+    """Train every repeated run of ``config`` (each resumable); one result per seed."""
+    train, valid = build_sources(config.train), build_sources(config.valid) or None
+    results = []
+    for seed, out in config.seeds():
+        settings = config.settings.replace(seed=seed)
+        if config.stage == "teacher":
+            result = teacher(train, out=out, valid=valid, config=settings, progress=progress)
+        elif config.stage == "student":
+            assert config.teacher is not None  # load_config requires it
+            result = student(train, teacher=config.teacher, out=out, valid=valid,
+                             config=settings, progress=progress)  # fmt: skip
+        else:
+            result = supervised(train, out=out, valid=valid, labels=config.labels,  # type: ignore[arg-type]
+                                config=settings, name=config.name, progress=progress)  # fmt: skip
+        results.append(result)
+    return results

@@ -1,0 +1,456 @@
+"""Training data: scenes from chunked cubes, random crops that read only the chunks they touch.
+
+A **scene** is one image ``(band, y, x)`` (lazy or not) with optional hand and weak labels on its
+grid. A **source** is a named list of scenes: a Sen1Floods11 folder, a paired cube (a
+:func:`floodxr.data.pairing.load_pair` result, or any Zarr store written from one), or the
+synthetic world of :mod:`floodxr.testing.world`.
+
+:class:`CropDataset` draws crop *k* of training step *s* as a pure function of
+``(seed, s, k)``: which source (equal shares when there are several: the paper's stage 2), which
+scene, where, the scale distortion, the flips and the jitter. Runs are therefore repeatable with
+any number of loader worker processes, and a resumed run sees exactly the batches the
+interrupted one would have seen. A crop reads ``image.isel(y=..., x=...)`` of a dask-backed
+scene, which computes the chunks under the window and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import dask
+import numpy as np
+import torch
+import xarray as xr
+
+from floodxr._bands import select_bands
+from floodxr.data import sen1floods11
+from floodxr.errors import DataLayoutError, InvalidOptionError, MissingBandError
+from floodxr.preprocess import PAPER_RANGES, clip_scale
+
+__all__ = [
+    "Scene",
+    "Source",
+    "Augment",
+    "CropDataset",
+    "StepSampler",
+    "sen1floods11_source",
+    "sen1floods11_weak_source",
+    "cube_source",
+    "zarr_source",
+    "synthetic_source",
+    "loader",
+    "source_from_spec",
+]
+
+Target = Literal["label", "weak_label"]
+#: Sentinel-2 bands the paper's teacher reads, in order.
+S2_PAPER_BANDS = ("B02", "B03", "B04", "B08")
+S1_BANDS = ("vv", "vh")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One image with the labels that exist for it (all on one grid)."""
+
+    name: str
+    image: xr.DataArray
+    label: xr.DataArray | None = None
+    weak_label: xr.DataArray | None = None
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(str(b) for b in self.image["band"].values)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.sizes["y"], self.image.sizes["x"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named list of scenes."""
+
+    name: str
+    scenes: tuple[Scene, ...]
+
+    def __post_init__(self) -> None:
+        if not self.scenes:
+            raise DataLayoutError(f"source {self.name!r} has no scene; check its path and split")
+
+    def require(self, bands: Sequence[str], target: Target | None) -> None:
+        """Raise unless every scene has ``bands`` and, if asked, the ``target`` labels."""
+        lacking = [s.name for s in self.scenes if not set(bands) <= set(s.bands)]
+        if lacking:
+            raise MissingBandError(
+                f"source {self.name!r}: {len(lacking)} scenes lack bands of {tuple(bands)} "
+                f"(first {lacking[:3]}, which have {self.scenes[0].bands}); a teacher and a "
+                "student's teacher input need Sentinel-2 (S2Hand/ or a paired cube)"
+            )
+        if target is not None:
+            unlabelled = [s.name for s in self.scenes if getattr(s, target) is None]
+            if unlabelled:
+                raise DataLayoutError(
+                    f"source {self.name!r}: {len(unlabelled)} scenes have no {target} (first "
+                    f"{unlabelled[:3]}); use labels of another kind or another source"
+                )
+
+
+def _with_s2(chip: sen1floods11.Chip) -> xr.DataArray:
+    if chip.s2 is None:
+        return chip.s1
+    return xr.concat([chip.s1, chip.s2.sel(band=list(S2_PAPER_BANDS))], dim="band",
+                     coords="minimal", compat="override", join="override")  # fmt: skip
+
+
+def sen1floods11_source(
+    root: str | Path, split: str = "train", *, chunks: int | None = 256, name: str | None = None
+) -> Source:
+    """The hand-labelled chips of a Sen1Floods11 split: S1 (+ B02 B03 B04 B08 when S2Hand has them).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from floodxr.data import sen1floods11 as s11
+    >>> from floodxr.train.data import sen1floods11_source
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     source = sen1floods11_source(s11.SAMPLE_DIR, "test")
+    >>> source.scenes[0].name, source.scenes[0].bands
+    ('Spain_7370579', ('vv', 'vh', 'B02', 'B03', 'B04', 'B08'))
+    """
+    split_list = sen1floods11.read_split(root, split)
+    scenes = []
+    for chip in split_list.open(chunks=chunks):
+        scenes.append(Scene(name=chip.id, image=_with_s2(chip), label=chip.label))
+    return Source(name or f"sen1floods11:{split}", tuple(scenes))
+
+
+#: Sen1Floods11's weakly-labelled folders: label kind -> (folder, file suffix).
+WEAK_LABELS = {"s2index": "S2IndexLabelWeak", "s1otsu": "S1OtsuLabelWeak"}
+
+
+def sen1floods11_weak_source(
+    root: str | Path,
+    *,
+    labels: Literal["s2index", "s1otsu"] = "s2index",
+    chunks: int | None = 256,
+    name: str | None = None,
+) -> Source:
+    """Sen1Floods11's weakly-labelled chips: ``S1Weak/<chip>_S1Weak.tif`` with the weak label.
+
+    ``labels`` picks ``S2IndexLabelWeak`` (MNDWI/NDVI from Sentinel-2) or ``S1OtsuLabelWeak``.
+    Sen1Floods11 ships no Sentinel-2 image for these chips, so they serve S1-only stages.
+    """
+    if labels not in WEAK_LABELS:
+        raise InvalidOptionError(f"labels must be one of {tuple(WEAK_LABELS)}, got {labels!r}")
+    root = Path(root)
+    folder = WEAK_LABELS[labels]
+    if not (root / "S1Weak").is_dir() or not (root / folder).is_dir():
+        raise DataLayoutError(
+            f"{str(root)!r} needs S1Weak/ and {folder}/ (Sen1Floods11's WeakLabeled folder); "
+            "pass the folder that holds them"
+        )
+    scenes = []
+    for path in sorted((root / "S1Weak").glob("*_S1Weak.tif")):
+        chip = path.name.removesuffix("_S1Weak.tif")
+        label_path = root / folder / f"{chip}_{folder}.tif"
+        if not label_path.is_file():
+            raise DataLayoutError(f"{str(path)!r} has no weak label {str(label_path)!r}")
+        s1 = sen1floods11.open_s1(path, chunks=chunks)
+        weak = sen1floods11.open_label(label_path, chunks=chunks)
+        weak = weak.assign_coords(y=s1["y"], x=s1["x"])
+        scenes.append(Scene(name=chip, image=s1, weak_label=weak))
+    return Source(name or f"sen1floods11-weak:{labels}", tuple(scenes))
+
+
+def cube_source(obj: xr.Dataset | xr.DataArray, *, name: str = "cube") -> Source:
+    """Scenes of a paired cube: one per step of every leading dim (e.g. ``time``).
+
+    ``obj`` is a DataArray ``([time,] band, y, x)`` such as :func:`floodxr.data.pairing.load_pair`
+    returns, or a Dataset with such an ``image`` variable (or an ``s1``/``bands`` variable) and
+    optional ``label`` / ``weak_label`` variables ``([time,] y, x)``.
+
+    Examples
+    --------
+    >>> from floodxr.testing.world import paired_scene
+    >>> from floodxr.train.data import cube_source
+    >>> source = cube_source(paired_scene((64, 64), seed=1))
+    >>> len(source.scenes), source.scenes[0].label is not None
+    (1, True)
+    """
+    if isinstance(obj, xr.DataArray):
+        image, labels = obj, {}
+    else:
+        image_name = next((v for v in ("image", "bands", "s1") if v in obj.data_vars), None)
+        if image_name is None:
+            raise DataLayoutError(
+                f"cube {name!r} has variables {sorted(map(str, obj.data_vars))}; expected an "
+                "'image' variable (band, y, x) and optional 'label' / 'weak_label'"
+            )
+        image = obj[image_name]
+        labels = {k: obj[k] for k in ("label", "weak_label") if k in obj.data_vars}
+    if "band" not in image.dims:
+        raise DataLayoutError(f"cube {name!r}: the image has dims {image.dims}, no 'band'")
+    lead = [str(d) for d in image.dims if d not in ("band", "y", "x")]
+    steps: list[dict[str, int]] = [{}]
+    for dim in lead:
+        steps = [{**s, dim: i} for s in steps for i in range(image.sizes[dim])]
+    scenes = []
+    for index in steps:
+        suffix = "".join(f"[{d}={i}]" for d, i in index.items())
+        picked = {k: v.isel({d: i for d, i in index.items() if d in v.dims})
+                  for k, v in labels.items()}  # fmt: skip
+        scenes.append(Scene(name=f"{name}{suffix}", image=image.isel(index).transpose(
+            "band", "y", "x"), label=picked.get("label"), weak_label=picked.get("weak_label")))
+    return Source(name, tuple(scenes))
+
+
+def zarr_source(path: str | Path, *, name: str | None = None) -> Source:
+    """:func:`cube_source` over a Zarr store, opened lazily with its own chunks."""
+    path = Path(path)
+    if not path.exists():
+        raise DataLayoutError(f"no Zarr store at {str(path)!r}; write one with cube.to_zarr(...)")
+    return cube_source(xr.open_zarr(path, consolidated=False), name=name or path.name)
+
+
+def synthetic_source(
+    scenes: int, *, seed: int = 0, size: int = 512, name: str | None = None
+) -> Source:
+    """``scenes`` paired scenes of :mod:`floodxr.testing.world` (in memory).
+
+    Examples
+    --------
+    >>> from floodxr.train.data import synthetic_source
+    >>> synthetic_source(2, seed=5, size=64).scenes[1].name
+    'synthetic:500016'
+    """
+    from floodxr.testing.world import paired_scenes
+
+    made = paired_scenes(scenes, seed=seed, shape=(size, size))
+    return Source(name or f"synthetic:{seed}", tuple(
+        Scene(name=f"synthetic:{s.attrs['floodxr_world_seed']}", image=s.image, label=s.label,
+              weak_label=s.weak_label) for s in made))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The paper's augmentations (section 3.1), drawn per crop.
+
+    ``scale``: the crop reads a window of ``crop * s`` px, ``s`` uniform in the range, resized to
+    ``crop`` (scale distortion); ``flips``: horizontal and vertical, each with probability 0.5;
+    ``s1_jitter``: an offset (sd, normalised units; 0.03 is ~0.6 dB in VV) and a gain (sd) per
+    S1 band; ``s2_jitter``: colour jitter, a brightness gain and a per-band gain (sd) on S2.
+    Geometry applies to inputs and targets alike; jitter only to the model's input, never to
+    the teacher's.
+    """
+
+    scale: tuple[float, float] = (0.75, 1.25)
+    flips: bool = True
+    s1_jitter: tuple[float, float] = (0.03, 0.05)
+    s2_jitter: tuple[float, float] = (0.1, 0.05)
+
+    @classmethod
+    def none(cls) -> Augment:
+        return cls(scale=(1.0, 1.0), flips=False, s1_jitter=(0.0, 0.0), s2_jitter=(0.0, 0.0))
+
+
+@dataclass(frozen=True)
+class CropDataset(torch.utils.data.Dataset):
+    """Random crops of ``sources``: item ``(step, slot)`` -> dict of tensors.
+
+    Keys: ``image`` (``bands``, normalised, jittered), ``teacher`` (``teacher_bands``, normalised,
+    not jittered; when asked), ``target`` (int64, -1 where invalid; when ``target`` is set) and
+    ``valid`` (bool: every input band finite).
+    """
+
+    sources: tuple[Source, ...]
+    bands: tuple[str, ...]
+    target: Target | None = "label"
+    teacher_bands: tuple[str, ...] = ()
+    crop: int = 321
+    augment: Augment = field(default_factory=Augment)
+    min_valid: float = 0.5
+    seed: int = 0
+    batch_size: int = 8
+    tries: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise InvalidOptionError("CropDataset needs at least one source")
+        if self.batch_size % len(self.sources):
+            raise InvalidOptionError(
+                f"batch_size {self.batch_size} cannot be shared equally by {len(self.sources)} "
+                f"sources; use a multiple of {len(self.sources)}"
+            )
+        for source in self.sources:
+            source.require(self.read_bands, self.target)
+
+    @property
+    def read_bands(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.bands + self.teacher_bands))
+
+    def __len__(self) -> int:  # items are addressed by (step, slot); no epochs
+        return 2**62
+
+    def source_of(self, slot: int) -> Source:
+        return self.sources[slot * len(self.sources) // self.batch_size]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        step, slot = key
+        rng = np.random.default_rng([self.seed, step, slot])
+        source = self.source_of(slot)
+        best: dict[str, torch.Tensor] = {}
+        best_usable = -1.0
+        for _ in range(self.tries):  # the first draw usable enough, else the most usable one
+            scene = source.scenes[int(rng.integers(len(source.scenes)))]
+            item = self._draw(scene, rng)
+            usable = float(item.pop("usable").float().mean())
+            if usable > best_usable:
+                best, best_usable = item, usable
+            if usable >= self.min_valid:
+                break
+        return best
+
+    def _draw(self, scene: Scene, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        ny, nx = scene.shape
+        side = round(self.crop * rng.uniform(*self.augment.scale))
+        side = max(1, min(side, ny, nx))
+        y0, x0 = int(rng.integers(ny - side + 1)), int(rng.integers(nx - side + 1))
+        window = {"y": slice(y0, y0 + side), "x": slice(x0, x0 + side)}
+        raw = select_bands(scene.image.isel(window), self.read_bands).values
+        table = [PAPER_RANGES[b] for b in self.read_bands]
+        low = np.array([t[0] for t in table], "float32")[:, None, None]
+        high = np.array([t[1] for t in table], "float32")[:, None, None]
+        finite = np.isfinite(raw).all(axis=0)
+        image = np.nan_to_num(clip_scale(raw, low, high), nan=0.0)
+        planes = torch.from_numpy(np.concatenate([image, finite[None].astype("float32")]))
+        target = None
+        if self.target is not None:
+            labels = getattr(scene, self.target)
+            assert labels is not None  # checked by Source.require
+            target = torch.from_numpy(labels.isel(window).values.astype("float32"))[None]
+        if side != self.crop:
+            planes = torch.nn.functional.interpolate(
+                planes[None], size=(self.crop, self.crop), mode="bilinear", align_corners=False
+            )[0]
+            if target is not None:
+                target = torch.nn.functional.interpolate(
+                    target[None], size=(self.crop, self.crop), mode="nearest")[0]  # fmt: skip
+        if self.augment.flips:
+            for axis in (-1, -2):
+                if rng.uniform() < 0.5:
+                    planes = planes.flip(axis)
+                    target = None if target is None else target.flip(axis)
+        image, valid = planes[:-1], planes[-1] > 0.999
+        item = {"valid": valid, "image": self._jitter(image, rng)[self._index(self.bands)]}
+        if self.teacher_bands:
+            item["teacher"] = image[self._index(self.teacher_bands)].contiguous()
+        usable = valid
+        if target is not None:
+            labels = torch.where(valid, target[0], torch.tensor(-1.0)).long()
+            item["target"] = labels
+            usable = labels >= 0
+        item["usable"] = usable
+        return item
+
+    def _index(self, bands: tuple[str, ...]) -> list[int]:
+        return [self.read_bands.index(b) for b in bands]
+
+    def _jitter(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        out = image.clone()
+        s1_offset, s1_gain = self.augment.s1_jitter
+        s2_brightness, s2_gain = self.augment.s2_jitter
+        brightness = 1.0 + rng.normal(0, s2_brightness) if s2_brightness else 1.0
+        for i, band in enumerate(self.read_bands):
+            if band in S1_BANDS:
+                gain, offset = 1.0 + rng.normal(0, s1_gain), rng.normal(0, s1_offset)
+            else:
+                gain, offset = brightness * (1.0 + rng.normal(0, s2_gain)), 0.0
+            out[i] = (out[i] * gain + offset).clamp(0.0, 1.0)
+        return out
+
+
+@dataclass(frozen=True)
+class StepSampler(torch.utils.data.Sampler):
+    """Yields the keys ``[(step, 0), ..., (step, batch_size - 1)]`` for steps ``start..stop-1``."""
+
+    start: int
+    stop: int
+    batch_size: int
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.stop):
+            yield [(step, slot) for slot in range(self.batch_size)]
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def _init_worker(worker_id: int) -> None:
+    # one torch thread per loader process and no dask thread pool inside it: the main process
+    # owns the cores
+    torch.set_num_threads(1)
+    dask.config.set(scheduler="synchronous")
+
+
+def loader(
+    dataset: CropDataset, *, start: int, stop: int, num_workers: int = 0
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over steps ``start..stop-1``; the same batches whatever ``num_workers``.
+
+    Examples
+    --------
+    >>> from floodxr.train.data import CropDataset, loader, synthetic_source
+    >>> dataset = CropDataset((synthetic_source(2, size=96),), bands=("vv", "vh"), crop=64,
+    ...                       batch_size=2)
+    >>> batch = next(iter(loader(dataset, start=0, stop=1)))
+    >>> tuple(batch["image"].shape), tuple(batch["target"].shape)
+    ((2, 2, 64, 64), (2, 64, 64))
+    """
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=StepSampler(start, stop, dataset.batch_size),
+        num_workers=num_workers,
+        worker_init_fn=_init_worker if num_workers else None,
+        # a private generator: the loader must not draw from torch's global RNG, which the
+        # resumable training state owns
+        generator=torch.Generator().manual_seed(0),
+        persistent_workers=False,
+        multiprocessing_context="fork" if num_workers else None,
+    )
+
+
+def source_from_spec(spec: Mapping[str, Any]) -> Source:
+    """A source from a config entry: ``{"kind": "synthetic" | "sen1floods11" | ..., ...}``.
+
+    Kinds: ``sen1floods11`` (``root``, ``split``), ``sen1floods11-weak`` (``root``, ``labels``),
+    ``zarr`` (``path``), ``synthetic`` (``scenes``, ``seed``, ``size``).
+
+    Examples
+    --------
+    >>> from floodxr.train.data import source_from_spec
+    >>> source_from_spec({"kind": "synthetic", "scenes": 1, "seed": 2, "size": 64}).name
+    'synthetic:2'
+    """
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    makers = {
+        "sen1floods11": lambda s: sen1floods11_source(s.pop("root"), s.pop("split", "train"), **s),
+        "sen1floods11-weak": lambda s: sen1floods11_weak_source(s.pop("root"), **s),
+        "zarr": lambda s: zarr_source(s.pop("path"), **s),
+        "synthetic": lambda s: synthetic_source(s.pop("scenes"), **s),
+    }
+    if kind not in makers:
+        raise InvalidOptionError(
+            f"data source kind {kind!r} is not one of {sorted(makers)}; e.g. "
+            "{kind: synthetic, scenes: 32, seed: 1}"
+        )
+    try:
+        return makers[kind](spec)
+    except (KeyError, TypeError) as err:
+        raise InvalidOptionError(f"data source {kind!r}: bad or missing keys ({err}); "
+                                 f"see floodxr.train.data.source_from_spec") from err
+

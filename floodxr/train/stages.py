@@ -1,0 +1,298 @@
+"""The paper's training stages, each a learning-rate x weight-decay grid of resumable runs.
+
+* :func:`supervised` -- a Sentinel-1 model on hand labels or on weak labels (Table 1's baselines);
+* :func:`teacher` -- stage 1: stacked S1 + S2 (``vv vh B02 B03 B04 B08``) on hand labels;
+* :func:`student` -- stage 2: S1 only, trained to match the frozen teacher's soft predictions on
+  paired, unlabelled scenes, each batch drawn equally from every source.
+
+Every run of the grid is scored on the valid scenes; ``OUT/best`` is the checkpoint with the best
+valid water IoU over all runs and steps (the paper's checkpoint selection), ``OUT/grid.csv``
+lists each run's best.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from floodxr import models
+from floodxr.errors import InvalidOptionError
+from floodxr.models import ModelConfig
+from floodxr.models.checkpoint import paths
+from floodxr.train.data import S1_BANDS, S2_PAPER_BANDS, Augment, CropDataset, Scene, Source
+from floodxr.train.engine import RunResult, Schedule, device, fit
+from floodxr.train.losses import distillation_loss, edge_weighted_cross_entropy
+
+__all__ = ["TrainConfig", "PAPER", "CPU", "GridResult", "supervised", "teacher", "student"]
+
+Labels = Literal["hand", "weak"]
+TEACHER_BANDS = S1_BANDS + S2_PAPER_BANDS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a stage needs besides data; defaults are the paper's GPU setting (appendix B).
+
+    ``lr`` and ``weight_decay`` list the grid; every pair is one run. ``edge_weight`` and
+    ``edge_width`` are the edge weighting of :mod:`floodxr.train.losses`; ``temperature`` the
+    distillation temperature (1 = the paper's plain soft targets); ``bn_batches`` how many fixed
+    training batches BatchNorm statistics are recomputed on before each evaluation.
+    """
+
+    encoder: str = "tu-xception65"
+    decoder_channels: int = 256
+    output_stride: int = 16
+    crop: int = 321
+    batch_size: int = 64
+    steps: int = 30_000
+    lr: tuple[float, ...] = (0.3, 0.1, 0.003, 0.001)
+    weight_decay: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
+    momentum: float = 0.9
+    power: float = 0.9
+    edge_weight: float = 5.0
+    edge_width: int = 3
+    temperature: float = 1.0
+    eval_every: int = 1000
+    checkpoint_every: int = 500
+    min_valid: float = 0.5
+    bn_batches: int = 16
+    seed: int = 0
+    num_workers: int = 4
+    device: str = "auto"
+    augment: Augment = field(default_factory=Augment)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("crop", "batch_size", "steps", "eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if not self.lr or not self.weight_decay:
+            problems.append("lr and weight_decay must each list at least one value")
+        if any(v <= 0 for v in self.lr) or any(v < 0 for v in self.weight_decay):
+            problems.append(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, "
+                            f"{self.weight_decay}")  # fmt: skip
+        if self.batch_size < 2:
+            problems.append("batch_size must be >= 2 (BatchNorm in the ASPP pooling branch)")
+        if problems:
+            raise InvalidOptionError("invalid training configuration: " + "; ".join(problems))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)
+
+    @property
+    def grid(self) -> list[tuple[float, float]]:
+        return list(itertools.product(self.lr, self.weight_decay))
+
+
+#: The paper's setting: Xception-65, batch 64, 321 px crops, 30k steps, the 4 x 4 grid.
+PAPER = TrainConfig()
+#: A light setting that trains in minutes on 2 CPU cores.
+CPU = TrainConfig(
+    encoder="tu-mobilenetv3_large_075", decoder_channels=64, crop=160, batch_size=8, steps=600,
+    lr=(0.05,), weight_decay=(1e-4,), eval_every=100, checkpoint_every=50, num_workers=0,
+    device="cpu",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """The runs of one stage and the checkpoint chosen among them (``best``)."""
+
+    out: Path
+    best: Path
+    best_iou: float
+    runs: tuple[RunResult, ...]
+
+
+def _scenes(sources: Sequence[Source] | Source | None) -> tuple[Scene, ...]:
+    if sources is None:
+        return ()
+    if isinstance(sources, Source):
+        sources = [sources]
+    return tuple(scene for source in sources for scene in source.scenes)
+
+
+def _sources(sources: Sequence[Source] | Source) -> tuple[Source, ...]:
+    return (sources,) if isinstance(sources, Source) else tuple(sources)
+
+
+def _describe(sources: Sequence[Source]) -> list[str]:
+    return [f"{s.name} ({len(s.scenes)} scenes)" for s in sources]
+
+
+def _grid(
+    out: Path,
+    config: TrainConfig,
+    one: Callable[[Schedule, Path], RunResult],
+) -> GridResult:
+    runs = []
+    for lr, weight_decay in config.grid:
+        schedule = Schedule(steps=config.steps, lr=lr, weight_decay=weight_decay,
+                            momentum=config.momentum, power=config.power,
+                            eval_every=config.eval_every,
+                            checkpoint_every=config.checkpoint_every)  # fmt: skip
+        runs.append(one(schedule, out / f"lr{lr:g}_wd{weight_decay:g}"))
+    chosen = max(runs, key=lambda r: r.best_iou)
+    for source, target in zip(paths(chosen.best), paths(out / "best"), strict=True):
+        shutil.copyfile(source, target)
+    with (out / "grid.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "best_valid_iou", "best_step", "chosen"])
+        for run in runs:
+            writer.writerow([run.out.name, f"{run.best_iou:.6f}", run.best_step, run is chosen])
+    return GridResult(out=out, best=out / "best.safetensors", best_iou=chosen.best_iou,
+                      runs=tuple(runs))  # fmt: skip
+
+
+def _model_config(base: ModelConfig, name: str, config: TrainConfig,
+                  provenance: Mapping[str, Any]) -> ModelConfig:  # fmt: skip
+    # the network is validated and later run on windows of its training crop (see segment)
+    return base.replace(name=name, encoder=config.encoder, output_stride=config.output_stride,
+                        decoder_channels=config.decoder_channels,
+                        tile=max(32, config.crop // 16 * 16),
+                        provenance=dict(provenance))  # fmt: skip
+
+
+def _valid_scenes(valid: Sequence[Source] | Source | None) -> tuple[Scene, ...]:
+    scenes = _scenes(valid)
+    for source in _sources(valid) if valid is not None else ():
+        source.require((), "label")
+    return scenes
+
+
+def supervised(
+    train: Sequence[Source] | Source,
+    *,
+    out: str | Path,
+    valid: Sequence[Source] | Source | None = None,
+    labels: Labels = "hand",
+    bands: Sequence[str] = S1_BANDS,
+    config: TrainConfig = CPU,
+    name: str | None = None,
+    progress: bool | None = None,
+) -> GridResult:
+    """Train on ``labels`` (``"hand"``: ``label``, ``"weak"``: ``weak_label``), edge-weighted CE.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr import train
+    >>> tiny = train.CPU.replace(encoder="resnet18", decoder_channels=16, crop=64, batch_size=2,
+    ...                          steps=2, eval_every=2, checkpoint_every=2)
+    >>> scenes = train.synthetic_source(2, size=96)
+    >>> result = train.supervised(scenes, valid=scenes, out=tempfile.mkdtemp(), config=tiny,
+    ...                           progress=False)
+    >>> result.best.name, len(result.runs), 0 <= result.best_iou <= 1
+    ('best.safetensors', 1, True)
+    """
+    if labels not in ("hand", "weak"):
+        raise InvalidOptionError(f"labels must be 'hand' or 'weak', got {labels!r}")
+    sources, bands = _sources(train), tuple(bands)
+    name = name or f"supervised-{labels}"
+    base = models.STUDENT if bands == S1_BANDS else models.TEACHER.replace(bands=bands)
+    model_config = _model_config(base, name, config, {
+        "stage": name, "labels": labels, "data": _describe(sources),
+        "trainer": "floodxr.train", "config": _jsonable(config)})  # fmt: skip
+    valid_scenes = _valid_scenes(valid)
+
+    def one(schedule: Schedule, run_out: Path) -> RunResult:
+        dataset = CropDataset(sources, bands=bands,
+                              target="label" if labels == "hand" else "weak_label",
+                              crop=config.crop, augment=config.augment, min_valid=config.min_valid,
+                              seed=config.seed, batch_size=config.batch_size)  # fmt: skip
+
+        def loss(network: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            return edge_weighted_cross_entropy(network(batch["image"]), batch["target"],
+                                               width=config.edge_width,
+                                               edge_weight=config.edge_weight)  # fmt: skip
+
+        return fit(config=model_config, dataset=dataset, loss=loss, schedule=schedule,
+                   out=run_out, valid=valid_scenes, seed=config.seed,
+                   device=device(config.device), num_workers=config.num_workers,
+                   bn_batches=config.bn_batches, progress=progress,
+                   settings=_settings(config, sources, name))  # fmt: skip
+
+    return _grid(Path(out), config, one)
+
+
+def teacher(
+    train: Sequence[Source] | Source,
+    *,
+    out: str | Path,
+    valid: Sequence[Source] | Source | None = None,
+    config: TrainConfig = CPU,
+    progress: bool | None = None,
+) -> GridResult:
+    """Stage 1: the S1 + S2 teacher on hand labels (``vv vh B02 B03 B04 B08``)."""
+    return supervised(train, out=out, valid=valid, labels="hand", bands=TEACHER_BANDS,
+                      config=config, name="teacher", progress=progress)  # fmt: skip
+
+
+def student(
+    sources: Sequence[Source] | Source,
+    *,
+    teacher: str | Path,
+    out: str | Path,
+    valid: Sequence[Source] | Source | None = None,
+    config: TrainConfig = CPU,
+    progress: bool | None = None,
+) -> GridResult:
+    """Stage 2: an S1 student distilled from the frozen ``teacher`` on paired scenes.
+
+    Each batch holds ``batch_size / len(sources)`` crops of every source. The student sees the
+    jittered S1 crop, the teacher the same crop of S1 + S2 without jitter. Labels in the sources
+    are not used (validation uses the ``valid`` scenes' hand labels).
+    """
+    sources = _sources(sources)
+    frozen = models.load(teacher, device=device(config.device))
+    teacher_bands = tuple(frozen.config.bands)
+    if not set(S1_BANDS) < set(teacher_bands):
+        raise InvalidOptionError(
+            f"{str(teacher)!r} reads bands {teacher_bands}; a teacher reads S1 and S2 (e.g. "
+            "the result of floodxr.train.teacher)"
+        )
+    network_teacher = frozen.module.eval()
+    for parameter in network_teacher.parameters():
+        parameter.requires_grad_(False)
+    model_config = _model_config(models.STUDENT, "student", config, {
+        "stage": "student", "teacher": str(frozen.path), "data": _describe(sources),
+        "trainer": "floodxr.train", "config": _jsonable(config)})  # fmt: skip
+    valid_scenes = _valid_scenes(valid)
+
+    def loss(network: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            soft = network_teacher(batch["teacher"])
+        return distillation_loss(network(batch["image"]), soft, batch["valid"],
+                                 temperature=config.temperature)  # fmt: skip
+
+    def one(schedule: Schedule, run_out: Path) -> RunResult:
+        dataset = CropDataset(sources, bands=S1_BANDS, target=None, teacher_bands=teacher_bands,
+                              crop=config.crop, augment=config.augment, min_valid=config.min_valid,
+                              seed=config.seed, batch_size=config.batch_size)  # fmt: skip
+        settings = {**_settings(config, sources, "student"), "teacher": str(frozen.path)}
+        return fit(config=model_config, dataset=dataset, loss=loss, schedule=schedule,
+                   out=run_out, valid=valid_scenes, seed=config.seed,
+                   device=device(config.device), num_workers=config.num_workers,
+                   bn_batches=config.bn_batches, progress=progress,
+                   settings=settings)  # fmt: skip
+
+    return _grid(Path(out), config, one)
+
+
+def _jsonable(config: TrainConfig) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def _settings(config: TrainConfig, sources: Sequence[Source], stage: str) -> dict[str, Any]:
+    """What determines a run's result besides the model, schedule and seed (checked on resume)."""
+    return {"stage": stage, "data": [[s.name, [scene.name for scene in s.scenes]] for s in sources],
+            "augment": asdict(config.augment), "edge": [config.edge_weight, config.edge_width],
+            "temperature": config.temperature, "min_valid": config.min_valid}  # fmt: skip

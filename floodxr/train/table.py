@@ -1,0 +1,131 @@
+"""Reproduce the paper's Table 1: train every row's configuration, score each on its test scenes.
+
+The rows run in the order their dependencies need (the teacher before the student); each
+training run resumes where it stopped, so an interrupted reproduction continues. Scores are the
+pooled water IoU over the test scenes (Sen1Floods11's aggregate IoU), as mean +- standard
+deviation over the configuration's ``runs`` seeds, x 100 like the paper.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from floodxr import threshold
+from floodxr.metrics import Confusion, confusion
+from floodxr.segment import segment
+from floodxr.train.config import build_sources, load_config, run_stage
+from floodxr.train.data import Scene
+
+__all__ = ["PAPER_TABLE", "Row", "reproduce_table", "score_checkpoint", "format_table"]
+
+#: (row label, configuration stem, paper IoU, paper std) in Table 1's order, plus the teacher.
+PAPER_TABLE: tuple[tuple[str, str, float, float | None], ...] = (
+    ("Otsu thresholding", "otsu", 54.58, None),
+    ("Hand labeled supervised", "supervised-hand", 67.63, 0.45),
+    ("Weak labeled supervised: Sen1Floods11 weak", "supervised-weak", 67.76, 2.41),
+    ("Weak labeled supervised: Sen1Floods11 + ED weak", "supervised-weak-ed", 68.94, 1.11),
+    ("Cross modal distillation (student)", "student", 71.91, 0.41),
+    ("Teacher (S1 + S2)", "teacher", 79.25, 1.07),
+)
+#: Training order: the student needs the teacher's checkpoint.
+ORDER = ("teacher", "supervised-hand", "supervised-weak", "supervised-weak-ed", "student")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: ours beside the paper's."""
+
+    label: str
+    key: str
+    paper_iou: float
+    paper_std: float | None
+    iou: float | None
+    std: float | None
+    runs: int
+    scenes: int
+    skipped: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def score_checkpoint(method: str | Path, scenes: Sequence[Scene]) -> tuple[Confusion, int]:
+    """Pooled confusion of a model checkpoint (or a threshold method) on labelled scenes.
+
+    Scenes lacking a band the model reads are skipped; the second value counts them.
+    """
+    total, skipped = Confusion(), 0
+    for scene in scenes:
+        assert scene.label is not None  # test sources are checked for labels
+        if str(method) in threshold.METHODS:
+            mask = threshold.METHODS[str(method)](scene.image, band="vh")
+        else:
+            from floodxr import models
+
+            bands = list(models.read_config(models.resolve(method)).bands)
+            if not set(bands) <= set(scene.bands):
+                skipped += 1
+                continue
+            mask = segment(scene.image.sel(band=bands), model=str(method), output="mask")
+        total += confusion(mask, scene.label)
+    return total, skipped
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return 100 * statistics.fmean(values), 100 * statistics.pstdev(values)
+
+
+def reproduce_table(
+    configs: str | Path, *, overrides: Sequence[str] = (), progress: bool | None = None
+) -> list[Row]:
+    """Train each ``CONFIGS/<row>.yaml`` that exists and score it; Otsu on the first's test set."""
+    folder = Path(configs)
+    stems = [stem for stem in ORDER if (folder / f"{stem}.yaml").is_file()]
+    if not stems:
+        from floodxr.errors import InvalidOptionError
+
+        raise InvalidOptionError(
+            f"{str(folder)!r} has none of {[s + '.yaml' for s in ORDER]}; pass a folder like "
+            "examples/configs/cpu"
+        )
+    scores: dict[str, tuple[list[float], int, int]] = {}
+    test_scenes: tuple[Scene, ...] = ()
+    for stem in stems:
+        config = load_config(folder / f"{stem}.yaml", overrides)
+        results = run_stage(config, progress=progress)
+        scenes = tuple(s for source in build_sources(config.test) for s in source.scenes)
+        test_scenes = test_scenes or scenes
+        ious, skipped = [], 0
+        for result in results:
+            counts, skipped = score_checkpoint(result.best, scenes)
+            ious.append(counts.iou)
+        scores[stem] = (ious, len(scenes) - skipped, skipped)
+    otsu, _ = score_checkpoint("otsu", test_scenes)
+    scores["otsu"] = ([otsu.iou], len(test_scenes), 0)
+    rows = []
+    for label, key, paper, paper_std in PAPER_TABLE:
+        ious, n, skipped = scores.get(key, ([], 0, 0))
+        mean, std = _mean_std(ious)
+        rows.append(Row(label, key, paper, paper_std, mean, std, len(ious), n, skipped))
+    return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table (ours: mean +- std over runs; '-' where not run)."""
+
+    def cell(value: float | None, std: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.2f}" + (f" ± {std:.2f}" if std else "")
+
+    lines = ["| method | paper IoU | floodxr IoU | runs | test scenes |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row.label} | {cell(row.paper_iou, row.paper_std)} | "
+                     f"{cell(row.iou, row.std)} | {row.runs} | {row.scenes} |")  # fmt: skip
+    return "\n".join(lines)

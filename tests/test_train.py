@@ -1,0 +1,449 @@
+"""floodxr.train: data from chunked cubes, augmentations, losses, resumable stages, the claim."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from safetensors.torch import load_file
+from zarr.storage import LocalStore
+
+import floodxr
+from floodxr import models, train
+from floodxr.errors import (
+    DataLayoutError,
+    InvalidOptionError,
+    MissingBandError,
+    RunMismatchError,
+)
+from floodxr.testing.world import paired_scene, write_world
+from floodxr.train.engine import score_scenes
+
+#: A network small enough for a step in a fraction of a second on 2 cores.
+TINY = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=16, crop=64, batch_size=4,
+                         steps=6, eval_every=3, checkpoint_every=2)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world():
+    return train.synthetic_source(4, seed=21, size=128)
+
+
+# ---------------------------------------------------------------- losses
+
+
+def test_edge_weights_cover_both_sides_of_the_edge_and_ignore_invalid():
+    target = torch.zeros(1, 20, 20, dtype=torch.long)
+    target[:, 5:15, 5:15] = 1
+    target[:, 0, :] = -1
+    weights = train.edge_weights(target, width=2, edge_weight=4.0)
+    assert weights[0, 10, 10] == 1.0  # deep inside the water
+    assert weights[0, 10, 19] == 1.0  # far out on land
+    assert weights[0, 10, 5] == 4.0 and weights[0, 10, 6] == 4.0  # inner edge band
+    assert weights[0, 10, 4] == 4.0 and weights[0, 10, 3] == 4.0  # outer edge band
+    assert weights[0, 10, 2] == 1.0
+    assert (weights[0, 0] == 0).all()  # invalid
+
+
+def test_cross_entropy_ignores_invalid_pixels_and_weights_edges():
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[:, :, 8:] = 1
+    logits = torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    base = train.edge_weighted_cross_entropy(logits, target, width=0)
+    masked = target.clone()
+    masked[:, :4] = -1
+    changed = logits.clone()
+    changed[:, :, :4] = 100.0 * torch.tensor([1.0, -1.0])[:, None, None]  # wild, but invalid
+    assert train.edge_weighted_cross_entropy(changed, masked, width=0) == pytest.approx(
+        train.edge_weighted_cross_entropy(logits, masked, width=0).item()
+    )
+    plain = torch.nn.functional.cross_entropy(logits, target)
+    assert base.item() == pytest.approx(plain.item(), rel=1e-6)
+    wrong_at_edge = logits.clone()
+    wrong_at_edge[:, :, :, 7:9] = torch.tensor([5.0, -5.0])[None, :, None, None]
+    assert (train.edge_weighted_cross_entropy(wrong_at_edge, target, width=1, edge_weight=5.0)
+            > train.edge_weighted_cross_entropy(wrong_at_edge, target, width=1, edge_weight=1.0))
+
+
+def test_distillation_loss_is_cross_entropy_to_soft_targets_on_valid_pixels():
+    generator = torch.Generator().manual_seed(1)
+    student = torch.randn(2, 2, 8, 8, generator=generator)
+    teacher = torch.randn(2, 2, 8, 8, generator=generator)
+    valid = torch.ones(2, 8, 8, dtype=torch.bool)
+    valid[:, :, :3] = False
+    expected = -(torch.softmax(teacher, 1) * torch.log_softmax(student, 1)).sum(1)[valid].mean()
+    assert train.distillation_loss(student, teacher, valid).item() == pytest.approx(
+        expected.item(), rel=1e-6)  # fmt: skip
+    hot = teacher * 3
+    t2 = train.distillation_loss(student, hot, valid, temperature=2.0)
+    p = torch.softmax(hot / 2, 1)
+    manual = -(p * torch.log_softmax(student / 2, 1)).sum(1)[valid].mean() * 4
+    assert t2.item() == pytest.approx(manual.item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------- data
+
+
+class CountingStore(LocalStore):
+    """A Zarr store on disk that records every key read from it (in a class-wide list: zarr
+    makes read-only copies of the store)."""
+
+    reads: list[str] = []
+
+    async def get(self, key, prototype, byte_range=None):
+        CountingStore.reads.append(key)
+        return await super().get(key, prototype, byte_range)
+
+
+def test_crops_read_only_the_chunks_they_touch(tmp_path):
+    store = write_world(tmp_path / "world.zarr", 3, seed=5, shape=(256, 256), chunks=64)
+    assert isinstance(train.zarr_source(store).scenes[0].image.data, dask.array.Array)
+    counting = CountingStore(store)
+    source = train.cube_source(xr.open_zarr(counting, consolidated=False), name="world")
+    dataset = train.CropDataset((source,), bands=("vv", "vh"), crop=48, batch_size=2,
+                                augment=train.Augment.none(), min_valid=0.0)  # fmt: skip
+    for step in range(3):
+        CountingStore.reads.clear()
+        item = dataset[(step, 0)]
+        chunks = {k for k in CountingStore.reads if k.startswith("image/c/")}
+        # a 48 px window touches 1 to 4 chunks of 64 px, of one scene: 48 chunks in the store
+        assert 1 <= len(chunks) <= 4, chunks
+        assert len({k.split("/")[2] for k in chunks}) == 1  # one time step
+        assert item["image"].shape == (2, 48, 48)
+
+
+def test_a_crop_is_a_pure_function_of_step_and_slot(world):
+    dataset = train.CropDataset((world,), bands=("vv", "vh"), crop=64, batch_size=4, seed=3)
+    again = train.CropDataset((world,), bands=("vv", "vh"), crop=64, batch_size=4, seed=3)
+    other = train.CropDataset((world,), bands=("vv", "vh"), crop=64, batch_size=4, seed=4)
+    torch.testing.assert_close(dataset[(7, 1)]["image"], again[(7, 1)]["image"])
+    assert not torch.equal(dataset[(7, 1)]["image"], dataset[(8, 1)]["image"])
+    assert not torch.equal(dataset[(7, 1)]["image"], other[(7, 1)]["image"])
+
+
+def test_worker_processes_give_the_same_batches(world):
+    dataset = train.CropDataset((world,), bands=("vv", "vh"), crop=64, batch_size=4, seed=1)
+    alone = list(train.loader(dataset, start=2, stop=5, num_workers=0))
+    pooled = list(train.loader(dataset, start=2, stop=5, num_workers=2))
+    assert len(alone) == len(pooled) == 3
+    for a, b in zip(alone, pooled, strict=True):
+        torch.testing.assert_close(a["image"], b["image"])
+        torch.testing.assert_close(a["target"], b["target"])
+
+
+def test_batches_are_drawn_equally_from_two_sources():
+    first = train.synthetic_source(2, seed=31, size=96, name="first")
+    second = train.synthetic_source(2, seed=32, size=96, name="second")
+    dataset = train.CropDataset((first, second), bands=("vv", "vh"), target=None, crop=32,
+                                batch_size=6)  # fmt: skip
+    assert [dataset.source_of(slot).name for slot in range(6)] == ["first"] * 3 + ["second"] * 3
+    with pytest.raises(InvalidOptionError, match="cannot be shared equally by 2 sources"):
+        train.CropDataset((first, second), bands=("vv", "vh"), batch_size=5)
+
+
+def test_mostly_nodata_crops_are_skipped():
+    scene = paired_scene((128, 128), seed=2)
+    image = scene.image.copy()
+    image[:, :, :80] = np.nan  # only a 48 px strip on the right has data
+    source = train.Source("holes", (train.Scene("holes", image, label=scene.label),))
+    keep = train.CropDataset((source,), bands=("vv", "vh"), crop=32, batch_size=2,
+                             augment=train.Augment.none(), min_valid=0.4, tries=30)  # fmt: skip
+    every = train.CropDataset((source,), bands=("vv", "vh"), crop=32, batch_size=2,
+                              augment=train.Augment.none(), min_valid=0.0)  # fmt: skip
+    kept = [keep[(s, 0)]["valid"].float().mean().item() for s in range(12)]
+    anything = [every[(s, 0)]["valid"].float().mean().item() for s in range(12)]
+    assert min(kept) >= 0.4
+    assert min(anything) < 0.4  # the same draws without the rule do land in the hole
+    item = keep[(0, 0)]
+    assert (item["target"][~item["valid"]] == -1).all()  # invalid inputs are never targets
+
+
+def test_geometry_is_shared_and_jitter_reaches_only_the_model_input():
+    scene = paired_scene((160, 160), seed=4)
+    source = train.Source("s", (train.Scene("s", scene.image, label=scene.water.astype("int8")),))
+    bands = ("vv", "vh", "B02", "B03", "B04", "B08")
+    jittered = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=64,
+                                 batch_size=2, augment=train.Augment(s1_jitter=(0.1, 0.1)))
+    clean = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=64,
+                              batch_size=2, augment=train.Augment(s1_jitter=(0.0, 0.0)))
+    a, b = jittered[(3, 1)], clean[(3, 1)]
+    torch.testing.assert_close(a["teacher"], b["teacher"])  # the teacher never sees jitter
+    torch.testing.assert_close(a["target"], b["target"])
+    assert not torch.allclose(a["image"], b["image"])
+    torch.testing.assert_close(b["image"], b["teacher"][:2])
+    # the (flipped, rescaled) target still lies on the (flipped, rescaled) image: water is dark
+    vh, target = b["teacher"][1], b["target"]
+    if (target == 1).any() and (target == 0).any():
+        assert vh[target == 1].median() < vh[target == 0].median()
+
+
+def test_sources_read_real_chips_and_cubes(shared_data, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", floodxr.errors.MissingChipsWarning)
+        hand = train.sen1floods11_source(shared_data, "test")
+    names = [s.name for s in hand.scenes]
+    assert "India_900498" in names and len(names) == 9
+    india = hand.scenes[names.index("India_900498")]
+    assert india.bands == ("vv", "vh", "B02", "B03", "B04", "B08")
+    with pytest.raises(MissingBandError, match="lack bands"):
+        train.CropDataset((hand,), bands=train.stages.TEACHER_BANDS, batch_size=2)
+    # a weakly-labelled folder laid out like Sen1Floods11's WeakLabeled (real files)
+    weak_root = tmp_path / "WeakLabeled"
+    (weak_root / "S1Weak").mkdir(parents=True)
+    (weak_root / "S2IndexLabelWeak").mkdir()
+    for chip in ("India_900498", "Spain_7370579"):
+        shutil.copy(shared_data / "S1Hand" / f"{chip}_S1Hand.tif",
+                    weak_root / "S1Weak" / f"{chip}_S1Weak.tif")
+        shutil.copy(shared_data / "LabelHand" / f"{chip}_LabelHand.tif",
+                    weak_root / "S2IndexLabelWeak" / f"{chip}_S2IndexLabelWeak.tif")
+    weak = train.sen1floods11_weak_source(weak_root)
+    assert [s.name for s in weak.scenes] == ["India_900498", "Spain_7370579"]
+    dataset = train.CropDataset((weak,), bands=("vv", "vh"), target="weak_label", crop=64,
+                                batch_size=2)  # fmt: skip
+    assert dataset[(0, 0)]["target"].max() <= 1
+    with pytest.raises(DataLayoutError, match="S1Weak/ and S1OtsuLabelWeak/"):
+        train.sen1floods11_weak_source(weak_root, labels="s1otsu")
+    # a paired cube as pairing.load_pair returns it: (time, band, y, x)
+    cube = xr.concat([paired_scene((64, 64), seed=k).image for k in range(2)], dim="time")
+    scenes = train.cube_source(cube, name="pairs").scenes
+    assert [s.name for s in scenes] == ["pairs[time=0]", "pairs[time=1]"]
+    assert scenes[0].label is None
+
+
+def test_source_specs_name_the_fix():
+    with pytest.raises(InvalidOptionError, match="kind 'sentinel' is not one of"):
+        train.source_from_spec({"kind": "sentinel"})
+    with pytest.raises(InvalidOptionError, match="bad or missing keys"):
+        train.source_from_spec({"kind": "zarr"})
+    with pytest.raises(DataLayoutError, match="no Zarr store"):
+        train.source_from_spec({"kind": "zarr", "path": "/nonexistent.zarr"})
+
+
+# ---------------------------------------------------------------- stages
+
+
+def test_teacher_then_student_write_loadable_checkpoints(world, tmp_path):
+    result = train.teacher(world, valid=world, out=tmp_path / "teacher", config=TINY,
+                           progress=False)  # fmt: skip
+    teacher = models.load(result.best)
+    assert teacher.config.bands == ("vv", "vh", "B02", "B03", "B04", "B08")
+    assert teacher.config.scores["valid_iou"] == pytest.approx(result.best_iou)
+    assert teacher.config.provenance["stage"] == "teacher"
+    run = result.runs[0].out
+    for name in ("metrics.csv", "curves.png", "last.safetensors", "last.json", "state.safetensors"):
+        assert (run / name).is_file(), name
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + TINY.steps and rows[3].split(",")[3]  # step 3 was validated
+    student = train.student([world, world], teacher=result.best, valid=world,
+                            out=tmp_path / "student", config=TINY, progress=False)  # fmt: skip
+    loaded = models.load(student.best)
+    assert loaded.config.bands == ("vv", "vh")
+    assert loaded.config.provenance["teacher"] == str(teacher.path)
+    probability = world.scenes[0].image.flood.segment(model=str(student.best), tile=64, halo=16)
+    assert probability.dims == ("y", "x") and float(probability.max()) <= 1
+    with pytest.raises(InvalidOptionError, match="a teacher reads S1 and S2"):
+        train.student(world, teacher=student.best, out=tmp_path / "s2", config=TINY)
+
+
+def test_grid_search_keeps_the_best_run_on_valid(world, tmp_path):
+    config = TINY.replace(lr=(0.05, 1e-6), weight_decay=(1e-4,), steps=4, eval_every=2)
+    result = train.supervised(world, valid=world, out=tmp_path, config=config, progress=False)
+    assert len(result.runs) == 2
+    best = max(result.runs, key=lambda r: r.best_iou)
+    assert result.best_iou == best.best_iou
+    assert load_file(result.best).keys() == load_file(best.best).keys()
+    for key, value in load_file(best.best).items():
+        torch.testing.assert_close(load_file(result.best)[key], value)
+    assert "chosen" in (tmp_path / "grid.csv").read_text()
+
+
+def test_a_finished_run_is_not_redone_and_other_settings_are_refused(world, tmp_path):
+    first = train.supervised(world, valid=world, out=tmp_path, config=TINY, progress=False)
+    written = {p: p.stat().st_mtime_ns for p in first.runs[0].out.iterdir()}
+    again = train.supervised(world, valid=world, out=tmp_path, config=TINY, progress=False)
+    assert (again.best_iou, again.runs[0].best_step) == (first.best_iou, first.runs[0].best_step)
+    assert {p: p.stat().st_mtime_ns for p in first.runs[0].out.iterdir()} == written
+    with pytest.raises(RunMismatchError, match="edge"):
+        train.supervised(world, valid=world, out=tmp_path, config=TINY.replace(edge_weight=2.0),
+                         progress=False)  # fmt: skip
+
+
+KILLABLE = textwrap.dedent("""
+    import sys
+    from floodxr import train
+    config = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=16, crop=64,
+                               batch_size=4, steps=int(sys.argv[2]), eval_every=4,
+                               checkpoint_every=1, num_workers=int(sys.argv[3]))
+    world = train.synthetic_source(3, seed=21, size=96)
+    train.supervised(world, valid=world, out=sys.argv[1], config=config, progress=False)
+""")
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    script = tmp_path / "killable.py"
+    script.write_text(KILLABLE)
+    steps = 12
+    subprocess.run([sys.executable, str(script), str(tmp_path / "whole"), str(steps), "0"],
+                   check=True, timeout=600)  # fmt: skip
+    run = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, str(script), str(run), str(steps), "2"])
+    state = run / "lr0.05_wd0.0001" / "state.safetensors"
+    deadline = time.monotonic() + 300
+    while not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    from floodxr.train.engine import _read_state
+
+    killed_at = _read_state(state)[1]["step"]
+    assert 0 < killed_at < steps, killed_at
+    subprocess.run([sys.executable, str(script), str(run), str(steps), "2"], check=True,
+                   timeout=600)  # fmt: skip
+    for name in ("last", "best"):
+        whole = load_file(tmp_path / "whole" / "lr0.05_wd0.0001" / f"{name}.safetensors")
+        resumed = load_file(run / "lr0.05_wd0.0001" / f"{name}.safetensors")
+        assert whole.keys() == resumed.keys()
+        for key, value in whole.items():
+            torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
+    rows = (run / "lr0.05_wd0.0001" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == [str(s) for s in range(1, steps + 1)]
+
+
+def test_distilled_student_beats_the_weak_label_student_on_the_synthetic_world(tmp_path):
+    """The paper's central claim, as a regression check of the whole pipeline (seconds-scale)."""
+    config = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=32, crop=96,
+                               batch_size=8, steps=150, eval_every=50, checkpoint_every=150)
+    labelled = train.synthetic_source(12, seed=11, size=256)
+    external = train.synthetic_source(24, seed=12, size=256)
+    valid = train.synthetic_source(6, seed=13, size=256)
+    test = train.synthetic_source(10, seed=14, size=256)
+    teacher = train.teacher(labelled, valid=valid, out=tmp_path / "t", config=config,
+                            progress=False)  # fmt: skip
+    student = train.student([labelled, external], teacher=teacher.best, valid=valid,
+                            out=tmp_path / "s", config=config, progress=False)  # fmt: skip
+    weak = train.supervised(external, labels="weak", valid=valid, out=tmp_path / "w",
+                            config=config, progress=False)  # fmt: skip
+    scores = {}
+    for name, result in (("teacher", teacher), ("student", student), ("weak", weak)):
+        loaded = models.load(result.best)
+        scores[name] = score_scenes(loaded.module, test.scenes, loaded.config.bands,
+                                    tile=loaded.config.tile).iou
+    assert scores["student"] > scores["weak"], scores
+    assert scores["teacher"] > scores["student"], scores
+
+
+# ---------------------------------------------------------------- configs and the command
+
+FLOODXR = str(Path(sys.executable).parent / "floodxr")
+CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
+
+
+def test_configs_hold_the_paper_setting_and_a_cpu_one():
+    from floodxr.train.config import load_config
+
+    for stem in ("teacher", "student", "supervised-hand", "supervised-weak"):
+        paper = load_config(CONFIGS / "paper" / f"{stem}.yaml")
+        assert paper.settings == train.PAPER.replace(seed=0)
+        assert (paper.settings.encoder, paper.settings.batch_size, paper.settings.crop,
+                paper.settings.steps) == ("tu-xception65", 64, 321, 30_000)  # fmt: skip
+        assert len(paper.settings.grid) == 16 and paper.runs == 5
+        cpu = load_config(CONFIGS / "cpu" / f"{stem}.yaml")
+        assert cpu.settings.encoder in ("tu-mobilenetv3_large_075",) and cpu.runs == 1
+    with pytest.raises(InvalidOptionError, match="unknown settings \\['stepz'\\]"):
+        load_config(CONFIGS / "cpu" / "teacher.yaml", ["settings.stepz=3"])
+    with pytest.raises(InvalidOptionError, match="not KEY=VALUE"):
+        load_config(CONFIGS / "cpu" / "teacher.yaml", ["steps"])
+
+
+def test_the_command_trains_evaluates_and_reproduces_the_table(tmp_path, shared_data):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    # 128 px crops: the models then see the real chips in 128 px windows, few per chip
+    tiny = ("settings: {base: cpu, encoder: tu-lcnet_100, decoder_channels: 16, crop: 128, "
+            "batch_size: 2, steps: 4, eval_every: 2, checkpoint_every: 2, bn_batches: 2}\n")
+    data = ("train: [{kind: synthetic, scenes: 2, seed: 1, size: 160}]\n"
+            "valid: [{kind: synthetic, scenes: 1, seed: 2, size: 160}]\n"
+            "test: [{kind: synthetic, scenes: 2, seed: 3, size: 160}]\n")  # fmt: skip
+    (folder / "teacher.yaml").write_text("stage: teacher\nout: out/teacher\n" + data + tiny)
+    (folder / "supervised-weak.yaml").write_text(
+        "stage: supervised\nlabels: weak\nout: out/weak\n" + data + tiny)
+    (folder / "student.yaml").write_text(
+        "stage: student\nout: out/student\nteacher: out/teacher/best.safetensors\n"
+        + data.replace("train: [", "train: [{kind: synthetic, scenes: 2, seed: 5, size: 160}, ")
+        + tiny)  # fmt: skip
+
+    def run(*args, check=True):
+        done = subprocess.run([FLOODXR, *map(str, args)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=600)  # fmt: skip
+        assert (done.returncode == 0) == check, done.stderr
+        return done
+
+    done = run("train", "teacher", "--config", folder / "teacher.yaml", "--no-progress",
+               "--set", "settings.steps=2", "--set", "out=out/short")  # fmt: skip
+    assert "teacher: best valid IoU" in done.stdout
+    assert (tmp_path / "out" / "short" / "lr0.05_wd0.0001" / "metrics.csv").read_text().count(
+        "\n") == 3  # header + 2 steps
+    wrong = run("train", "student", "--config", folder / "teacher.yaml", check=False)
+    assert "configures stage 'teacher', not 'student'" in wrong.stderr
+    table = run("reproduce-table", "--configs", folder, "--no-progress")
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("| method | paper IoU")
+    rows = {line.split("|")[1].strip(): line for line in lines[2:]}
+    assert "54.58" in rows["Otsu thresholding"] and "71.91" in rows[
+        "Cross modal distillation (student)"]  # fmt: skip
+    assert rows["Hand labeled supervised"].split("|")[3].strip() == "-"  # no config: not run
+    for key in ("Otsu thresholding", "Teacher (S1 + S2)", "Cross modal distillation (student)"):
+        ours = rows[key].split("|")[3].strip()
+        assert 0 <= float(ours) <= 100, rows[key]
+    student = tmp_path / "out" / "student" / "best.safetensors"
+    one = run("evaluate", "--model", student, "--data", shared_data, "--json", "--no-progress")
+    result = json.loads(one.stdout)
+    assert result["n_chips"] == 9 and result["n_skipped"] == 0
+    teacher = tmp_path / "out" / "teacher" / "best.safetensors"
+    both = json.loads(run("evaluate", "--model", student, "--model", teacher, "--data",
+                          shared_data, "--json", "--no-progress").stdout)  # fmt: skip
+    assert both["n_runs"] == 2 and both["runs"][1]["n_chips"] == 2  # two chips have S2
+    assert both["runs"][1]["n_skipped"] == 7
+    values = [r["aggregate_iou"] for r in both["runs"]]
+    assert both["aggregate_iou_mean"] == pytest.approx(np.mean(values))
+    assert both["aggregate_iou_std"] == pytest.approx(np.std(values))
+
+
+# ---------------------------------------------------------------- the shipped models
+
+
+@pytest.mark.parametrize("name", ["student", "teacher"])
+def test_shipped_models_load_and_score_as_their_card_says(name, shared_data):
+    import warnings
+
+    from floodxr.evaluation import evaluate_split
+
+    loaded = models.load(name)
+    expected = ("vv", "vh") if name == "student" else train.stages.TEACHER_BANDS
+    assert loaded.config.bands == expected and loaded.config.tile
+    weights = models.WEIGHTS_DIR / f"{name}.safetensors"
+    assert {v.dtype for v in load_file(weights).values() if v.is_floating_point()} == {
+        torch.float16}  # fmt: skip
+    # trained on the synthetic world only: no Sen1Floods11 chip (all of ../shared is test split)
+    assert all(entry.startswith("synthetic:") for entry in loaded.config.provenance["data"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", floodxr.errors.MissingChipsWarning)
+        result = evaluate_split(shared_data, method=name, progress=False)
+        otsu = evaluate_split(shared_data, method="otsu", progress=False)
+    card = loaded.config.scores["dev_chips"]
+    assert result["n_chips"] == card["n_chips"]
+    assert result["aggregate_iou"] == pytest.approx(card["aggregate_iou"], abs=1e-3)
+    if name == "student":  # the same chips, S1 only: the network beats per-chip Otsu
+        assert result["aggregate_iou"] > otsu["aggregate_iou"]
