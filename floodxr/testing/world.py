@@ -8,7 +8,8 @@ rather than being painted on:
    Sen1Floods11's spread (many chips almost dry, a few almost all water); a meandering river is
    carved in most scenes; small ponds / paddies appear in agricultural scenes.
 2. **Land cover** on rotated field parcels: cropland, grassland, forest, bare soil, wet soil,
-   urban clusters; some flooded land under a canopy becomes *flooded vegetation*.
+   urban clusters; some flooded land under a canopy becomes *flooded vegetation*, and shallow
+   flood over fields *emergent vegetation*.
 3. **Sentinel-1** (``vv``, ``vh``, dB): per-class mean backscatter with per-scene calibration /
    incidence offsets and within-parcel texture, wind-roughened water in some scenes, radar
    shadow (dark, *not* water) on back slopes and brightening on fore slopes in hilly scenes,
@@ -17,12 +18,13 @@ rather than being painted on:
 4. **Sentinel-2** (``B02 B03 B04 B08 B11``, top-of-atmosphere reflectance x 10000 like
    Sen1Floods11's L1C chips): per-class spectra, sediment-laden flood water, haze, clouds
    (bright in all bands) with their shifted shadows (dark in all bands). S2 is not taken at
-   S1's time: Sen1Floods11's S1 and S2 dates differ by up to two days, and in half the scenes
-   the flood's fringe has receded (moist soil in S2) or not yet risen.
+   S1's time: Sen1Floods11's S1 and S2 dates differ by up to two days, and in a third of the
+   scenes the flood's fringe has receded (moist soil in S2) or not yet risen.
 5. **Labels.** ``water`` is the truth at the S1 time; ``label`` is the "hand label": the truth
    with -1 under thick cloud (where Sen1Floods11's annotators mark pixels invalid);
    ``weak_label`` is :func:`floodxr.preprocess.weak_labels` of the S2 bands with a brightness
-   cloud mask (-1 where B02 > 2500): it misses flooded vegetation and the changed fringe,
+   cloud mask (-1 where B02 > 2500): it misses flooded and emergent vegetation and the changed
+   fringe,
    lets thin cloud edges through, and (with the NDWI rule) misses sediment-laden water, the
    systematic errors the paper's weak-label baseline learns.
 
@@ -35,7 +37,9 @@ Where the numbers come from (all C-band, VV/VH, 30-45 deg incidence, sigma0 in d
   -12 to -16 VV, -19 to -24 VH; towns -4 to +3 VV with point targets above +10 dB
   (Veloso et al. 2017, ESA Sentinel-1 user guide, Sen1Floods11 chip ranges in its README);
 * flooded vegetation double bounce: VV up 3-6 dB over the canopy, VH little changed
-  (Tsyganskaya et al. 2018);
+  (Tsyganskaya et al. 2018); shallow floods over fields with emergent crops / grass between
+  water and field, about -15 dB VV and -22 dB VH (flooded rice and grassland in the same
+  review): the "bright water" that hand labels call water and thresholds miss;
 * thermal noise floor (NESZ) of IW about -22 to -28 dB before noise removal, lower after
   (ESA S1 user guide); speckle ENL 4.4 for IW GRDH;
 * S2 TOA reflectance: water B08 200-800 and B11 50-400, vegetation B08 2500-3500, soil B04
@@ -74,6 +78,7 @@ WORLD: Mapping[str, Any] = {
         "wet_soil": (-10.0, -17.0),
         "urban": (-3.0, -10.0),
         "flooded_vegetation": (-3.5, -13.5),
+        "emergent_vegetation": (-15.0, -22.5),
         "water": (-21.5, -28.5),
     },
     "s1_scene_offset_db": 1.2,  # sd of a per-scene, per-polarisation calibration/incidence offset
@@ -92,13 +97,14 @@ WORLD: Mapping[str, Any] = {
         "wet_soil": (1050, 1050, 1100, 1700, 1900),
         "urban": (1500, 1500, 1600, 2000, 2500),
         "flooded_vegetation": (850, 800, 600, 2100, 1100),
+        "emergent_vegetation": (900, 850, 650, 1600, 1000),  # half water, half crop
         "water": (1000, 850, 600, 300, 150),
         "turbid_water": (1450, 1500, 1550, 1350, 550),
         "wet_fringe": (950, 950, 1000, 1500, 1250),  # just-drained, moist soil
         "cloud": (6000, 5900, 5900, 6200, 4200),
     },
     "s2_haze": (0.0, 350.0),  # extra path radiance in B02 (B03 gets 60 %, B04 30 %)
-    "s2_fringe": (0.5, (0.5, 0.95)),  # P(flood changed by the S2 date), its area factor range
+    "s2_fringe": (0.35, (0.6, 0.95)),  # P(flood changed by the S2 date), its area factor range
     "s2_cloud_mask_b02": 2500.0,  # weak labels are -1 where B02 says cloud
 }
 _CLASSES = ("crop", "grass", "forest", "bare", "wet_soil", "urban")
@@ -206,7 +212,8 @@ def paired_scene(
     agricultural = rng.uniform() < 0.5
     if agricultural:  # flooded paddies / ponds: whole parcels under water
         permanent |= (rng.uniform(size=n_parcels) < rng.uniform(0, 0.08))[parcel_ids]
-    water = (relief < _quantile_level(relief, fraction)) | permanent
+    level = _quantile_level(relief, fraction)
+    water = (relief < level) | permanent
     # Sentinel-2 comes up to two days from Sentinel-1 (Sen1Floods11's event dates): in some
     # scenes the flood's fringe has receded (or not yet risen) by then
     s2_water = water
@@ -224,6 +231,14 @@ def paired_scene(
         _smooth_noise(rng, shape, sigma=10) > 1.6
     )  # shrubs and trees along fields
     flooded_vegetation = water & canopy & (rng.uniform() < 0.4)
+    # shallow flood over fields: crops and grass stick out of the water (emergent vegetation)
+    depth = np.where(water & ~permanent, level - relief, np.inf)
+    flooded = np.isfinite(depth)
+    shallow = depth < np.quantile(depth[flooded], 0.4) if flooded.any() else np.zeros(shape, bool)
+    fields = np.isin(cover, [_CLASSES.index("crop"), _CLASSES.index("grass")])
+    emerging = rng.uniform(size=n_parcels) < rng.uniform(0.2, 0.8)
+    emergent = shallow & fields & emerging[parcel_ids] & (rng.uniform() < 0.35)
+    emergent &= ~flooded_vegetation
 
     # Sentinel-1 in linear power, class by class, then speckle and noise
     s1_means = world["s1"]
@@ -243,6 +258,8 @@ def paired_scene(
         fv = s1_means["flooded_vegetation"]
         db[flooded_vegetation] = fv[p] + jitter["flooded_vegetation"][p] + texture[
             flooded_vegetation]  # fmt: skip
+        ev = s1_means["emergent_vegetation"]
+        db[emergent] = ev[p] + jitter["emergent_vegetation"][p] + texture[emergent]
         if hilly:
             slope = np.gradient(relief * rng.uniform(4, 9), axis=1)
             shadow = (slope < -np.quantile(np.abs(slope), 0.93)) & ~water
@@ -271,6 +288,7 @@ def paired_scene(
         band[s2_water] = water_refl * (1 + 0.1 * _smooth_noise(rng, shape, 15)[s2_water])
         band[water & ~s2_water] = spectra["wet_fringe"][b]
         band[flooded_vegetation] = spectra["flooded_vegetation"][b]
+        band[emergent] = spectra["emergent_vegetation"][b]
         s2[b] = band * illumination * (1 + 0.03 * rng.standard_normal(shape))
     haze = rng.uniform(*world["s2_haze"])
     s2[:3] += haze * np.array([1.0, 0.6, 0.3])[:, None, None]
