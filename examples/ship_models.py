@@ -5,15 +5,15 @@
 Run in a work folder; it trains (or resumes) in ``runs/cpu/`` there, like::
 
     floodxr train teacher --config REPO/examples/configs/cpu/teacher.yaml \\
-        --set settings.steps=1500 --set settings.eval_every=250
+        --set settings.steps=1000 --set settings.eval_every=250
     floodxr train student --config REPO/examples/configs/cpu/student.yaml \\
-        --set settings.steps=1500 --set settings.eval_every=250
+        --set settings.steps=1000 --set settings.eval_every=250
 
 then scores both best checkpoints on the synthetic test scenes of the configurations and on the
 Sen1Floods11 chips under ``--data`` (development chips, never trained on), and writes them as
 float16 into ``floodxr/models/weights/{teacher,student}`` with those scores in their JSON.
 Every step resumes: re-running after an interruption finishes the rest, and
-``floodxr reproduce-table --configs REPO/examples/configs/cpu --set settings.steps=1500
+``floodxr reproduce-table --configs REPO/examples/configs/cpu --set settings.steps=1000
 --set settings.eval_every=250`` in the same folder reuses these runs. See docs/model-card.md.
 """
 
@@ -31,7 +31,7 @@ from floodxr.train.config import build_sources, load_config, run_stage
 from floodxr.train.table import score_checkpoint
 
 CONFIGS = Path(__file__).resolve().parent / "configs" / "cpu"
-STEPS = ("settings.steps=1500", "settings.eval_every=250")
+STEPS = ("settings.steps=1000", "settings.eval_every=250")
 
 
 def main() -> None:

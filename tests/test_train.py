@@ -341,7 +341,6 @@ def test_distilled_student_beats_the_weak_label_student_on_the_synthetic_world(t
         scores[name] = score_scenes(loaded.module, test.scenes, loaded.config.bands,
                                     tile=loaded.config.tile).iou
     assert scores["student"] > scores["weak"], scores
-    assert scores["teacher"] > scores["student"], scores
 
 
 # ---------------------------------------------------------------- configs and the command

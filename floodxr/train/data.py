@@ -235,6 +235,13 @@ def synthetic_source(
               weak_label=s.weak_label) for s in made))  # fmt: skip
 
 
+def normalized(raw: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(bands, y, x)`` values scaled as the paper does (NaN -> 0), and where all are finite."""
+    low = np.array([PAPER_RANGES[b][0] for b in bands], "float32")[:, None, None]
+    high = np.array([PAPER_RANGES[b][1] for b in bands], "float32")[:, None, None]
+    return np.nan_to_num(clip_scale(raw, low, high), nan=0.0), np.isfinite(raw).all(axis=0)
+
+
 @dataclass(frozen=True)
 class Augment:
     """The paper's augmentations (section 3.1), drawn per crop.
@@ -321,12 +328,8 @@ class CropDataset(torch.utils.data.Dataset):
         y0, x0 = int(rng.integers(ny - side + 1)), int(rng.integers(nx - side + 1))
         window = {"y": slice(y0, y0 + side), "x": slice(x0, x0 + side)}
         raw = select_bands(scene.image.isel(window), self.read_bands).values
-        table = [PAPER_RANGES[b] for b in self.read_bands]
-        low = np.array([t[0] for t in table], "float32")[:, None, None]
-        high = np.array([t[1] for t in table], "float32")[:, None, None]
-        finite = np.isfinite(raw).all(axis=0)
-        image = np.nan_to_num(clip_scale(raw, low, high), nan=0.0)
-        planes = torch.from_numpy(np.concatenate([image, finite[None].astype("float32")]))
+        scaled, finite = normalized(raw, self.read_bands)
+        planes = torch.from_numpy(np.concatenate([scaled, finite[None].astype("float32")]))
         target = None
         if self.target is not None:
             labels = getattr(scene, self.target)

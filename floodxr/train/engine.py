@@ -36,9 +36,8 @@ from floodxr.errors import CheckpointError, RunMismatchError
 from floodxr.metrics import Confusion
 from floodxr.models import ModelConfig, save
 from floodxr.options import OPTIONS
-from floodxr.preprocess import PAPER_RANGES, clip_scale
 from floodxr.segment import DEFAULT_TILE, _Plan
-from floodxr.train.data import CropDataset, Scene, loader
+from floodxr.train.data import CropDataset, Scene, loader, normalized
 
 __all__ = [
     "Schedule",
@@ -115,11 +114,7 @@ def predict_scene(
     The windows, overlaps and blending weights are :func:`floodxr.segment.segment`'s (its
     ``_Plan`` with the ``halo`` option), so validation scores the network as users will run it.
     """
-    raw = scene.image.sel(band=list(bands)).values
-    low = np.array([PAPER_RANGES[b][0] for b in bands], "float32")[:, None, None]
-    high = np.array([PAPER_RANGES[b][1] for b in bands], "float32")[:, None, None]
-    finite = np.isfinite(raw).all(axis=0)
-    image = np.nan_to_num(clip_scale(raw, low, high), nan=0.0)
+    image, finite = normalized(scene.image.sel(band=list(bands)).values, bands)
     ny, nx = finite.shape
     plan = _Plan.for_scene(ny, nx, tile, OPTIONS["halo"])
     ramp = plan.ramp()
