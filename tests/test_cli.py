@@ -171,7 +171,8 @@ def test_demo_writes_map_and_picture_and_scores(tmp_path):
     assert set(np.unique(mask)) <= {0, 1, 255} and (mask == 1).any()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     iou = float(done.stdout.split("hand label: ")[-1].split()[0])
-    assert 0.5 < iou < 1
+    otsu = float(done.stdout.split("global Otsu on VH: ")[-1].split(")")[0])
+    assert 0 < iou < 1 and 0 < otsu < 1
     again = run("demo", "--out", tmp_path / "out", check=False)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert run("demo", "--out", tmp_path / "out", "--overwrite").returncode == 0
