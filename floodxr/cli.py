@@ -93,6 +93,11 @@ def _reproduce_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_overrides(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help=text)  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     from floodxr.evaluation import METHODS
 
@@ -144,8 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("stage", choices=("teacher", "student", "supervised"))
     train.add_argument("--config", required=True, help="YAML configuration file")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="change an entry, e.g. --set settings.steps=200 --set out=runs/try")
+    _add_overrides(train, "change an entry, e.g. --set settings.steps=200 --set out=runs/try")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(run=_train)
 
@@ -158,8 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--configs", required=True,
                        help="folder of stage configurations, e.g. examples/configs/cpu")
-    table.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="change an entry of every configuration, e.g. settings.steps=50")
+    _add_overrides(table, "change an entry of every configuration, e.g. settings.steps=50")
     table.add_argument("--json", action="store_true", help="print the rows as JSON")
     table.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     table.set_defaults(run=_reproduce_table)

@@ -1,4 +1,8 @@
-"""Helpers for tests and demos: synthetic Sentinel-1 scenes with known water, geo assertions."""
+"""Helpers for tests and demos: synthetic Sentinel-1 scenes with known water, geo assertions.
+
+``floodxr.testing.world`` makes paired Sentinel-1 / Sentinel-2 scenes with hand and weak labels
+(the training world); ``floodxr.testing.stac`` serves scenes through a STAC API on loopback.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,14 @@ from affine import Affine
 
 from floodxr.errors import ShapeMismatchError
 
-__all__ = ["synthetic_scene", "assert_geo_equal", "fit_tiny_student", "WATER_DB", "LAND_DB"]
+__all__ = [
+    "synthetic_scene",
+    "north_up_grid",
+    "assert_geo_equal",
+    "fit_tiny_student",
+    "WATER_DB",
+    "LAND_DB",
+]
 
 #: Mean backscatter (dB) of calm water and of land per polarisation in the synthetic scenes.
 WATER_DB: Mapping[str, float] = {"vv": -22.0, "vh": -29.0}
@@ -27,6 +38,25 @@ def _water_mask(ny: int, nx: int, rng: np.random.Generator) -> np.ndarray:
     cy, cx = rng.uniform(0.3, 0.7) * ny, rng.uniform(0.65, 0.8) * nx
     lake = ((yy - cy) / (0.22 * ny)) ** 2 + ((xx - cx) / (0.15 * nx)) ** 2 < 1.0
     return (river | lake).astype("int8")
+
+
+def north_up_grid(
+    shape: tuple[int, int], origin: tuple[float, float], resolution: float
+) -> tuple[Affine, np.ndarray, np.ndarray]:
+    """The transform and pixel-centre ``y``, ``x`` coordinates of a north-up grid.
+
+    Examples
+    --------
+    >>> from floodxr.testing import north_up_grid
+    >>> transform, y, x = north_up_grid((2, 3), (500_000.0, 5_000_000.0), 10.0)
+    >>> transform.c, y.tolist(), x.tolist()
+    (500000.0, [4999995.0, 4999985.0], [500005.0, 500015.0, 500025.0])
+    """
+    ny, nx = shape
+    transform = Affine(resolution, 0.0, origin[0], 0.0, -resolution, origin[1])
+    x = origin[0] + resolution * (np.arange(nx) + 0.5)
+    y = origin[1] - resolution * (np.arange(ny) + 0.5)
+    return transform, y, x
 
 
 def synthetic_scene(
@@ -73,9 +103,7 @@ def synthetic_scene(
         mean_db = np.where(water == 1, WATER_DB[band], LAND_DB[band])
         power = 10 ** (mean_db / 10) * rng.gamma(looks, 1.0 / looks, size=shape)
         bands.append(10 * np.log10(power))
-    transform = Affine(resolution, 0.0, origin[0], 0.0, -resolution, origin[1])
-    x = origin[0] + resolution * (np.arange(nx) + 0.5)
-    y = origin[1] - resolution * (np.arange(ny) + 0.5)
+    transform, y, x = north_up_grid((ny, nx), origin, resolution)
     scene = xr.Dataset(
         {
             "s1": (("band", "y", "x"), np.stack(bands).astype("float32"),

@@ -58,11 +58,11 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from affine import Affine
 from scipy import ndimage
 
 from floodxr.errors import InvalidOptionError
 from floodxr.preprocess import weak_labels
+from floodxr.testing import north_up_grid
 
 __all__ = ["WORLD", "S2_WORLD_BANDS", "paired_scene", "paired_scenes", "write_world"]
 
@@ -311,9 +311,7 @@ def paired_scene(
 
     truth = water.astype("int8")
     label = np.where(thick, -1, truth).astype("int8")
-    transform = Affine(resolution, 0.0, origin[0], 0.0, -resolution, origin[1])
-    x = origin[0] + resolution * (np.arange(nx) + 0.5)
-    y = origin[1] - resolution * (np.arange(ny) + 0.5)
+    transform, y, x = north_up_grid(shape, origin, resolution)
     s2 = np.clip(s2, 1, 10000)
     bands = ("vv", "vh") + S2_WORLD_BANDS
     s2_da = xr.DataArray(s2, dims=("band", "y", "x"), coords={"band": list(S2_WORLD_BANDS)})
