@@ -219,6 +219,10 @@ def test_sources_read_real_chips_and_cubes(shared_data, tmp_path):
     scenes = train.cube_source(cube, name="pairs").scenes
     assert [s.name for s in scenes] == ["pairs[time=0]", "pairs[time=1]"]
     assert scenes[0].label is None
+    written = train.cube_source(cube.to_dataset(name="paired"))  # as DataArray.to_zarr leaves it
+    assert len(written.scenes) == 2
+    with pytest.raises(DataLayoutError, match="expected an 'image' variable"):
+        train.cube_source(xr.Dataset({"a": cube, "b": cube}))
 
 
 def test_source_specs_name_the_fix():

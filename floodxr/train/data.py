@@ -170,8 +170,8 @@ def cube_source(obj: xr.Dataset | xr.DataArray, *, name: str = "cube") -> Source
     """Scenes of a paired cube: one per step of every leading dim (e.g. ``time``).
 
     ``obj`` is a DataArray ``([time,] band, y, x)`` such as :func:`floodxr.data.pairing.load_pair`
-    returns, or a Dataset with such an ``image`` variable (or an ``s1``/``bands`` variable) and
-    optional ``label`` / ``weak_label`` variables ``([time,] y, x)``.
+    returns, or a Dataset with such an ``image`` variable (or ``bands`` / ``s1``, or its only
+    variable with a ``band`` dim) and optional ``label`` / ``weak_label`` ``([time,] y, x)``.
 
     Examples
     --------
@@ -184,7 +184,9 @@ def cube_source(obj: xr.Dataset | xr.DataArray, *, name: str = "cube") -> Source
     if isinstance(obj, xr.DataArray):
         image, labels = obj, {}
     else:
-        image_name = next((v for v in ("image", "bands", "s1") if v in obj.data_vars), None)
+        with_band = [str(v) for v in obj.data_vars if "band" in obj[v].dims]
+        named = [v for v in ("image", "bands", "s1") if v in obj.data_vars]
+        image_name = named[0] if named else (with_band[0] if len(with_band) == 1 else None)
         if image_name is None:
             raise DataLayoutError(
                 f"cube {name!r} has variables {sorted(map(str, obj.data_vars))}; expected an "
