@@ -24,7 +24,7 @@ from floodxr.metrics import Confusion, aggregate_iou, confusion, mean_iou
 from floodxr.options import OPTIONS
 from floodxr.segment import segment
 
-__all__ = ["METHODS", "Method", "evaluate_split", "evaluate_models", "predict_chip", "chip_image"]
+__all__ = ["METHODS", "Method", "evaluate_split", "evaluate_models", "predict_chip"]
 
 Method = Literal["otsu", "event-threshold", "otsu-tiled"]
 
@@ -55,19 +55,6 @@ _PREDICTORS: dict[str, Predictor] = {
 METHODS: tuple[str, ...] = tuple(_PREDICTORS)
 
 
-def chip_image(chip: sen1floods11.Chip, bands: tuple[str, ...]) -> xr.DataArray | None:
-    """The chip's ``bands`` (S1, plus S2 bands from ``S2Hand``) or None if it lacks some."""
-    s1_bands = [b for b in bands if b in chip.s1["band"].values]
-    s2_bands = [b for b in bands if b not in s1_bands]
-    if not s2_bands:
-        return chip.s1.sel(band=list(bands))
-    if chip.s2 is None or not set(s2_bands) <= set(chip.s2["band"].values.tolist()):
-        return None
-    image = xr.concat([chip.s1.sel(band=s1_bands), chip.s2.sel(band=s2_bands)], dim="band",
-                      coords="minimal", compat="override", join="override")  # fmt: skip
-    return image.sel(band=list(bands))
-
-
 def _model_bands(model: str) -> tuple[str, ...]:
     from floodxr import models
 
@@ -95,7 +82,7 @@ def predict_chip(
     (512, 512)
     """
     if method not in _PREDICTORS:
-        image = chip_image(chip, _model_bands(method))
+        image = chip.stack(_model_bands(method))
         if image is None:
             raise MissingBandError(
                 f"model {method!r} reads Sentinel-2 bands that chip {chip.id!r} lacks; give it "
@@ -157,7 +144,7 @@ def evaluate_split(
     confusions: list[Confusion] = []
     for chip in tqdm(chips.open(), total=len(chips), desc=f"{method} on {split}", disable=not show):
         assert chip.label is not None  # read_split lists only chips with a label
-        if bands is not None and chip_image(chip, bands) is None:
+        if bands is not None and chip.stack(bands) is None:
             skipped.append(chip.id)
             continue
         counts = confusion(predict_chip(chip, method=method, band=band, events=events), chip.label)

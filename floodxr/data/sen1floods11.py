@@ -162,6 +162,26 @@ class Chip:
         """The chip-name prefix, e.g. ``"Mekong"`` for ``"Mekong_333434"``."""
         return self.id.rsplit("_", 1)[0]
 
+    def stack(self, bands: tuple[str, ...]) -> xr.DataArray | None:
+        """``bands`` in that order from ``s1`` and ``s2`` on one ``band`` dim; None if any lacks.
+
+        Examples
+        --------
+        >>> from floodxr.data import sen1floods11 as s11
+        >>> chip = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP)
+        >>> chip.stack(("vv", "vh", "B02", "B08")).band.values.tolist()
+        ['vv', 'vh', 'B02', 'B08']
+        """
+        s1_bands = [b for b in bands if b in S1_BANDS]
+        s2_bands = [b for b in bands if b not in s1_bands]
+        if not s2_bands:
+            return self.s1.sel(band=list(bands))
+        if self.s2 is None or not set(s2_bands) <= set(self.s2["band"].values.tolist()):
+            return None
+        image = xr.concat([self.s1.sel(band=s1_bands), self.s2.sel(band=s2_bands)], dim="band",
+                          coords="minimal", compat="override", join="override")  # fmt: skip
+        return image.sel(band=list(bands))
+
 
 def _require_root(root: Path) -> None:
     if not (root / "S1Hand").is_dir():

@@ -98,13 +98,6 @@ class Source:
                 )
 
 
-def _with_s2(chip: sen1floods11.Chip) -> xr.DataArray:
-    if chip.s2 is None:
-        return chip.s1
-    return xr.concat([chip.s1, chip.s2.sel(band=list(S2_PAPER_BANDS))], dim="band",
-                     coords="minimal", compat="override", join="override")  # fmt: skip
-
-
 def sen1floods11_source(
     root: str | Path, split: str = "train", *, chunks: int | None = 256, name: str | None = None
 ) -> Source:
@@ -124,7 +117,9 @@ def sen1floods11_source(
     split_list = sen1floods11.read_split(root, split)
     scenes = []
     for chip in split_list.open(chunks=chunks):
-        scenes.append(Scene(name=chip.id, image=_with_s2(chip), label=chip.label))
+        image = chip.stack(S1_BANDS + S2_PAPER_BANDS)
+        scenes.append(Scene(name=chip.id, image=chip.s1 if image is None else image,
+                            label=chip.label))  # fmt: skip
     return Source(name or f"sen1floods11:{split}", tuple(scenes))
 
 
