@@ -93,6 +93,68 @@ def _reproduce_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog(value: str, profile: str) -> Any:
+    from floodxr.data import stac
+
+    catalog = stac.get_catalog(value)
+    return catalog if catalog.s1 is not None else stac.get_catalog(profile).with_url(catalog.url)
+
+
+def _print_areas(areas: Any) -> None:
+    header = f"{'basin':<12} {'time (UTC)':<20} {'water km2':>10} {'flood km2':>10} {'observed':>9}"
+    print(header)
+    for row in areas.itertuples():
+        flood = "" if row.flood_km2 != row.flood_km2 else f"{row.flood_km2:.4f}"
+        print(f"{row.basin:<12} {row.time:%Y-%m-%d %H:%M:%S}  {row.water_km2:>10.4f} "
+              f"{flood:>10} {row.observed_fraction:>8.1%}")  # fmt: skip
+
+
+def _basin(args: argparse.Namespace) -> int:
+    from floodxr import basin
+
+    if args.scheduler and args.workers:
+        raise InvalidOptionError("--workers starts a LocalCluster; with --scheduler the "
+                                 "cluster's own workers are used: pass one of them")
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    else:
+        client = basin.start_cluster(args.workers)
+    print(f"dask dashboard: {client.dashboard_link}", flush=True)
+    try:
+        result = basin.run(args.basins, datetime=args.datetime,
+                           catalog=_catalog(args.catalog, args.profile), store=args.store,
+                           model=args.model, resolution=args.resolution, reference=args.reference,
+                           client=client, table=args.table, id_column=args.id_column,
+                           chunk=args.chunk, progress=not args.no_progress)  # fmt: skip
+    finally:
+        cluster = None if args.scheduler else client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    _print_areas(result.areas)
+    print(f"units computed now: {len(result.computed)}, already in the store: "
+          f"{len(result.skipped)}; basins without acquisitions: {result.empty or 'none'}")
+    print(f"wrote {result.store} and {result.table}")
+    return 0
+
+
+def _basin_report(args: argparse.Namespace) -> int:
+    from floodxr import basin
+    from floodxr.plot import basin_areas
+
+    areas = basin.report(args.store)
+    if args.csv:
+        print(areas.to_csv(index=False), end="")
+    else:
+        _print_areas(areas)
+    if args.png:
+        basin_areas(areas).savefig(args.png, dpi=120)
+        print(f"wrote {args.png}", file=sys.stderr)
+    return 0
+
+
 def _add_overrides(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help=text)  # fmt: skip
@@ -166,6 +228,44 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("--json", action="store_true", help="print the rows as JSON")
     table.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     table.set_defaults(run=_reproduce_table)
+
+    basin = commands.add_parser(
+        "basin",
+        help="map water and flood over basins for every Sentinel-1 pass, on a dask cluster",
+        description="Search the STAC API for every Sentinel-1 acquisition over each basin, "
+        "segment, clip and write the maps into one Zarr store (a group per basin) and the areas "
+        "into a CSV table. Re-running resumes: finished (basin, date) units are skipped.",
+    )
+    basin.add_argument("--basins", required=True, help="GeoJSON of basin polygons (lon/lat)")
+    basin.add_argument("--id-column", default="id", help="property holding the basin id")
+    basin.add_argument("--datetime", required=True, help="STAC interval START/END")
+    basin.add_argument("--catalog", default="planetary-computer",
+                       help="catalog name or STAC API URL")  # fmt: skip
+    basin.add_argument("--profile", default="planetary-computer",
+                       help="profile naming the collections of a --catalog URL")  # fmt: skip
+    basin.add_argument("--store", required=True, help="output Zarr store (a folder)")
+    basin.add_argument("--table", help="area table CSV (default STORE.areas.csv)")
+    basin.add_argument("--model", default="student", help="model name or checkpoint path")
+    basin.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres")
+    basin.add_argument("--reference", help="pre-flood STAC interval, or a water mask GeoTIFF: "
+                       "flood = water minus reference water")  # fmt: skip
+    basin.add_argument("--chunk", type=int, default=1024, help="chunk side in pixels")
+    basin.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")
+    basin.add_argument("--workers", type=int, help="LocalCluster worker processes (default: "
+                       "one per core)")  # fmt: skip
+    basin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    basin.set_defaults(run=_basin)
+
+    report = commands.add_parser(
+        "basin-report",
+        help="print (and plot) the area time series of a basin store",
+        description="Print the water / flood area per basin and acquisition of a store written "
+        "by floodxr basin; --png plots it.",
+    )
+    report.add_argument("store", help="the Zarr store of a floodxr basin run")
+    report.add_argument("--png", help="write the area time series plot here")
+    report.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    report.set_defaults(run=_basin_report)
     return parser
 
 

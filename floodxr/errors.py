@@ -26,6 +26,7 @@ __all__ = [
     "NoItemsError",
     "MissingAssetError",
     "RunMismatchError",
+    "BasinInputError",
     "MissingChipsWarning",
     "UnpairedScenesWarning",
 ]
@@ -112,6 +113,10 @@ class MissingAssetError(_LookupMessage):
 
 class RunMismatchError(FloodxrError, ValueError):
     """A training output folder holds a run with other settings; it is never overwritten."""
+
+
+class BasinInputError(FloodxrError, ValueError):
+    """Basins that cannot be mapped: bad ids or geometries, a missing id column, a bad store."""
 
 
 class MissingChipsWarning(FloodxrWarning):

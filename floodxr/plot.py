@@ -12,9 +12,10 @@ from floodxr._bands import select_band
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["side_by_side", "training_curves"]
+__all__ = ["basin_areas", "side_by_side", "training_curves"]
 
 _MASK_COLOURS = {0: (0.80, 0.74, 0.55), 1: (0.12, 0.38, 0.85)}  # dry sand, water blue
 _NODATA_COLOUR = (0.0, 0.0, 0.0)
@@ -119,4 +120,39 @@ def training_curves(metrics_csv: str | Path) -> Figure:
     right.set_xlabel("step")
     right.set_ylabel("valid water IoU")
     right.set_ylim(0, 1)
+    return fig
+
+
+def basin_areas(areas: pd.DataFrame) -> Figure:
+    """Water (and flood) area against time, one colour per basin, from
+    :func:`floodxr.basin.report`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from floodxr.plot import basin_areas
+    >>> areas = pd.DataFrame({"basin": ["a", "a"], "water_km2": [1.0, 3.0],
+    ...                       "flood_km2": [0.0, 2.0],
+    ...                       "time": pd.to_datetime(["2019-09-13", "2019-09-25"])})
+    >>> [line.get_label() for line in basin_areas(areas).axes[0].lines]
+    ['a: water', 'a: flood (new water)']
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    axis = fig.subplots()
+    for index, (basin_id, rows) in enumerate(areas.groupby("basin", sort=True)):
+        colour = f"C{index % 10}"
+        axis.plot(rows["time"], rows["water_km2"], marker="o", color=colour,
+                  label=f"{basin_id}: water")  # fmt: skip
+        if rows["flood_km2"].notna().any():
+            axis.plot(rows["time"], rows["flood_km2"], marker="s", ls="--", color=colour,
+                      label=f"{basin_id}: flood (new water)")  # fmt: skip
+    axis.set_ylabel("area (km²)")
+    axis.set_xlabel("acquisition time (UTC)")
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
+    for label in axis.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     return fig

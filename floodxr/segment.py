@@ -102,6 +102,7 @@ class _Spec:
     """Everything a worker needs to predict a block: plain values, no model object."""
 
     weights: str
+    name: str
     device: str
     engine: str
     batch_size: int
@@ -130,7 +131,10 @@ def _network(spec: _Spec) -> Any:
     if getattr(_THREAD, "torch_threads", None) != spec.torch_threads:
         torch.set_num_threads(spec.torch_threads)
         _THREAD.torch_threads = spec.torch_threads
-    return models.load(spec.weights, device=spec.device)
+    # a name registered in this process (floodxr.basin ships checkpoints to workers that way)
+    # wins over the client's path, which a remote worker may not have
+    known = spec.name in models.available()
+    return models.load(spec.name if known else spec.weights, device=spec.device)
 
 
 def _check_db(raw: np.ndarray, spec: _Spec) -> None:
@@ -329,6 +333,7 @@ def segment(
     n_blocks = math.prod(len(c) for c in data.chunks)
     spec = _Spec(
         weights=str(weights),
+        name=str(model),
         device=options["device"],
         engine=options["engine"],
         batch_size=options["batch_size"],

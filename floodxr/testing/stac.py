@@ -62,6 +62,8 @@ __all__ = [
     "DECOYS",
     "SYNTHETIC_BBOX",
     "SYNTHETIC_DATES",
+    "SYNTHETIC_BASINS",
+    "synthetic_water_km2",
 ]
 
 #: Cloud cover (%) assigned to the S2 chip items (the metadata has none).
@@ -81,6 +83,22 @@ SYNTHETIC_DATES = (
     dt.datetime(2019, 9, 13, 5, 59, 50, tzinfo=dt.timezone.utc),
     dt.datetime(2019, 9, 25, 5, 59, 50, tzinfo=dt.timezone.utc),
 )
+#: Two basins over the synthetic scenes, as a GeoJSON FeatureCollection (ids in ``id``):
+#: ``west`` (centroid in UTM zone 30, the lake and the river) and ``east`` (zone 31, the river).
+#: Each is covered by frames of both zones on both dates.
+SYNTHETIC_BASINS: Mapping[str, Any] = {
+    "type": "FeatureCollection",
+    "features": [
+        {"type": "Feature", "properties": {"id": basin_id},
+         "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}
+        for basin_id, ring in (
+            ("west", [[-0.055, 39.006], [-0.008, 39.004], [-0.004, 39.030], [-0.012, 39.046],
+                      [-0.040, 39.044], [-0.056, 39.030]]),
+            ("east", [[0.004, 39.036], [0.030, 39.034], [0.055, 39.045], [0.052, 39.076],
+                      [0.020, 39.077], [0.002, 39.060]]),
+        )
+    ],
+}  # fmt: skip
 #: Cloud cover (%) of the synthetic Sentinel-2 scene of each date: the second is too cloudy.
 SYNTHETIC_CLOUD_COVER = (4.0, 35.0)
 _S1_SOLAR_HOUR = {"ASCENDING": 18.0, "DESCENDING": 6.0}
@@ -120,6 +138,40 @@ def synthetic_water(lon: np.ndarray, lat: np.ndarray, date_index: int = 0) -> np
     radius = 0.012 + 0.008 * date_index
     lake = ((lon + 0.035) / radius) ** 2 + ((lat - 39.03) / (0.7 * radius)) ** 2 < 1
     return (river | lake).astype("uint8")
+
+
+def synthetic_water_km2(geometry: Any, date_index: int = 0, *, spacing: float = 2.0) -> float:
+    """The true water area (km²) of :func:`synthetic_water` inside a lon/lat polygon.
+
+    Counted on a ``spacing``-metre lattice of a Lambert azimuthal equal-area projection centred
+    on the polygon, so the area is ellipsoidal and independent of any UTM grid.
+
+    Examples
+    --------
+    >>> from shapely.geometry import shape
+    >>> from floodxr.testing.stac import SYNTHETIC_BASINS, synthetic_water_km2
+    >>> west = shape(SYNTHETIC_BASINS["features"][0]["geometry"])
+    >>> 2.0 < synthetic_water_km2(west, 0, spacing=10) < synthetic_water_km2(west, 1, spacing=10)
+    True
+    """
+    import shapely
+    from rasterio.features import geometry_mask
+    from shapely.geometry import shape
+
+    geom = shape(geometry) if isinstance(geometry, Mapping) else geometry
+    centre = geom.centroid
+    laea = f"+proj=laea +lat_0={centre.y} +lon_0={centre.x} +datum=WGS84 +units=m"
+    to_laea = Transformer.from_crs("EPSG:4326", laea, always_xy=True)
+    flat = shapely.transform(shapely.segmentize(geom, max_segment_length=1e-4),
+                            to_laea.transform, interleaved=False)
+    west, south, east, north = flat.bounds
+    shape_ = (int(np.ceil((north - south) / spacing)), int(np.ceil((east - west) / spacing)))
+    grid = Affine(spacing, 0, west, 0, -spacing, north)
+    inside = geometry_mask([flat], out_shape=shape_, transform=grid, invert=True)
+    rows, cols = np.nonzero(inside)
+    x, y = west + (cols + 0.5) * spacing, north - (rows + 0.5) * spacing
+    lon, lat = Transformer.from_crs(laea, "EPSG:4326", always_xy=True).transform(x, y)
+    return float(synthetic_water(lon, lat, date_index).sum() * spacing**2 / 1e6)
 
 
 def _write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float) -> None:
@@ -404,7 +456,7 @@ class StacServer:
     def __enter__(self) -> StacServer:
         # run by path: importing the floodxr package would add a second to every start
         command = [sys.executable, str(Path(__file__).with_name("_server.py")), "--catalog",
-                   str(self.world.catalog), "--assets", str(self.world.assets),
+                   str(self.world.catalog.resolve()), "--assets", str(self.world.assets.resolve()),
                    "--port", str(self.port)]  # fmt: skip
         self._process = subprocess.Popen(command, env=os.environ | {"PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + self.timeout

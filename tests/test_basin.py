@@ -1,0 +1,264 @@
+"""Basin runs on a real LocalCluster (worker processes) against the loopback STAC API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from shapely.geometry import box, shape
+
+from floodxr import basin
+from floodxr.data import stac
+from floodxr.errors import BasinInputError, InvalidOptionError, RunMismatchError
+from floodxr.testing.stac import SYNTHETIC_BASINS, synthetic_water_km2
+
+DATES = "2019-09-01/2019-09-30"
+BEFORE = "2019-09-01/2019-09-15"  # the first pass only: the flood's reference
+UNITS = {f"{b}/{t}" for b in ("west", "east") for t in ("2019-09-13T05:59:50Z",
+                                                      "2019-09-25T05:59:50Z")}  # fmt: skip
+
+
+def checksums(store: Path) -> dict[str, str]:
+    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(store.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def basins_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("basins") / "basins.geojson"
+    path.write_text(json.dumps(SYNTHETIC_BASINS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def catalog(loopback) -> stac.Catalog:
+    return stac.get_catalog("planetary-computer").with_url(loopback.url)
+
+
+@pytest.fixture(scope="module")
+def client():
+    client = basin.start_cluster(2)
+    yield client
+    cluster = client.cluster
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def first(client, basins_file, catalog, tiny_student, tmp_path_factory) -> basin.BasinRun:
+    """One uninterrupted run: the store every other run must reproduce byte for byte."""
+    store = tmp_path_factory.mktemp("first") / "out.zarr"
+    return basin.run(basins_file, datetime=DATES, catalog=catalog, store=store,
+                     model=tiny_student, reference=BEFORE, client=client, chunk=256,
+                     progress=False)  # fmt: skip
+
+
+def test_a_run_maps_every_basin_and_pass_into_one_store(first):
+    assert set(first.computed) == UNITS and not first.skipped and not first.empty
+    for basin_id, epsg in (("west", 32630), ("east", 32631)):
+        ds = basin.open_basin(first.store, basin_id)
+        assert ds.rio.crs.to_epsg() == epsg
+        assert ds.sizes["time"] == 2 and str(ds.water.dtype) == "uint8"
+        water = ds.water.values
+        assert set(np.unique(water)) == {0, 1, 255}
+        # outside the polygon: nodata, in every corner of the basin's bounding box
+        assert (water[:, [0, 0, -1, -1], [0, -1, 0, -1]] == 255).all()
+        assert np.isnan(ds.probability.values[water == 255]).all()
+        assert np.isfinite(ds.probability.values[water != 255]).all()
+    table = first.table.read_text().splitlines()
+    assert table[0].startswith("basin,time,water_km2,flood_km2,observed_km2,basin_km2")
+    assert len(table) == 1 + len(UNITS)
+
+
+def test_areas_match_the_synthetic_truth_within_one_percent(first):
+    truth = {f["properties"]["id"]: [synthetic_water_km2(shape(f["geometry"]), i, spacing=4)
+                    for i in (0, 1)]
+             for f in SYNTHETIC_BASINS["features"]}  # fmt: skip
+    areas = first.areas.set_index(["basin", first.areas["time"].dt.day])
+    for basin_id, (before, after) in truth.items():
+        row0, row1 = areas.loc[(basin_id, 13)], areas.loc[(basin_id, 25)]
+        assert row0.water_km2 == pytest.approx(before, rel=0.01)
+        assert row1.water_km2 == pytest.approx(after, rel=0.01)
+        # the whole basin was seen; its polygon area is geodesic
+        assert row1.observed_km2 == pytest.approx(row1.basin_km2, rel=0.002)
+        # flood = new water: the lake grew in the west, the river (east) stayed
+        assert row0.flood_km2 < 0.01 * before
+        assert row1.flood_km2 == pytest.approx(after - before, abs=0.01 * after)
+    assert areas.loc[("west", 25)].flood_km2 > 4.0
+
+
+def test_the_model_travels_once_to_each_worker(first, client, tiny_student):
+    digest = hashlib.sha256(Path(tiny_student).read_bytes()).hexdigest()
+    name = f"floodxr-{digest[:16]}"
+
+    def where() -> str:
+        from floodxr import models
+
+        return str(models.resolve(name))
+
+    paths = client.run(where)
+    assert len(paths) == 2
+    for path in paths.values():
+        assert path != tiny_student and "floodxr-models" in path
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+
+
+def test_a_rerun_does_nothing(first, client, basins_file, catalog, tiny_student):
+    before = checksums(first.store)
+    again = basin.run(basins_file, datetime=DATES, catalog=catalog, store=first.store,
+                      model=tiny_student, reference=BEFORE, client=client, chunk=256,
+                      progress=False)  # fmt: skip
+    assert again.computed == [] and set(again.skipped) == UNITS
+    assert checksums(first.store) == before
+
+
+def test_a_killed_worker_still_gives_the_same_store(first, client, basins_file, catalog,
+                                                    tiny_student, tmp_path):  # fmt: skip
+    store = tmp_path / "killed.zarr"
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["run"] = basin.run(basins_file, datetime=DATES, catalog=catalog, store=store,
+                                       model=tiny_student, reference=BEFORE, client=client,
+                                       chunk=256, progress=False)  # fmt: skip
+        except BaseException as err:  # noqa: BLE001  re-raised in the test's thread
+            outcome["error"] = err
+
+    pids = client.run(os.getpid)
+    thread = threading.Thread(target=work)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and thread.is_alive() and time.monotonic() < deadline:
+        busy = [address for address, tasks in client.processing().items() if tasks]
+        if busy and (store / "manifest.json").is_file():
+            killed = pids[busy[0]]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    thread.join(timeout=300)
+    assert killed is not None, "the run finished before a worker could be killed"
+    assert "error" not in outcome, outcome.get("error")
+    assert killed not in client.run(os.getpid).values()  # the nanny started a new process
+    assert checksums(store) == checksums(first.store)
+
+
+def test_a_killed_run_resumes_from_the_command_line(first, basins_file, loopback, tiny_student,
+                                                    tmp_path):  # fmt: skip
+    store = tmp_path / "resumed.zarr"
+    command = [sys.executable, "-m", "floodxr.cli", "basin", "--basins", str(basins_file),
+               "--datetime", DATES, "--catalog", loopback.url, "--store", str(store),
+               "--model", tiny_student, "--reference", BEFORE, "--chunk", "256",
+               "--workers", "1", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    manifest = store / "manifest.json"
+    deadline = time.monotonic() + 180
+    while process.poll() is None and time.monotonic() < deadline:
+        if manifest.is_file() and json.loads(manifest.read_text())["units"]:
+            os.killpg(process.pid, signal.SIGKILL)  # the client and its cluster
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    done = set(json.loads(manifest.read_text())["units"])
+    assert done and done < UNITS
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"units computed now: {len(UNITS - done)}, already in the store: {len(done)}" in (
+        resumed.stdout)  # fmt: skip
+    assert checksums(store) == checksums(first.store)
+    assert "dask dashboard: http" in resumed.stdout and "west" in resumed.stdout
+
+    png = tmp_path / "areas.png"
+    report = subprocess.run([sys.executable, "-m", "floodxr.cli", "basin-report", str(store),
+                             "--png", str(png)], capture_output=True, text=True)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert len(report.stdout.splitlines()) == 1 + len(UNITS)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_new_passes_are_appended_and_a_water_mask_can_be_the_reference(
+        first, client, basins_file, catalog, tiny_student, tmp_path):  # fmt: skip
+    import rasterio
+    from affine import Affine
+
+    from floodxr.testing.stac import SYNTHETIC_BBOX, synthetic_water
+
+    # the pre-flood water as a lon/lat GeoTIFF (0.0001° pixels), as a user's permanent-water layer
+    west, south, east, north = SYNTHETIC_BBOX
+    step = 1e-4
+    lon = west + (np.arange(round((east - west) / step)) + 0.5) * step
+    lat = north - (np.arange(round((north - south) / step)) + 0.5) * step
+    mask = synthetic_water(*np.meshgrid(lon, lat), 0)
+    path = tmp_path / "permanent_water.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=lon.size, height=lat.size, count=1,
+                       dtype="uint8", crs="EPSG:4326", nodata=255,
+                       transform=Affine(step, 0, west, 0, -step, north)) as dst:  # fmt: skip
+        dst.write(mask, 1)
+    store = tmp_path / "appended.zarr"
+    common = {"catalog": catalog, "store": store, "model": tiny_student, "reference": path,
+              "client": client, "chunk": 256, "progress": False}  # fmt: skip
+    early = basin.run(basins_file, datetime="2019-09-01/2019-09-15", **common)
+    assert {k.split("/")[1] for k in early.computed} == {"2019-09-13T05:59:50Z"}
+    later = basin.run(basins_file, datetime=DATES, **common)
+    assert set(later.computed) == UNITS - set(early.computed) and len(later.skipped) == 2
+    assert basin.open_basin(store, "west").sizes["time"] == 2
+    ours = later.areas.set_index(["basin", "time"])
+    theirs = first.areas.set_index(["basin", "time"])
+    assert np.allclose(ours.water_km2, theirs.water_km2, rtol=1e-9)
+    # the mask and the first pass's median map agree on the pre-flood water to within 1 %
+    assert np.allclose(ours.flood_km2, theirs.flood_km2, atol=0.01 * ours.water_km2.max())
+
+
+def test_other_settings_on_an_existing_store_are_refused(first, client, basins_file, catalog,
+                                                         tiny_student):  # fmt: skip
+    with pytest.raises(RunMismatchError, match=r"resolution: store has 10.0, asked 20.0"):
+        basin.run(basins_file, datetime=DATES, catalog=catalog, store=first.store,
+                  model=tiny_student, reference=BEFORE, client=client, chunk=256, resolution=20)
+    moved = {"west": box(-0.05, 39.01, -0.01, 39.04)}
+    with pytest.raises(RunMismatchError, match=r"basin 'west' .* another polygon"):
+        basin.run(moved, datetime=DATES, catalog=catalog, store=first.store, model=tiny_student,
+                  reference=BEFORE, client=client, chunk=256)
+
+
+def test_bad_basins_are_named(tmp_path):
+    with pytest.raises(BasinInputError, match=r"no property 'HYBAS_ID'.*\['id'\]"):
+        path = tmp_path / "b.geojson"
+        path.write_text(json.dumps(SYNTHETIC_BASINS))
+        basin.read_basins(path, id_column="HYBAS_ID")
+    twice = {"type": "FeatureCollection", "features": SYNTHETIC_BASINS["features"] * 2}
+    path.write_text(json.dumps(twice))
+    with pytest.raises(BasinInputError, match="'west' appears twice"):
+        basin.read_basins(path)
+    with pytest.raises(BasinInputError, match="is a Point"):
+        basin.read_basins({"p": {"type": "Point", "coordinates": [0, 0]}})
+    with pytest.raises(BasinInputError, match="invalid polygon.*make_valid"):
+        bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+        basin.read_basins({"bowtie": bowtie})
+    with pytest.raises(BasinInputError, match="not lon/lat"):
+        basin.read_basins({"utm": box(500000, 4300000, 510000, 4310000)})
+    with pytest.raises(InvalidOptionError, match="thresholds whole scenes"):
+        basin.run({"a": box(0, 39, 0.01, 39.01)}, datetime=DATES, store=tmp_path / "s.zarr",
+                  model="otsu")
+
+
+
+def test_a_table_with_a_geometry_column_is_read():
+    import pandas as pd
+
+    table = pd.DataFrame({"HYBAS_ID": [2060000010, 2060000020],
+                          "geometry": [box(0, 39, 0.1, 39.1), box(0.1, 39, 0.2, 39.1)]})
+    basins = basin.read_basins(table, id_column="HYBAS_ID")
+    assert [b.id for b in basins] == ["2060000010", "2060000020"]
+    assert basins[0].epsg == 32631
+    assert basins[0].area_km2 == pytest.approx(8.66 * 11.1, rel=0.01)
