@@ -9,7 +9,8 @@ in UTM zones 30 and 31, two passes of two frames each, the first pass as the flo
 Peak memory is the largest resident set of any worker process, sampled every 50 ms. A finer
 ``--resolution`` grows every basin (5 m: 4x the pixels of 10 m) to show whether memory per
 worker grows with it; ``--nanny-defaults`` runs the workers without :data:`floodxr.basin.
-WORKER_ENVIRON`, to see what it buys. Prints one JSON line per (workers, resolution) and one with the speed-ups.
+WORKER_ENVIRON`, to see what it buys. Prints one JSON line per (workers, resolution) and one
+with the speed-ups.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def measure(workers: int, resolution: float, catalog, basins: Path, model: str, 
         cluster.close()
     pixels = sum(v["grid"]["ny"] * v["grid"]["nx"] for v in json.loads(
         (result.store / "manifest.json").read_text())["basins"].values())  # fmt: skip
-    return {"workers": workers, "resolution_m": resolution, "worker_environ": environ, "units": len(result.computed) + 2,
-            "basin_pixels": pixels, "seconds": round(seconds, 2),
+    return {"workers": workers, "resolution_m": resolution, "worker_environ": environ,
+            "units": len(result.computed) + 2, "basin_pixels": pixels, "seconds": round(seconds, 2),
             "peak_worker_rss_mib": round(peak.peak / 2**20, 1)}  # fmt: skip
 
 
