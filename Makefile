@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodxr-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install docs clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/floodxr demo --out floodxr-demo --overwrite
 
+# the docs site: runs the example notebooks, renders the API reference; warnings are errors
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 lint: $(STAMP)
 	$(BIN)/ruff check floodxr tests examples benchmarks
 	$(BIN)/mypy
@@ -25,4 +29,4 @@ test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) floodxr-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) floodxr-demo .pytest_cache .mypy_cache .ruff_cache docs/_build docs/generated docs/_generated docs/examples

@@ -6,7 +6,7 @@ from typing import Any
 
 import xarray as xr
 
-from floodxr import metrics, preprocess, segment, threshold, writers
+from floodxr import metrics, plot, preprocess, segment, threshold, writers
 from floodxr._bands import Polarisation
 from floodxr.errors import WrongTypeError
 
@@ -90,6 +90,13 @@ class FloodAccessor:
     def to_zarr(self, store: Any, **kwargs: Any) -> Any:
         """Stream to a Zarr store; see :func:`floodxr.writers.to_zarr`."""
         return writers.to_zarr(self._obj, store, **kwargs)
+
+    def plot(self, water: xr.DataArray | None = None, **kwargs: Any) -> Any:
+        """Backscatter with a water mask / probability on top; see :func:`floodxr.plot.overlay`."""
+        if not isinstance(self._obj, xr.DataArray):
+            raise WrongTypeError("plot draws a Sentinel-1 DataArray with a 'band' dim; pick it, "
+                                 "e.g. ds['s1'].flood.plot(water)")  # fmt: skip
+        return plot.overlay(self._obj, water, **kwargs)
 
     def area_km2(self) -> xr.DataArray:
         """Water area of a mask in km²; see :func:`floodxr.metrics.water_area_km2`."""

@@ -76,15 +76,18 @@ __all__ = [
     "WORKER_ENVIRON",
 ]
 
-#: Environment of LocalCluster worker processes. The nanny's default MALLOC_TRIM_THRESHOLD_
-#: (64 KiB) made torch 40-60 % slower (measured, see docs/basin.md); one OpenMP thread per
-#: worker thread avoids oversubscribing the cores.
+#: Environment of LocalCluster worker processes. The nanny's default ``MALLOC_TRIM_THRESHOLD_``
+#: (64 KiB) made torch 2x slower (measured, see docs/basin.md); one OpenMP thread per worker
+#: thread avoids oversubscribing the cores.
 WORKER_ENVIRON = {
     "MALLOC_TRIM_THRESHOLD_": str(2**28),
     "MALLOC_MMAP_THRESHOLD_": str(2**28),
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+#: glibc reads these when a process starts: the nanny must set them before spawning a worker
+_PRE_SPAWN = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+
 _FORMAT = "floodxr-basin/1"
 _MANIFEST = "manifest.json"
 _NODATA = 255
@@ -326,14 +329,30 @@ def start_cluster(workers: int | None = None, *, threads_per_worker: int = 1,
 
     The caller closes it (``client.close(); client.cluster.close()``). Scripts that start one
     need an ``if __name__ == "__main__":`` guard: worker processes are spawned.
+
+    Examples
+    --------
+    >>> client = start_cluster(1)
+    >>> client.run(lambda: __import__("os").environ["OMP_NUM_THREADS"]).popitem()[1]
+    '1'
+    >>> client.close(); client.cluster.close()
     """
     from distributed import Client, LocalCluster
 
     n = workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
-    settings = {} if environ is None else {"distributed.nanny.pre-spawn-environ": dict(environ)}
+    environ = dict(environ or {})
+    pre_spawn = {k: v for k, v in environ.items() if k in _PRE_SPAWN}
+    after_spawn = {k: v for k, v in environ.items() if k not in _PRE_SPAWN}
+    settings = {"distributed.nanny.pre-spawn-environ": pre_spawn} if pre_spawn else {}
+    ours = dict(os.environ)
     with dask.config.set(settings):
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=":0")  # fmt: skip
+                               processes=True, dashboard_address=":0",
+                               env=after_spawn)  # fmt: skip
+    # the nanny writes its pre-spawn variables into this process's environment and leaves them
+    # there (distributed 2026.8): they would reach every later subprocess of the caller
+    os.environ.clear()
+    os.environ.update(ours)
     return Client(cluster)
 
 
@@ -679,7 +698,24 @@ def run(
 
     Examples
     --------
-    Over the Planetary Computer (needs the internet and a few workers)::
+    A lake of the synthetic world served on 127.0.0.1, the first pass as reference (a threaded
+    in-process cluster here; by default a LocalCluster of worker processes):
+
+    >>> import tempfile
+    >>> from distributed import Client
+    >>> from shapely.geometry import box
+    >>> from floodxr.testing.stac import serve_synthetic
+    >>> store = tempfile.mkdtemp() + "/lake.zarr"
+    >>> with serve_synthetic() as (catalog, _), Client(processes=False) as client:
+    ...     result = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
+    ...                  catalog=catalog, store=store, reference="2019-09-01/2019-09-15",
+    ...                  client=client, progress=False)
+    >>> result.computed
+    ['lake/2019-09-13T05:59:50Z', 'lake/2019-09-25T05:59:50Z']
+    >>> result.areas[["water_km2", "flood_km2"]].round(1).values.tolist()
+    [[3.0, 0.0], [5.8, 2.8]]
+
+    Over the Planetary Computer (needs the internet)::
 
         result = floodxr.basin.run("basins.geojson", datetime="2019-09-01/2019-09-30",
                                    store="valencia.zarr", reference="2019-08-01/2019-08-31")
@@ -855,9 +891,22 @@ def _reference_graph(basin: Basin, grid: _Grid, reference: Any, catalog: Any, mo
 def report(store: str | Path) -> pd.DataFrame:
     """The area table of a basin store: one row per finished (basin, time), in time order.
 
+    ``floodxr basin-report OUT.zarr`` prints it (and ``--png`` plots it).
+
     Examples
     --------
-    See :func:`run`; ``floodxr basin-report OUT.zarr`` prints it and plots it.
+    >>> import tempfile
+    >>> from distributed import Client
+    >>> from shapely.geometry import box
+    >>> from floodxr.basin import run
+    >>> from floodxr.testing.stac import serve_synthetic
+    >>> store = tempfile.mkdtemp() + "/lake.zarr"
+    >>> with serve_synthetic() as (catalog, _), Client(processes=False) as client:
+    ...     _ = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
+    ...             catalog=catalog, store=store, client=client, progress=False)
+    >>> areas = report(store)
+    >>> areas["water_km2"].round(1).tolist(), areas["observed_fraction"].round(2).tolist()
+    ([3.0, 5.8], [1.0, 1.0])
     """
     import pandas as pd
 
@@ -886,7 +935,18 @@ def open_basin(store: str | Path, basin_id: str) -> xr.Dataset:
 
     Examples
     --------
-    See :func:`run`.
+    >>> import tempfile
+    >>> from distributed import Client
+    >>> from shapely.geometry import box
+    >>> from floodxr.basin import run
+    >>> from floodxr.testing.stac import serve_synthetic
+    >>> store = tempfile.mkdtemp() + "/lake.zarr"
+    >>> with serve_synthetic() as (catalog, _), Client(processes=False) as client:
+    ...     _ = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
+    ...             catalog=catalog, store=store, client=client, progress=False)
+    >>> ds = open_basin(store, "lake")
+    >>> ds.rio.crs.to_epsg(), dict(ds.sizes), sorted(ds.data_vars)
+    (32630, {'time': 2, 'y': 232, 'x': 268}, ['probability', 'water'])
     """
     path = Path(store)
     if not (path / str(basin_id)).exists():

@@ -177,7 +177,15 @@ def normalize(
 
 
 def clip_scale(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Numpy kernel of :func:`normalize`: clip to [low, high], scale to [0, 1], NaN kept."""
+    """Numpy kernel of :func:`normalize`: clip to [low, high], scale to [0, 1], NaN kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.preprocess import clip_scale
+    >>> clip_scale(np.array([-40.0, -15.0, 5.0, np.nan]), np.array(-30.0), np.array(0.0))
+    array([0. , 0.5, 1. , nan], dtype=float32)
+    """
     low, high = np.asarray(low, "float32"), np.asarray(high, "float32")
     return np.clip((values.astype("float32") - low) / (high - low), 0.0, 1.0)
 

@@ -41,6 +41,16 @@ def block_regions(obj: xr.DataArray | xr.Dataset, group: int | None = None) -> I
 
     Non-dask objects give one region. ``group`` defaults to dask's thread count, so that every
     thread has a chunk to work on.
+
+    Examples
+    --------
+    >>> import floodxr
+    >>> from floodxr.writers import block_regions
+    >>> scene = floodxr.testing.synthetic_scene((100, 100), seed=0, chunks=50)
+    >>> for region in block_regions(scene.water, group=2):
+    ...     print(region["y"], region["x"])
+    slice(0, 50, None) slice(0, 100, None)
+    slice(50, 100, None) slice(0, 100, None)
     """
     chunks = obj.chunksizes if isinstance(obj, xr.DataArray) else obj.chunks
     if not chunks:

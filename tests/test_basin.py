@@ -96,6 +96,20 @@ def test_areas_match_the_synthetic_truth_within_one_percent(first):
     assert areas.loc[("west", 25)].flood_km2 > 4.0
 
 
+def test_workers_get_their_environment_and_ours_is_left_alone():
+    before = dict(os.environ)
+    client = basin.start_cluster(1)
+    try:
+        assert dict(os.environ) == before
+        names = ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+        seen = client.run(lambda: [os.environ.get(n) for n in names]).popitem()[1]
+        assert seen == [basin.WORKER_ENVIRON[n] for n in names]
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+
+
 def test_the_model_travels_once_to_each_worker(first, client, tiny_student):
     digest = hashlib.sha256(Path(tiny_student).read_bytes()).hexdigest()
     name = f"floodxr-{digest[:16]}"

@@ -33,13 +33,3 @@ def test_stac_flood_map_example_against_the_loopback_server(loopback, tmp_path):
             assert src.crs.to_epsg() == 32631 and src.nodata == 255
     assert (tmp_path / "out" / "flood_map.png").read_bytes()[:4] == b"\x89PNG"
 
-
-def test_basin_run_example_maps_the_synthetic_basins(tmp_path):
-    done = subprocess.run([sys.executable, str(EXAMPLES / "basin_run.py"), "--out", "out"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "dask dashboard: http" in done.stdout
-    table = (tmp_path / "out" / "basins.areas.csv").read_text().splitlines()
-    assert len(table) == 5 and {line.split(",")[0] for line in table[1:]} == {"west", "east"}
-    for name in ("areas.png", "last_map.png"):
-        assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"

@@ -72,6 +72,20 @@ def pair_s2(
     Pairs
         ``pairs`` (one :class:`Pair` per paired Sentinel-1 item) and ``unpaired`` (the rest).
         Unpaired scenes also raise an :class:`~floodxr.errors.UnpairedScenesWarning`.
+
+    Examples
+    --------
+    Both frames of the first synthetic pass pair with the clear Sentinel-2 scene 4.5 h later;
+    the second pass's Sentinel-2 scene is too cloudy:
+
+    >>> import warnings
+    >>> from floodxr.data import pairing, stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _), warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # the cloudy second pass stays unpaired
+    ...     pairs = pairing.pair_s2(stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog))
+    >>> len(pairs), len(pairs.unpaired), pairs.pairs[0].s2[0].id
+    (2, 2, 'S2B_MSIL2A_20190913T103050_T31SBJ')
     """
     listed = stac._as_items(s1_items)
     cat = stac.get_catalog(catalog) if catalog is not None else stac.catalog_of(s1_items)
@@ -133,6 +147,18 @@ def load_pair(
     holds the time of the closest partner and ``s2_id`` the partners' ids. Several partners of one
     acquisition (neighbouring tiles) are mosaicked, closest in time on top. Grid parameters as
     :func:`floodxr.data.stac.load_s1`.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from floodxr.data import pairing, stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _), warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # the cloudy second pass stays unpaired
+    ...     pairs = pairing.pair_s2(stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog))
+    ...     cube = pairing.load_pair(pairs)
+    >>> cube.dims, cube["band"].values.tolist(), str(cube.rio.crs)
+    (('time', 'band', 'y', 'x'), ['vv', 'vh', 'B02', 'B03', 'B04', 'B08'], 'EPSG:32631')
     """
     if not pairs.pairs:
         raise NoItemsError(

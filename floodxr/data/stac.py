@@ -346,6 +346,16 @@ def search(
     checked again on the answer, so a server that ignores filters cannot slip items through.
     The returned ItemCollection remembers the collection profile and the catalog URL, so that
     :func:`load` and :func:`floodxr.data.pairing.pair_s2` need no repetition.
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     found = stac.search(SYNTHETIC_BBOX, "2019-09-13", kind="s1", catalog=catalog,
+    ...                         conditions=[("sat:orbit_state", "=", "descending")])
+    >>> [item.id for item in found]
+    ['S1A_IW_GRDH_1SDV_20190913T055950_A_rtc', 'S1A_IW_GRDH_1SDV_20190913T055950_B_rtc']
     """
     cat = get_catalog(catalog)
     coll = _pick_collection(cat, kind, collection)
@@ -397,7 +407,17 @@ def _remember(
 
 
 def catalog_of(items: Any) -> Catalog | None:
-    """The catalog a search result came from (None for items from elsewhere)."""
+    """The catalog a search result came from (None for items from elsewhere).
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     items = stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog)
+    >>> stac.catalog_of(items).url == catalog.url, stac.catalog_of(list(items))
+    (True, None)
+    """
     remembered = getattr(items, "extra_fields", {}).get(_CATALOG)
     return Catalog.from_dict(remembered) if remembered else None
 
@@ -435,6 +455,16 @@ def search_s1(
 
     Examples
     --------
+    On the test world served on 127.0.0.1 (its collections are shaped like the Planetary
+    Computer's):
+
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     items = stac.search_s1(SYNTHETIC_BBOX, "2019-09-01/2019-09-30", catalog=catalog)
+    >>> len(items), items[0].properties["sat:orbit_state"]
+    (4, 'descending')
+
     On the Planetary Computer (needs the internet)::
 
         items = search_s1((-0.45, 39.2, -0.25, 39.4), "2019-09-10/2019-09-20")
@@ -469,6 +499,15 @@ def search_s2(
 
     Examples
     --------
+    The test world has one clear and one 35 % cloudy Sentinel-2 scene in September 2019:
+
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     items = stac.search_s2(SYNTHETIC_BBOX, "2019-09", catalog=catalog)
+    >>> [(item.id, item.properties["eo:cloud_cover"]) for item in items]
+    [('S2B_MSIL2A_20190913T103050_T31SBJ', 4.0)]
+
     On the Planetary Computer (needs the internet)::
 
         items = search_s2((-0.45, 39.2, -0.25, 39.4), "2019-09-10/2019-09-20", max_cloud=20)
@@ -626,7 +665,18 @@ def load(
     collection: Collection | None = None,
 ) -> xr.DataArray:
     """Load items lazily as ``(time, band, y, x)``; the shared core of :func:`load_s1` /
-    :func:`load_s2` (see :func:`load_s1` for the parameters)."""
+    :func:`load_s2` (see :func:`load_s1` for the parameters).
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     items = stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog)
+    >>> cube = stac.load(items, kind="s1", bands=["vh"], resolution=20)
+    >>> dict(cube.sizes), cube.attrs["units"]
+    ({'time': 4, 'band': 1, 'y': 462, 'x': 535}, 'dB')
+    """
     import stackstac
 
     listed = sorted(_as_items(items), key=_time_order)
@@ -877,6 +927,18 @@ def load_s2(
     ``like`` (a loaded cube) puts the result on exactly its grid; other parameters as
     :func:`load_s1`. Values match Sen1Floods11's chips: processing-baseline offsets removed,
     0 (nodata) as NaN.
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     s1 = stac.load_s1(stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog),
+    ...                       mosaic=True)
+    ...     s2 = stac.load_s2(stac.search_s2(SYNTHETIC_BBOX, "2019-09", catalog=catalog),
+    ...                       like=s1)
+    >>> dict(s2.sizes), float(s2.sel(band="B08").max())  # baseline 04.00's +1000 removed
+    ({'time': 1, 'band': 4, 'y': 924, 'x': 1069}, 3798.0)
     """
     return load(items, kind="s2", bands=bands, resolution=resolution, crs=crs, bounds=bounds,
                 bbox=bbox, like=like, chunks=chunks, mosaic=mosaic,
@@ -884,7 +946,18 @@ def load_s2(
 
 
 def items_of(items: Iterable[pystac.Item], like: Any) -> pystac.ItemCollection:
-    """``items`` as an ItemCollection that remembers what ``like`` (a search result) remembered."""
+    """``items`` as an ItemCollection that remembers what ``like`` (a search result) remembered.
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     items = stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog)
+    >>> first_pass = stac.items_of(list(items)[:2], like=items)
+    >>> len(first_pass), stac.catalog_of(first_pass).s1.id
+    (2, 'sentinel-1-rtc')
+    """
     out = pystac.ItemCollection(list(items))
     remembered = getattr(like, "extra_fields", {})
     out.extra_fields.update({k: v for k, v in remembered.items() if k in (_EXTRA, _CATALOG)})

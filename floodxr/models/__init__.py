@@ -87,7 +87,18 @@ def available() -> list[str]:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """The weights path of a registered name or of a checkpoint path, checked to exist."""
+    """The weights path of a registered name or of a checkpoint path, checked to exist.
+
+    Examples
+    --------
+    >>> from floodxr import models
+    >>> models.resolve("student").name
+    'student.safetensors'
+    >>> models.resolve("nonexistent")
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.UnknownModelError: unknown model 'nonexistent': not a registered name [...
+    """
     key = str(name_or_path)
     if key in _REGISTRY:
         weights = _REGISTRY[key]

@@ -126,7 +126,14 @@ class ModelConfig:
 
 
 def paths(path: str | Path) -> tuple[Path, Path]:
-    """``(weights, config)`` paths of a checkpoint given either file or the common stem."""
+    """``(weights, config)`` paths of a checkpoint given either file or the common stem.
+
+    Examples
+    --------
+    >>> from floodxr.models.checkpoint import paths
+    >>> [p.name for p in paths("runs/teacher/best.json")]
+    ['best.safetensors', 'best.json']
+    """
     path = Path(path)
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
@@ -226,6 +233,13 @@ def read_config(path: str | Path) -> ModelConfig:
 
     Raises :class:`~floodxr.errors.CheckpointError` before any weight is used. A checkpoint whose
     files have not changed is checked once per process (checking builds the network).
+
+    Examples
+    --------
+    >>> from floodxr import models
+    >>> config = models.read_config(models.resolve("student"))
+    >>> config.bands, config.normalization["vh"], config.tile
+    (('vv', 'vh'), (-30.0, 0.0), 160)
     """
     weights, config_path = paths(path)
     if not (weights.is_file() and config_path.is_file()):
@@ -235,7 +249,16 @@ def read_config(path: str | Path) -> ModelConfig:
 
 
 def load_weights(path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
-    """Check the checkpoint, then load its weights into the network built for the check."""
+    """Check the checkpoint, then load its weights into the network built for the check.
+
+    Examples
+    --------
+    >>> from floodxr import models
+    >>> from floodxr.models.checkpoint import load_weights
+    >>> network, config = load_weights(models.resolve("teacher"))
+    >>> network.training, config.name, len(config.bands)
+    (False, 'teacher', 6)
+    """
     config, network = _checked(path)
     network.load_state_dict(load_file(str(paths(path)[0]), device="cpu"))
     return network.eval().to(device), config

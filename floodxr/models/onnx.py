@@ -26,13 +26,34 @@ _SESSIONS: dict[tuple[str, int, int], OnnxModel] = {}
 
 
 def cache_dir() -> Path:
-    """Where exports are kept: ``$FLOODXR_CACHE`` or ``~/.cache/floodxr``."""
+    """Where exports are kept: ``$FLOODXR_CACHE`` or ``~/.cache/floodxr``.
+
+    Examples
+    --------
+    >>> import os
+    >>> from floodxr.models.onnx import cache_dir
+    >>> os.environ["FLOODXR_CACHE"] = "/tmp/floodxr-cache"
+    >>> str(cache_dir())
+    '/tmp/floodxr-cache/onnx'
+    >>> del os.environ["FLOODXR_CACHE"]
+    """
     root = os.environ.get("FLOODXR_CACHE") or Path.home() / ".cache" / "floodxr"
     return Path(root) / "onnx"
 
 
 def export(weights: str | Path, target: str | Path) -> Path:
-    """Export a checkpoint to ONNX with dynamic batch, height and width (opset 17)."""
+    """Export a checkpoint to ONNX with dynamic batch, height and width (opset 17).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr import models
+    >>> from floodxr.models.onnx import export
+    >>> config = models.STUDENT.replace(encoder="resnet18", decoder_channels=16)
+    >>> weights = models.save(config.build(), config, tempfile.mkdtemp() + "/s")
+    >>> export(weights, weights.with_suffix(".onnx")).suffix
+    '.onnx'
+    """
     import torch
 
     model = load(weights)
@@ -67,7 +88,22 @@ class OnnxModel:
 
 
 def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
-    """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process."""
+    """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from floodxr import models
+    >>> from floodxr.models.onnx import load_session
+    >>> os.environ["FLOODXR_CACHE"] = tempfile.mkdtemp()
+    >>> config = models.STUDENT.replace(encoder="resnet18", decoder_channels=16)
+    >>> weights = models.save(config.build(), config, tempfile.mkdtemp() + "/s")
+    >>> session = load_session(weights, threads=1)
+    >>> session.water_probability(np.zeros((1, 2, 64, 64), "float32")).shape
+    (1, 64, 64)
+    >>> del os.environ["FLOODXR_CACHE"]
+    """
     try:
         import onnxruntime as ort
     except ImportError as err:

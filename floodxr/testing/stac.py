@@ -30,12 +30,15 @@ What the catalog holds, and where each number comes from:
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -64,6 +67,7 @@ __all__ = [
     "SYNTHETIC_DATES",
     "SYNTHETIC_BASINS",
     "synthetic_water_km2",
+    "serve_synthetic",
 ]
 
 #: Cloud cover (%) assigned to the S2 chip items (the metadata has none).
@@ -421,7 +425,13 @@ def write_stac_world(
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Examples
+    --------
+    >>> 1024 <= free_port() <= 65535
+    True
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -483,7 +493,58 @@ class StacServer:
                 self._process.wait()
 
 
+_SHARED: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def serve_synthetic(root: str | Path | None = None) -> Iterator[tuple[Any, Path]]:
+    """The test world on a loopback STAC API, for examples: yields ``(catalog, basins)``.
+
+    ``catalog`` is the Planetary Computer profile at the server's URL (its collections are
+    shaped like the Planetary Computer's); ``basins`` a GeoJSON file of
+    :data:`SYNTHETIC_BASINS`. With ``root``, the world is written there and the server stops
+    when the block ends; without, one world and server in a temporary folder serve every call
+    of the process and stop when it exits (doctests and notebooks start it once).
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> with serve_synthetic() as (catalog, basins):
+    ...     items = stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=catalog)
+    >>> len(items), basins.name
+    (4, 'synthetic_basins.geojson')
+    """
+    if root is None:
+        if "served" not in _SHARED:
+            stack = contextlib.ExitStack()
+            folder = Path(tempfile.mkdtemp(prefix="floodxr-world-"))
+            _SHARED["served"] = stack.enter_context(serve_synthetic(folder))
+            atexit.register(stack.close)
+        yield _SHARED["served"]
+        return
+    from floodxr.data import stac
+    from floodxr.data.sen1floods11 import SAMPLE_DIR
+
+    folder = Path(root)
+    port = free_port()
+    world = write_stac_world(folder / "stac-world", data_dir=SAMPLE_DIR,
+                             asset_base=f"http://127.0.0.1:{port}/assets")  # fmt: skip
+    basins = folder / "synthetic_basins.geojson"
+    basins.write_text(json.dumps(SYNTHETIC_BASINS))
+    with StacServer(world, port=port) as server:
+        yield stac.get_catalog("planetary-computer").with_url(server.url), basins
+
+
 def iter_items(world: StacWorld) -> Iterator[dict[str, Any]]:
-    """Every item JSON of ``world``, in collection then id order."""
+    """Every item JSON of ``world``, in collection then id order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
+    >>> world = write_stac_world(tempfile.mkdtemp(), data_dir=SAMPLE_DIR)
+    >>> sorted({item["collection"] for item in iter_items(world)})
+    ['sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc', 'sentinel-2-l2a']
+    """
     for path in sorted((world.catalog.parent).glob("*/*/*.json")):
         yield json.loads(path.read_text())

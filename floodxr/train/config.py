@@ -171,7 +171,24 @@ def build_sources(specs: Sequence[Mapping[str, Any]]) -> list[Source]:
 
 
 def run_stage(config: StageConfig, *, progress: bool | None = None) -> list[GridResult]:
-    """Train every repeated run of ``config`` (each resumable); one result per seed."""
+    """Train every repeated run of ``config`` (each resumable); one result per seed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import floodxr
+    >>> from floodxr.train.config import load_config, run_stage
+    >>> configs = Path(floodxr.__file__).parents[1] / "examples" / "configs" / "cpu"
+    >>> config = load_config(configs / "supervised-weak.yaml", [
+    ...     f"out={tempfile.mkdtemp()}", "settings.encoder=resnet18",
+    ...     "settings.decoder_channels=16", "settings.crop=64", "settings.batch_size=2",
+    ...     "settings.steps=2", "settings.eval_every=2", "settings.bn_batches=1",
+    ...     "train=[{kind: synthetic, scenes: 2, seed: 1, size: 96}]",
+    ...     "valid=[{kind: synthetic, scenes: 1, seed: 2, size: 96}]"])
+    >>> [result.best.name for result in run_stage(config, progress=False)]
+    ['best.safetensors']
+    """
     train, valid = build_sources(config.train), build_sources(config.valid) or None
     results = []
     for seed, out in config.seeds():

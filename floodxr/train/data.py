@@ -138,6 +138,23 @@ def sen1floods11_weak_source(
 
     ``labels`` picks ``S2IndexLabelWeak`` (MNDWI/NDVI from Sentinel-2) or ``S1OtsuLabelWeak``.
     Sen1Floods11 ships no Sentinel-2 image for these chips, so they serve S1-only stages.
+
+    Examples
+    --------
+    A WeakLabeled folder made from the bundled chip (its hand label standing in for a weak one):
+
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
+    >>> from floodxr.train.data import sen1floods11_weak_source
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for folder, name in (("S1Weak", "S1Hand"), ("S2IndexLabelWeak", "LabelHand")):
+    ...     (root / folder).mkdir()
+    ...     _ = shutil.copy(SAMPLE_DIR / name / f"Spain_7370579_{name}.tif",
+    ...                     root / folder / f"Spain_7370579_{folder}.tif")
+    >>> source = sen1floods11_weak_source(root)
+    >>> [scene.name for scene in source.scenes], source.scenes[0].weak_label is not None
+    (['Spain_7370579'], True)
     """
     if labels not in WEAK_LABELS:
         raise InvalidOptionError(f"labels must be one of {tuple(WEAK_LABELS)}, got {labels!r}")
@@ -206,7 +223,18 @@ def cube_source(obj: xr.Dataset | xr.DataArray, *, name: str = "cube") -> Source
 
 
 def zarr_source(path: str | Path, *, name: str | None = None) -> Source:
-    """:func:`cube_source` over a Zarr store, opened lazily with its own chunks."""
+    """:func:`cube_source` over a Zarr store, opened lazily with its own chunks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr.testing import world
+    >>> from floodxr.train.data import zarr_source
+    >>> store = world.write_world(tempfile.mkdtemp() + "/paired.zarr", 2, shape=(64, 64))
+    >>> source = zarr_source(store)
+    >>> len(source.scenes), source.scenes[0].bands[:2]
+    (2, ('vv', 'vh'))
+    """
     path = Path(path)
     if not path.exists():
         raise DataLayoutError(f"no Zarr store at {str(path)!r}; write one with cube.to_zarr(...)")

@@ -94,7 +94,15 @@ def poly_lr(base: float, step: int, steps: int, power: float = 0.9) -> float:
 
 
 def device(name: str | None = None) -> str:
-    """``name``, or the ``device`` option; ``"auto"`` is ``"cuda"`` when a GPU is present."""
+    """``name``, or the ``device`` option; ``"auto"`` is ``"cuda"`` when a GPU is present.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from floodxr.train.engine import device
+    >>> device("cpu"), device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    ('cpu', True)
+    """
     name = name or OPTIONS["device"]
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -113,6 +121,16 @@ def predict_scene(
 
     The windows, overlaps and blending weights are :func:`floodxr.segment.segment`'s (its
     ``_Plan`` with the ``halo`` option), so validation scores the network as users will run it.
+
+    Examples
+    --------
+    >>> from floodxr import models, train
+    >>> from floodxr.train.engine import predict_scene
+    >>> network = models.STUDENT.replace(encoder="resnet18", decoder_channels=16).build().eval()
+    >>> scene = train.synthetic_source(1, size=96).scenes[0]
+    >>> probability, finite = predict_scene(network, scene, ("vv", "vh"), tile=64)
+    >>> probability.shape, finite.shape, bool(((probability >= 0) & (probability <= 1)).all())
+    ((96, 96), (96, 96), True)
     """
     image, finite = normalized(scene.image.sel(band=list(bands)).values, bands)
     ny, nx = finite.shape
@@ -141,7 +159,18 @@ def score_scenes(
     tile: int,
     device: str = "cpu",
 ) -> Confusion:
-    """Pooled water confusion of ``network`` on labelled ``scenes`` (label -1 and NaN masked)."""
+    """Pooled water confusion of ``network`` on labelled ``scenes`` (label -1 and NaN masked).
+
+    Examples
+    --------
+    >>> from floodxr import models, train
+    >>> from floodxr.train.engine import score_scenes
+    >>> network = models.STUDENT.replace(encoder="resnet18", decoder_channels=16).build().eval()
+    >>> scenes = train.synthetic_source(2, size=96, seed=4).scenes
+    >>> confusion = score_scenes(network, scenes, ("vv", "vh"), tile=64)
+    >>> confusion.union > 0 and 0 <= confusion.iou <= 1
+    True
+    """
     total = Confusion()
     was_training = network.training
     network.eval()
@@ -167,6 +196,19 @@ def recalibrate_batchnorm(
     swings with them; means over the same fixed batches at every evaluation do not. The batches
     are crops at steps no run reaches, so they are the same whenever this runs; torch's RNG
     (dropout) is left as it was, so a resumed run stays exact.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from floodxr import models, train
+    >>> from floodxr.train.engine import recalibrate_batchnorm
+    >>> network = models.STUDENT.replace(encoder="resnet18", decoder_channels=16).build()
+    >>> dataset = train.CropDataset((train.synthetic_source(2, size=96),), bands=("vv", "vh"),
+    ...                             crop=64, batch_size=2)
+    >>> norm = next(m for m in network.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    >>> recalibrate_batchnorm(network, dataset, 2)
+    >>> bool(norm.running_var.ne(1).any())  # statistics of the data, not the initial ones
+    True
     """
     norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms or batches < 1:
@@ -271,6 +313,24 @@ def fit(
     end; the best is kept as ``best``. Without them ``best`` is the last step. Before each
     evaluation and the final checkpoint, BatchNorm statistics are recomputed over ``bn_batches``
     fixed training batches (:func:`recalibrate_batchnorm`). A finished run is returned as it is.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr import models, train
+    >>> from floodxr.train.engine import Schedule, fit
+    >>> from floodxr.train.losses import edge_weighted_cross_entropy
+    >>> scenes = train.synthetic_source(2, size=96)
+    >>> dataset = train.CropDataset((scenes,), bands=("vv", "vh"), crop=64, batch_size=2)
+    >>> config = models.STUDENT.replace(encoder="resnet18", decoder_channels=16, tile=64)
+    >>> def loss(network, batch):
+    ...     return edge_weighted_cross_entropy(network(batch["image"]), batch["target"])
+    >>> out = tempfile.mkdtemp()
+    >>> result = fit(config=config, dataset=dataset, loss=loss, out=out, valid=scenes.scenes,
+    ...              schedule=Schedule(steps=2, lr=0.01, weight_decay=1e-4, eval_every=2),
+    ...              bn_batches=1, progress=False)
+    >>> result.steps, result.best.name, sorted(p.name for p in result.out.iterdir())[:3]
+    (2, 'best.safetensors', ['best.json', 'best.safetensors', 'curves.png'])
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -231,7 +231,21 @@ def teacher(
     config: TrainConfig = CPU,
     progress: bool | None = None,
 ) -> GridResult:
-    """Stage 1: the S1 + S2 teacher on hand labels (``vv vh B02 B03 B04 B08``)."""
+    """Stage 1: the S1 + S2 teacher on hand labels (``vv vh B02 B03 B04 B08``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr import train
+    >>> tiny = train.CPU.replace(encoder="resnet18", decoder_channels=16, crop=64, batch_size=2,
+    ...                          steps=2, eval_every=2, checkpoint_every=2, bn_batches=1)
+    >>> scenes = train.synthetic_source(2, size=96)
+    >>> result = train.teacher(scenes, valid=scenes, out=tempfile.mkdtemp(), config=tiny,
+    ...                        progress=False)
+    >>> from floodxr import models
+    >>> models.read_config(result.best).bands
+    ('vv', 'vh', 'B02', 'B03', 'B04', 'B08')
+    """
     return supervised(train, out=out, valid=valid, labels="hand", bands=TEACHER_BANDS,
                       config=config, name="teacher", progress=progress)  # fmt: skip
 
@@ -250,6 +264,22 @@ def student(
     Each batch holds ``batch_size / len(sources)`` crops of every source. The student sees the
     jittered S1 crop, the teacher the same crop of S1 + S2 without jitter. Labels in the sources
     are not used (validation uses the ``valid`` scenes' hand labels).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr import train
+    >>> tiny = train.CPU.replace(encoder="resnet18", decoder_channels=16, crop=64, batch_size=2,
+    ...                          steps=2, eval_every=2, checkpoint_every=2, bn_batches=1)
+    >>> scenes = train.synthetic_source(2, size=96)
+    >>> teacher = train.teacher(scenes, valid=scenes, out=tempfile.mkdtemp(), config=tiny,
+    ...                         progress=False)
+    >>> result = train.student(scenes, teacher=teacher.best, valid=scenes,
+    ...                        out=tempfile.mkdtemp(), config=tiny, progress=False)
+    >>> from floodxr import models
+    >>> config = models.read_config(result.best)
+    >>> config.bands, config.provenance["stage"], config.provenance["teacher"] == str(teacher.best)
+    (('vv', 'vh'), 'student', True)
     """
     sources = _sources(sources)
     frozen = models.load(teacher, device=device(config.device))

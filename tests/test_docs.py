@@ -1,0 +1,99 @@
+"""The docs site: built with Sphinx (warnings are errors) running the example notebooks, then
+opened in headless Chromium to see that pages render their headings and maps."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+NOTEBOOKS = ("historical_flood", "train_teacher_student", "basin_run")
+# what the probe of this machine kind found necessary: no sandbox as root, no GPU, and no
+# background connections (the network is closed)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
+                           str(DOCS), str(out)], capture_output=True, text=True,
+                          timeout=1500)  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-5000:])
+    return out
+
+
+def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
+    for page in ("index", "getting-started", "concepts", "stac", "segmentation", "baselines",
+                 "training", "basin", "api", "model-card", "results", "benchmarks"):  # fmt: skip
+        assert (site / f"{page}.html").is_file(), page
+    # the API reference has the accessor and the modules' functions with their examples
+    accessor = (site / "generated" / "xarray.DataArray.flood.segment.html").read_text()
+    assert "DataArray.flood.segment" in accessor
+    basin = (site / "generated" / "floodxr.basin.html").read_text()
+    assert 'id="floodxr.basin.run"' in basin and "serve_synthetic" in basin
+    for name in NOTEBOOKS:
+        html = (site / "examples" / f"{name}.html").read_text()
+        figures = re.findall(r'<img[^>]+src="([^"]+\.png)"', html)
+        assert figures, f"{name}: no figure in the executed notebook"
+        for figure in figures:
+            assert (site / "examples" / figure).read_bytes()[:4] == b"\x89PNG"
+    # executed, with their outputs: the dask dashboard link and the tables
+    assert "dask dashboard: http://127.0.0.1:" in (site / "examples" / "basin_run.html").read_text()
+    assert "student_km2" in (site / "examples" / "historical_flood.html").read_text()
+    # the paper's central claim, on the notebook's fixed-seed small setting: a regression check
+    # of the whole pipeline (teacher, distillation, weak labels), not evidence
+    trained = (site / "examples" / "train_teacher_student.html").read_text()
+    gain = re.search(r"distilled student minus weak-label baseline: ([+-][\d.]+) IoU", trained)
+    assert gain is not None and float(gain.group(1)) > 0, gain
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "Debian's chromium is not installed (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def render(page: Path, out: Path) -> tuple[str, np.ndarray]:
+    """The DOM after load, and a screenshot (RGB floats in [0, 1]) of the page."""
+    import matplotlib.image
+
+    url = page.as_uri()
+    common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={out / 'profile'}"]
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120).stdout  # fmt: skip
+    shot = out / f"{page.stem}.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,6000", url],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    return dom, matplotlib.image.imread(shot)[..., :3]
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("index.html", "floodxr"),
+    ("examples/historical_flood.html",
+     "A historical flood from a STAC API: student and Otsu maps, flooded area over time"),
+])  # fmt: skip
+def test_pages_render_their_headings_and_maps_in_chromium(site, tmp_path, page, heading):
+    dom, pixels = render(site / page, tmp_path)
+    headings = [re.sub(r"<[^>]+>|¶", "", h).strip()
+                for h in re.findall(r"<h1[^>]*>(.*?)</h1>", dom, flags=re.S)]  # fmt: skip
+    assert heading in headings, headings
+    assert len(re.findall(r"<img[^>]+\.png", dom)) >= 1
+    # not a blank page: text and figures cover part of it, and a water map's blue shows
+    ink = (pixels.sum(axis=-1) < 2.7).mean()
+    blue = ((pixels[..., 2] > 0.6) & (pixels[..., 0] < 0.35) & (pixels[..., 1] < 0.55)).mean()
+    assert ink > 0.02, f"{page}: {ink:.3f} of the screenshot is not white"
+    assert blue > 0.002, f"{page}: no water-blue pixels ({blue:.4f})"
