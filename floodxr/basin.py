@@ -376,18 +376,17 @@ class _ShipModel(WorkerPlugin):
 
 
 
-def _ship_model(client: Client, model: str) -> tuple[str, str]:
-    """Send the checkpoint to every worker once; returns (name the graphs use, sha256)."""
+def _ship_model(client: Client, weights: Path, digest: str) -> str:
+    """Send the checkpoint to every worker once; returns the name the graphs use."""
     from floodxr import models
     from floodxr.models import checkpoint
 
-    weights, config = checkpoint.paths(models.resolve(model))
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     name = f"floodxr-{digest[:16]}"
     models.register(name, weights)
+    config = checkpoint.paths(weights)[1]
     client.register_plugin(_ShipModel(name, weights.read_bytes(), config.read_bytes()),
                            name=name)  # fmt: skip
-    return name, digest
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -745,7 +744,7 @@ def run(
     if client is None:
         client = start_cluster(workers)
     try:
-        name, _ = _ship_model(client, model)
+        name = _ship_model(client, weights, digest)
         result = _run(parsed, state, client, name, datetime=datetime, catalog=catalog,
                       resolution=resolution, reference=reference, chunk=chunk,
                       progress=progress)  # fmt: skip
