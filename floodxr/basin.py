@@ -52,6 +52,7 @@ import xarray as xr
 from affine import Affine
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from floodxr._valid import number
 from floodxr.errors import (
     BasinInputError,
     FloodxrWarning,
@@ -720,22 +721,11 @@ def run(
                                    store="valencia.zarr", reference="2019-08-01/2019-08-31")
         result.areas.plot(x="time", y="flood_km2")
     """
-    from floodxr import models
-    from floodxr.segment import THRESHOLD_MODELS
-
-    if model in THRESHOLD_MODELS:
-        raise InvalidOptionError(
-            f"model {model!r} thresholds whole scenes, which basin runs cut into chunks; use a "
-            f"network model (e.g. 'student') or run segment() per scene"
-        )
-    if not (isinstance(chunk, int) and chunk >= 64):
-        raise InvalidOptionError(f"chunk must be an integer of at least 64 px, got {chunk!r}")
-    if not resolution > 0:
-        raise InvalidOptionError(f"resolution must be positive metres, got {resolution!r}")
-    parsed = read_basins(basins, id_column=id_column)
+    parsed, weights = check_inputs(basins, datetime=datetime, store=store, model=model,
+                                   resolution=resolution, reference=reference, chunk=chunk,
+                                   id_column=id_column)  # fmt: skip
     store_path = Path(store)
     table_path = Path(table) if table else store_path.with_suffix(".areas.csv")
-    weights = models.resolve(model)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     state = _Store(store_path)
     state.check_settings(_settings(digest, resolution, catalog, reference, chunk))
@@ -757,6 +747,75 @@ def run(
     areas = report(store_path)
     _atomic_csv(areas, table_path)
     return BasinRun(store=store_path, table=table_path, areas=areas, **result)
+
+
+_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".nc", ".zarr", ".img", ".jp2")
+
+
+def check_inputs(basins: Any, *, datetime: Any, store: str | Path, model: str = "student",
+                 resolution: float = 10.0, reference: Any = None, chunk: int = 1024,
+                 id_column: str = "id") -> tuple[list[Basin], Path]:  # fmt: skip
+    """Check a basin run's inputs before any cluster starts or any request is sent.
+
+    Returns the parsed basins and the model's weights path; raises a named error otherwise
+    (:func:`run` calls it first; ``floodxr basin`` calls it before starting its cluster).
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> from floodxr.basin import check_inputs
+    >>> check_inputs({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-13-45",
+    ...              store="out.zarr")
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.InvalidOptionError: datetime '2019-13-45' is not an ISO 8601 date ...
+    """
+    from floodxr import models
+    from floodxr.segment import THRESHOLD_MODELS
+
+    if model in THRESHOLD_MODELS:
+        raise InvalidOptionError(
+            f"model {model!r} thresholds whole scenes, which basin runs cut into chunks; use a "
+            f"network model (e.g. 'student') or run segment() per scene"
+        )
+    if isinstance(chunk, bool) or not (isinstance(chunk, int) and chunk >= 64):
+        raise InvalidOptionError(f"chunk must be an integer of at least 64 px, got {chunk!r}")
+    from floodxr.data.stac import format_datetime
+
+    number(resolution, "resolution (metres)", above=0)
+    format_datetime(datetime)
+    _check_reference(reference)
+    store_path = Path(store)
+    if store_path.exists() and not store_path.is_dir():
+        raise BasinInputError(f"store {str(store_path)!r} is a file; a store is a folder")
+    if not isinstance(model, (str, Path)) or not str(model).strip():
+        raise InvalidOptionError(f"model must be a name or a checkpoint path, got {model!r}")
+    parsed = read_basins(basins, id_column=id_column)
+    return parsed, models.resolve(model)
+
+
+def _check_reference(reference: Any) -> None:
+    if reference is None or isinstance(reference, xr.DataArray):
+        return
+    if isinstance(reference, Path) or (isinstance(reference, str) and (
+            Path(reference).suffix.lower() in _RASTER_SUFFIXES or Path(reference).exists())):
+        path = Path(reference)
+        if not path.is_file():
+            raise BasinInputError(
+                f"reference {str(path)!r}: no such file; give an existing water-mask GeoTIFF "
+                "(1 water, 0 dry) or a STAC interval of pre-flood dates like "
+                "'2019-08-01/2019-08-31'"
+            )
+        return
+    from floodxr.data.stac import format_datetime
+
+    try:
+        format_datetime(reference)
+    except InvalidOptionError as err:
+        raise BasinInputError(
+            f"reference {reference!r} is neither an existing water-mask file nor a STAC interval "
+            f"({err})"
+        ) from err
 
 
 def _run(basins: list[Basin], state: _Store, client: Client, model: str, *, datetime: Any,
@@ -925,6 +984,8 @@ def report(store: str | Path) -> pd.DataFrame:
                      "items": " ".join(entry["items"])})  # fmt: skip
     columns = ["basin", "time", *_AREAS, "basin_km2", "items"]
     frame = pd.DataFrame(rows, columns=columns)
+    for key in _AREAS:  # a unit without a reference has no flood area: None in JSON, NaN here
+        frame[key] = pd.to_numeric(frame[key], errors="coerce").astype("float64")
     frame["observed_fraction"] = frame["observed_km2"] / frame["basin_km2"]
     return frame.sort_values(["basin", "time"], ignore_index=True)
 

@@ -20,7 +20,10 @@ def _format_number(value: float | None) -> str:
 def _print_table(result: dict[str, Any]) -> None:
     band = f" (band {result['band']})" if result["band"] else ""
     print(f"{result['method']}{band} on split {result['split']}: {result['n_chips']} chips "
-          f"scored, {result['n_missing']} listed but absent, {result['n_skipped']} without S2")
+          f"scored, {result['n_missing']} listed but absent, {result['n_skipped']} without S2, "
+          f"{result['n_failed']} unreadable")
+    for failure in result["failed"]:
+        print(f"unreadable: {failure['chip']}: {failure['error']}")
     width = max([len("chip")] + [len(row["chip"]) for row in result["chips"]])
     print(f"{'chip':<{width}}  {'IoU':>7}  {'intersection':>12}  {'union':>9}")
     for row in result["chips"]:
@@ -34,7 +37,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from floodxr.evaluation import evaluate_models, evaluate_split
 
     options = {"band": args.band, "split": args.split, "split_file": args.split_file,
-               "metadata": args.metadata, "progress": not args.no_progress}  # fmt: skip
+               "metadata": args.metadata, "progress": not args.no_progress,
+               "on_error": "skip" if args.skip_unreadable else "raise"}  # fmt: skip
     if args.model and args.method:
         raise InvalidOptionError("pass --method (a baseline) or --model (trained models), not both")
     if len(args.model or []) > 1:
@@ -104,7 +108,8 @@ def _print_areas(areas: Any) -> None:
     header = f"{'basin':<12} {'time (UTC)':<20} {'water km2':>10} {'flood km2':>10} {'observed':>9}"
     print(header)
     for row in areas.itertuples():
-        flood = "" if row.flood_km2 != row.flood_km2 else f"{row.flood_km2:.4f}"
+        flood = "" if row.flood_km2 is None or row.flood_km2 != row.flood_km2 else (
+            f"{row.flood_km2:.4f}")  # fmt: skip
         print(f"{row.basin:<12} {row.time:%Y-%m-%d %H:%M:%S}  {row.water_km2:>10.4f} "
               f"{flood:>10} {row.observed_fraction:>8.1%}")  # fmt: skip
 
@@ -115,6 +120,13 @@ def _basin(args: argparse.Namespace) -> int:
     if args.scheduler and args.workers:
         raise InvalidOptionError("--workers starts a LocalCluster; with --scheduler the "
                                  "cluster's own workers are used: pass one of them")
+    if args.workers is not None and args.workers < 1:
+        raise InvalidOptionError(f"--workers must be at least 1, got {args.workers}")
+    catalog = _catalog(args.catalog, args.profile)
+    # everything that can be checked is checked before a cluster starts
+    basin.check_inputs(args.basins, datetime=args.datetime, store=args.store, model=args.model,
+                       resolution=args.resolution, reference=args.reference, chunk=args.chunk,
+                       id_column=args.id_column)  # fmt: skip
     if args.scheduler:
         from distributed import Client
 
@@ -124,7 +136,7 @@ def _basin(args: argparse.Namespace) -> int:
     print(f"dask dashboard: {client.dashboard_link}", flush=True)
     try:
         result = basin.run(args.basins, datetime=args.datetime,
-                           catalog=_catalog(args.catalog, args.profile), store=args.store,
+                           catalog=catalog, store=args.store,
                            model=args.model, resolution=args.resolution, reference=args.reference,
                            client=client, table=args.table, id_column=args.id_column,
                            chunk=args.chunk, progress=not args.no_progress)  # fmt: skip
@@ -189,6 +201,9 @@ def _parser() -> argparse.ArgumentParser:
         "--metadata", help="event GeoJSON (default DATA/Sen1Floods11_Metadata.geojson)"
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--skip-unreadable", action="store_true",
+                          help="score the other chips when a chip's files cannot be read (they "
+                          "are listed as failed) instead of stopping")  # fmt: skip
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(run=_evaluate)
 

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floodxr.data import sen1floods11
-from floodxr.errors import OutputExistsError
+from floodxr.errors import OutputExistsError, OutputPathError
 from floodxr.metrics import confusion, water_area_km2
 from floodxr.plot import side_by_side
 from floodxr.segment import segment
 from floodxr.threshold import otsu
+from floodxr.writers import output_folder
 
 __all__ = ["DemoResult", "run"]
 
@@ -42,7 +43,7 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
     >>> result.chip, result.geotiff.name, result.method, 0 < result.iou <= 1
     ('Spain_7370579', 'flood_map.tif', 'student (student.safetensors)', True)
     """
-    out = Path(out_dir)
+    out = output_folder(out_dir)
     geotiff, png = out / "flood_map.tif", out / "flood_map.png"
     existing = [str(p) for p in (geotiff, png) if p.exists()]
     if existing and not overwrite:
@@ -50,7 +51,10 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
             f"{existing} exist already; pass overwrite=True (floodxr demo --overwrite) or "
             "choose another output folder"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    folders = [str(p) for p in (geotiff, png) if p.is_dir()]
+    if folders:
+        raise OutputPathError(f"{folders} are folders where the demo writes files; move them or "
+                              "choose another output folder")  # fmt: skip
     chip = sen1floods11.open_chip(sen1floods11.SAMPLE_DIR, sen1floods11.SAMPLE_CHIP)
     assert chip.label is not None  # the bundled chip ships its label
     mask = segment(chip.s1, model="student", output="mask")

@@ -14,17 +14,25 @@ __all__ = [
     "UnitsError",
     "DataLayoutError",
     "ChipNotFoundError",
+    "ChipReadError",
     "UnknownEventError",
     "InvalidOptionError",
+    "NotANumberError",
     "ShapeMismatchError",
+    "InvalidLabelError",
+    "InvalidGridError",
+    "NotAMaskError",
     "OutputExistsError",
+    "OutputPathError",
     "WrongTypeError",
     "UnknownModelError",
+    "UnknownEncoderError",
     "ModelNotAvailableError",
     "CheckpointError",
     "StacApiError",
     "NoItemsError",
     "MissingAssetError",
+    "AssetReadError",
     "RunMismatchError",
     "BasinInputError",
     "MissingChipsWarning",
@@ -67,6 +75,10 @@ class ChipNotFoundError(FloodxrError, FileNotFoundError):
     """A named chip has no file in the data folder."""
 
 
+class ChipReadError(FloodxrError, OSError):
+    """A chip's files exist but cannot be read (truncated or corrupt)."""
+
+
 class UnknownEventError(_LookupMessage):
     """A chip's flood event is not in the event metadata."""
 
@@ -75,12 +87,32 @@ class InvalidOptionError(FloodxrError, ValueError):
     """An option key or value passed to :func:`floodxr.set_options` (or a keyword) is invalid."""
 
 
+class NotANumberError(InvalidOptionError, TypeError):
+    """A number was expected (a bool, a string or another object was passed)."""
+
+
 class ShapeMismatchError(FloodxrError, ValueError):
     """Two arrays that must share a grid (prediction and label) do not."""
 
 
+class InvalidLabelError(FloodxrError, ValueError):
+    """A label or prediction holds values that are not the classes floodxr scores."""
+
+
+class InvalidGridError(FloodxrError, ValueError):
+    """Coordinates, transform and CRS that cannot describe a place on Earth together."""
+
+
+class NotAMaskError(FloodxrError, ValueError):
+    """A water mask was expected (1 water, 0 not water, nodata), got other values."""
+
+
 class OutputExistsError(FloodxrError, FileExistsError):
     """A writer would overwrite an existing file; floodxr never does so silently."""
+
+
+class OutputPathError(FloodxrError, ValueError):
+    """An output path cannot hold the output: a folder for a file, a file for a store, ..."""
 
 
 class WrongTypeError(FloodxrError, TypeError):
@@ -89,6 +121,10 @@ class WrongTypeError(FloodxrError, TypeError):
 
 class UnknownModelError(_LookupMessage):
     """A model name is neither registered nor a checkpoint path."""
+
+
+class UnknownEncoderError(_LookupMessage):
+    """An encoder name that neither segmentation-models-pytorch nor timm knows."""
 
 
 class ModelNotAvailableError(FloodxrError, LookupError):
@@ -109,6 +145,10 @@ class NoItemsError(FloodxrError, LookupError):
 
 class MissingAssetError(_LookupMessage):
     """A STAC item lacks an asset (band) that loading needs."""
+
+
+class AssetReadError(FloodxrError, OSError):
+    """The pixels of an asset (a STAC asset URL or a file) could not be read."""
 
 
 class RunMismatchError(FloodxrError, ValueError):

@@ -8,9 +8,10 @@ the chip's ``S2Hand`` file; chips without one are skipped and counted).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,13 @@ from tqdm.auto import tqdm
 
 from floodxr import threshold
 from floodxr.data import sen1floods11
-from floodxr.errors import InvalidOptionError, MissingBandError, UnknownModelError
+from floodxr.errors import (
+    ChipReadError,
+    FloodxrError,
+    InvalidOptionError,
+    MissingBandError,
+    UnknownModelError,
+)
 from floodxr.metrics import Confusion, aggregate_iou, confusion, mean_iou
 from floodxr.options import OPTIONS
 from floodxr.segment import segment
@@ -94,6 +101,21 @@ def predict_chip(
     return _PREDICTORS[method](chip, band, events or {})
 
 
+@contextlib.contextmanager
+def _reading(chip: str, root: Path) -> Iterator[None]:
+    """Name the chip when its files fail to read (GDAL's errors name only a file, or nothing)."""
+    try:
+        yield
+    except FloodxrError:
+        raise
+    except (OSError, RuntimeError, ValueError) as err:  # rasterio's RasterioIOError is an OSError
+        raise ChipReadError(
+            f"chip {chip!r} under {str(root)!r} cannot be read ({type(err).__name__}: "
+            f"{str(err)[:300]}); replace its files, remove it from the split list, or skip "
+            "unreadable chips (on_error='skip', floodxr evaluate --skip-unreadable)"
+        ) from err
+
+
 def _number(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -107,12 +129,18 @@ def evaluate_split(
     split_file: str | Path | None = None,
     metadata: str | Path | None = None,
     progress: bool | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
 ) -> dict[str, Any]:
     """Score ``method`` (a baseline or a model) on the chips of ``split`` present under ``data``.
+
+    A chip whose files cannot be read (truncated, corrupt) raises
+    :class:`~floodxr.errors.ChipReadError` naming it; with ``on_error="skip"`` it is left out,
+    listed under ``failed`` with the reason, and the other chips are scored.
 
     Returns a JSON-ready dict: method, band, split, ``n_chips`` (present and scored),
     ``n_missing`` (listed but absent), ``n_skipped`` / ``skipped`` (present but lacking the
     S2 bands a teacher reads), ``aggregate_iou`` (sum of intersections / sum of unions),
+    ``n_failed`` / ``failed`` (unreadable chips skipped with ``on_error="skip"``),
     ``mean_iou`` (over chips with a non-empty union), precision, recall, F1 and accuracy over
     all valid pixels, and per chip ``{"chip", "iou", "intersection", "union"}``. Undefined
     scores (an empty union) are ``None``.
@@ -128,6 +156,8 @@ def evaluate_split(
     >>> result["n_chips"], result["chips"][0]["chip"], 0 < result["aggregate_iou"] < 1
     (1, 'Spain_7370579', True)
     """
+    if on_error not in ("raise", "skip"):
+        raise InvalidOptionError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     bands = None if method in _PREDICTORS else _model_bands(method)
     if band not in ("vv", "vh"):
         raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
@@ -142,12 +172,22 @@ def evaluate_split(
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     confusions: list[Confusion] = []
-    for chip in tqdm(chips.open(), total=len(chips), desc=f"{method} on {split}", disable=not show):
-        assert chip.label is not None  # read_split lists only chips with a label
-        if bands is not None and chip.stack(bands) is None:
-            skipped.append(chip.id)
+    failed: list[dict[str, str]] = []
+    for chip_id in tqdm(chips, total=len(chips), desc=f"{method} on {split}", disable=not show):
+        try:
+            with _reading(chip_id, root):
+                chip = sen1floods11.open_chip(root, chip_id)
+                assert chip.label is not None  # read_split lists only chips with a label
+                if bands is not None and chip.stack(bands) is None:
+                    skipped.append(chip.id)
+                    continue
+                prediction = predict_chip(chip, method=method, band=band, events=events)
+                counts = confusion(prediction, chip.label)
+        except ChipReadError as err:
+            if on_error == "raise":
+                raise
+            failed.append({"chip": chip_id, "error": str(err)})
             continue
-        counts = confusion(predict_chip(chip, method=method, band=band, events=events), chip.label)
         confusions.append(counts)
         rows.append({"chip": chip.id, "iou": _number(counts.iou),
                      "intersection": counts.intersection, "union": counts.union})  # fmt: skip
@@ -160,6 +200,8 @@ def evaluate_split(
         "n_missing": len(chips.missing),
         "n_skipped": len(skipped),
         "skipped": skipped,
+        "n_failed": len(failed),
+        "failed": failed,
         "aggregate_iou": _number(aggregate_iou(confusions)),
         "mean_iou": _number(mean_iou(confusions)),
         "precision": _number(pooled.precision),

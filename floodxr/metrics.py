@@ -15,11 +15,22 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+import dask.array as dsa
 import numpy as np
 import xarray as xr
 from pyproj import CRS, Geod
 
-from floodxr.errors import MissingDimensionError, ShapeMismatchError
+from floodxr._valid import declared_nodata, masked, number
+from floodxr.errors import (
+    InvalidGridError,
+    InvalidLabelError,
+    MissingDimensionError,
+    NotAMaskError,
+    ShapeMismatchError,
+    WrongTypeError,
+)
+
+NODATA = 255
 
 __all__ = ["Confusion", "confusion", "iou", "aggregate_iou", "mean_iou", "pixel_area_km2",
            "water_area_km2"]  # fmt: skip
@@ -84,10 +95,33 @@ def _ratio(num: int, den: int) -> float:
 
 def _predicted_water(prediction: xr.DataArray, threshold: float) -> tuple[xr.DataArray, ...]:
     if prediction.dtype.kind == "f":
-        return prediction >= threshold, prediction.notnull()
+        values = masked(prediction)
+        return values >= threshold, values.notnull()
     if prediction.dtype == bool:
         return prediction, xr.ones_like(prediction, dtype=bool)
     return prediction == 1, (prediction == 0) | (prediction == 1)
+
+
+def _label_allowed(label: xr.DataArray) -> xr.DataArray:
+    accepted = (label == 0) | (label == 1) | (label == -1)
+    nodata = declared_nodata(label)
+    if nodata is not None:
+        accepted = accepted | (label == nodata)
+    if label.dtype.kind == "f":
+        accepted = accepted | label.isnull()
+    return accepted
+
+
+def _prediction_allowed(prediction: xr.DataArray) -> xr.DataArray:
+    if prediction.dtype == bool:
+        return xr.ones_like(prediction, dtype=bool)
+    nodata = declared_nodata(prediction)
+    if prediction.dtype.kind == "f":
+        finite: xr.DataArray = np.isfinite(prediction)  # type: ignore[assignment]
+        accepted = ~finite | ((prediction >= 0) & (prediction <= 1))
+        return accepted | (prediction == nodata) if nodata is not None else accepted
+    accepted = (prediction == 0) | (prediction == 1) | (prediction == NODATA)
+    return accepted | (prediction == nodata) if nodata is not None else accepted
 
 
 def confusion(
@@ -122,16 +156,39 @@ def confusion(
             "grid first, e.g. prediction.rio.reproject_match(label), or assign_coords when "
             "they differ only by rounding"
         ) from err
+    if label.dtype.kind not in "biuf":
+        raise WrongTypeError(f"label must be numeric (1 water, 0 not water, -1 invalid), got "
+                             f"dtype {label.dtype}")  # fmt: skip
+    number(threshold, "threshold")
     water, valid_prediction = _predicted_water(prediction, threshold)
     valid = valid_prediction & ((label == 0) | (label == 1))
     truth = label == 1
-    counts = xr.Dataset({
+    sums = {
         "tp": (water & truth & valid).sum(),
         "fp": (water & ~truth & valid).sum(),
         "fn": (~water & truth & valid).sum(),
         "tn": (~water & ~truth & valid).sum(),
-    }).compute()  # fmt: skip
-    return Confusion(**{str(k): int(v) for k, v in counts.items()})
+        "bad_label": (~_label_allowed(label)).sum(),
+        "bad_prediction": (~_prediction_allowed(prediction)).sum(),
+    }  # fmt: skip
+    # scalar coordinates (a scene's time, id) may differ between prediction and label
+    counts = xr.Dataset({k: v.reset_coords(drop=True) for k, v in sums.items()}).compute()
+    found = {str(k): int(v) for k, v in counts.items()}
+    if found.pop("bad_label"):
+        values = np.unique(np.asarray(label.where(~_label_allowed(label)).values))
+        raise InvalidLabelError(
+            f"the label has values other than 1 (water), 0 (not water) and -1 / its nodata "
+            f"(invalid), e.g. {values[np.isfinite(values)][:5].tolist()}; recode it, e.g. "
+            "xr.where(label == <water value>, 1, 0) (floodxr never guesses which value is water)"
+        )
+    if found.pop("bad_prediction"):
+        kind = ("probabilities in [0, 1]" if prediction.dtype.kind == "f"
+                else "a mask of 0 (not water), 1 (water) and 255 (nodata)")  # fmt: skip
+        raise InvalidLabelError(
+            f"the prediction is not {kind}: it has other values (dtype {prediction.dtype}); pass "
+            "a floodxr mask or probability (segment, otsu), not backscatter"
+        )
+    return Confusion(**found)
 
 
 def iou(prediction: xr.DataArray, label: xr.DataArray, *, threshold: float = 0.5) -> float:
@@ -200,6 +257,14 @@ def pixel_area_km2(obj: xr.DataArray) -> xr.DataArray:
     ny, nx = obj.sizes["y"], obj.sizes["x"]
     proj = CRS.from_user_input(crs)
     if proj.is_geographic:
+        top, bottom = transform.f, transform.f + ny * transform.e
+        if transform.b or transform.d or max(abs(top), abs(bottom)) > 90 + 1e-9:
+            raise InvalidGridError(
+                f"the grid's latitudes run from {bottom:.6g} to {top:.6g} (transform "
+                f"{tuple(transform)[:6]}) on the geographic CRS {crs}: beyond +-90 degrees or "
+                "rotated; the CRS or the coordinates are wrong: set the CRS the coordinates are in "
+                "(da.rio.write_crs('EPSG:32633')) or fix the y coordinate"
+            )
         geod = Geod(ellps="WGS84")
         lon0, width = transform.c, transform.a
         rows = []
@@ -221,8 +286,41 @@ def pixel_area_km2(obj: xr.DataArray) -> xr.DataArray:
     return area
 
 
+def _mask_values_block(block: np.ndarray, allowed: tuple[float, ...]) -> np.ndarray:
+    bad = ~np.isin(block, allowed)
+    if block.dtype.kind == "f":
+        bad &= ~np.isnan(block)
+    if bad.any():
+        found = np.unique(block[bad])[:5].tolist()
+        raise NotAMaskError(
+            f"area_km2 needs a water mask (1 water, 0 not water, {NODATA} / NaN nodata), got "
+            f"other values, e.g. {found}: a probability or backscatter; threshold it first, "
+            "e.g. da.flood.segment(output='mask') or (probability >= 0.5).astype('uint8')"
+        )
+    return block
+
+
+def _checked_mask(mask: xr.DataArray) -> xr.DataArray:
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype.kind not in "iuf":
+        raise NotAMaskError(f"area_km2 needs a numeric water mask, got dtype {mask.dtype}")
+    nodata = declared_nodata(mask)
+    allowed = tuple(v for v in (0, 1, NODATA, -1, nodata) if v is not None)
+    data = mask.data
+    if isinstance(data, dsa.Array):
+        checked = dsa.map_blocks(_mask_values_block, data, allowed, dtype=data.dtype)
+        return mask.copy(data=checked)
+    _mask_values_block(np.asarray(data), allowed)
+    return mask
+
+
 def water_area_km2(mask: xr.DataArray) -> xr.DataArray:
     """Water area in km² of a floodxr mask, per scene (summed over ``y, x``); lazy.
+
+    The mask must hold 1 (water), 0 (not water) and nodata (255, -1, NaN or its declared
+    nodata) only: a probability or backscatter raises :class:`~floodxr.errors.NotAMaskError`
+    (at compute time for dask input).
 
     Examples
     --------
@@ -235,6 +333,7 @@ def water_area_km2(mask: xr.DataArray) -> xr.DataArray:
     """
     if "y" not in mask.dims or "x" not in mask.dims:
         raise MissingDimensionError(f"expected dims 'y' and 'x', got {tuple(mask.dims)}")
-    water = pixel_area_km2(mask).where(mask == 1, 0.0).sum(("y", "x"))
+    checked = _checked_mask(mask)
+    water = pixel_area_km2(mask).where(checked == 1, 0.0).sum(("y", "x"))
     water.attrs["units"] = "km2"
     return water.rename("water_area")

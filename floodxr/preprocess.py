@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from floodxr._bands import XarrayObj, as_band_array, select_band
+from floodxr._valid import DB_UNITS, LINEAR_UNITS, check_not_linear_attrs, masked, require_db
 from floodxr.errors import InvalidOptionError, MissingBandError, UnitsError
 
 __all__ = [
@@ -27,8 +28,6 @@ __all__ = [
     "weak_labels",
 ]
 
-DB_UNITS = frozenset({"db", "decibel", "decibels"})
-LINEAR_UNITS = frozenset({"linear", "power", "1", "intensity", "amplitude^2"})
 
 #: Clip ranges of the paper (appendix A): S1 in dB, S2 in reflectance x 10000, scaled to [0, 1].
 PAPER_RANGES: Mapping[str, tuple[float, float]] = {
@@ -65,18 +64,23 @@ def _db_to_linear_block(x: np.ndarray) -> np.ndarray:
     return np.power(x.dtype.type(10.0), x / x.dtype.type(10.0))
 
 
-def _as_float(obj: XarrayObj) -> XarrayObj:
+def _masked(obj: XarrayObj) -> XarrayObj:
+    return masked(obj) if isinstance(obj, xr.DataArray) else obj.map(masked)
+
+
+def _require_db(obj: XarrayObj, who: str) -> XarrayObj:
     if isinstance(obj, xr.DataArray):
-        return obj if obj.dtype.kind == "f" else obj.astype("float32")
-    return obj.map(lambda v: v if v.dtype.kind == "f" else v.astype("float32"))
+        return require_db(obj, who)
+    return obj.map(lambda variable: require_db(variable, who))
 
 
 def to_db(obj: XarrayObj) -> XarrayObj:
     """Convert linear backscatter power to decibels, ``10 log10(x)``.
 
     Refuses data whose ``attrs['units']`` says dB, and (checked per block, at compute time for
-    dask input) data with negative values, which linear power cannot have. Zero power becomes
-    ``-inf``, which every floodxr method treats as invalid. The result has ``units='dB'``.
+    dask input) data with negative values, which linear power cannot have. Declared nodata and
+    non-finite values become NaN; zero power becomes ``-inf``, which every floodxr method treats
+    as invalid. The result has ``units='dB'``.
 
     Parameters
     ----------
@@ -99,14 +103,17 @@ def to_db(obj: XarrayObj) -> XarrayObj:
             f"to_db got data with attrs['units'] = {obj.attrs['units']!r}: already in dB; "
             "use them as they are (floodxr methods expect dB)"
         )
-    out = xr.apply_ufunc(_linear_to_db_block, _as_float(obj), dask="parallelized", keep_attrs=True)
+    out = xr.apply_ufunc(_linear_to_db_block, _masked(obj), dask="parallelized", keep_attrs=True)
     return _with_units(out, obj, "dB")
 
 
 def from_db(obj: XarrayObj) -> XarrayObj:
     """Convert decibels back to linear power, ``10 ** (x / 10)``.
 
-    Refuses data whose ``attrs['units']`` says linear power. The result has ``units='linear'``.
+    Refuses data that are not dB: ``attrs['units']`` saying linear power first, then values
+    (checked like every Sentinel-1 input, see :func:`floodxr.threshold.otsu`): all non-negative,
+    or beyond any backscatter. Invalid pixels (declared nodata, NaN, +-inf) become NaN. The
+    result has ``units='linear'``.
 
     Examples
     --------
@@ -120,7 +127,11 @@ def from_db(obj: XarrayObj) -> XarrayObj:
             f"from_db got data with attrs['units'] = {obj.attrs['units']!r}: already linear "
             "power; use them as they are, or convert with floodxr.preprocess.to_db"
         )
-    out = xr.apply_ufunc(_db_to_linear_block, _as_float(obj), dask="parallelized", keep_attrs=True)
+    if isinstance(obj, xr.Dataset):
+        for variable in obj.data_vars.values():
+            check_not_linear_attrs(variable, "from_db")
+    values = _require_db(_masked(obj), "from_db")
+    out = xr.apply_ufunc(_db_to_linear_block, values, dask="parallelized", keep_attrs=True)
     return _with_units(out, obj, "linear")
 
 
@@ -162,12 +173,13 @@ def normalize(
             f"ranges={{{unknown[0]!r}: (low, high), ...}} or select known bands "
             f"{tuple(table)}"
         )
-    s1_bands = [b for b in bands if b in ("vv", "vh")]
-    if s1_bands and _units(da) in LINEAR_UNITS:
-        raise UnitsError(
-            f"normalize expects Sentinel-1 bands {tuple(s1_bands)} in dB, got "
-            f"attrs['units'] = {da.attrs['units']!r}; convert with floodxr.preprocess.to_db"
-        )
+    if isinstance(obj, xr.Dataset):
+        for name in (b for b in bands if b in ("vv", "vh")):
+            check_not_linear_attrs(obj[name], "normalize")
+        da = as_band_array(obj.map(masked))
+    else:
+        da = masked(da)
+    da = require_db(da, "normalize")  # the Sentinel-1 bands only
     low = xr.DataArray([table[b][0] for b in bands], dims="band", coords={"band": da["band"]})
     high = xr.DataArray([table[b][1] for b in bands], dims="band", coords={"band": da["band"]})
     scaled = xr.apply_ufunc(clip_scale, da, low, high, dask="parallelized",

@@ -33,9 +33,10 @@ import xarray as xr
 
 from floodxr import threshold
 from floodxr._bands import XarrayObj, require_spatial, select_bands
-from floodxr.errors import InvalidOptionError, UnitsError
+from floodxr._valid import check_db_values, check_not_linear_attrs, masked
+from floodxr.errors import InvalidOptionError, UnknownModelError
 from floodxr.options import OPTIONS, set_options
-from floodxr.preprocess import LINEAR_UNITS, clip_scale
+from floodxr.preprocess import clip_scale
 
 __all__ = ["segment", "THRESHOLD_MODELS", "Output"]
 
@@ -138,17 +139,8 @@ def _network(spec: _Spec) -> Any:
 
 
 def _check_db(raw: np.ndarray, spec: _Spec) -> None:
-    if not spec.s1_bands:
-        return
-    s1 = raw[list(spec.s1_bands)]
-    finite = s1[np.isfinite(s1)]
-    # dB backscatter is mostly negative; linear power never is
-    if finite.size >= 1024 and finite.min() >= 0:
-        raise UnitsError(
-            f"Sentinel-1 values in a block are all >= 0 (min {finite.min():.3g}, max "
-            f"{finite.max():.3g}): this looks like linear power; convert it with "
-            "floodxr.preprocess.to_db (da.flood.to_db()) before segmenting"
-        )
+    if spec.s1_bands:
+        check_db_values(raw[list(spec.s1_bands)], "segment")
 
 
 def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.ndarray:
@@ -158,7 +150,7 @@ def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.
     _check_db(raw, spec)
     low = np.array(spec.low, "float32")[:, None, None]
     high = np.array(spec.high, "float32")[:, None, None]
-    invalid = np.isnan(raw).any(axis=0)
+    invalid = ~np.isfinite(raw).all(axis=0)
 
     def window(y: int, x: int) -> np.ndarray:
         # normalised per window, not per block: a block copy would double its memory
@@ -227,17 +219,18 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _check_units(obj: XarrayObj, bands: tuple[str, ...]) -> None:
+def _valid_bands(obj: XarrayObj, bands: tuple[str, ...]) -> xr.DataArray:
+    """The model's bands of ``obj`` in order, invalid pixels (each array's nodata) as NaN."""
     s1 = [b for b in bands if b in _S1]
-    holders = [obj] if isinstance(obj, xr.DataArray) else [obj[b] for b in s1 if b in obj]
-    for holder in holders:
-        units = str(holder.attrs.get("units", "")).strip().lower()
-        if s1 and units in LINEAR_UNITS:
-            raise UnitsError(
-                f"segment expects Sentinel-1 bands {tuple(s1)} in dB, got attrs['units'] = "
-                f"{holder.attrs['units']!r}; convert with floodxr.preprocess.to_db "
-                "(da.flood.to_db())"
-            )
+    if isinstance(obj, xr.Dataset):
+        for name in (b for b in s1 if b in obj.data_vars):
+            check_not_linear_attrs(obj[name], "segment")
+        obj = obj.map(masked)
+    elif s1:
+        check_not_linear_attrs(obj, "segment")
+    if isinstance(obj, xr.DataArray):
+        obj = masked(obj)
+    return select_bands(obj, bands)
 
 
 def _torch_threads(n_blocks: int) -> int:
@@ -303,6 +296,11 @@ def segment(
     """
     if output not in ("probability", "mask"):
         raise InvalidOptionError(f"output must be 'probability' or 'mask', got {output!r}")
+    if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
+        raise UnknownModelError(
+            f"model must be a registered name, a checkpoint path or one of {THRESHOLD_MODELS}, "
+            f"got {model!r}; e.g. segment(model='student')"
+        )
     if model in THRESHOLD_MODELS:
         return _threshold_segment(obj, model, output)
     with_overrides = {k: v for k, v in {"tile": tile, "halo": halo, "batch_size": batch_size,
@@ -314,8 +312,7 @@ def segment(
 
     weights = models.resolve(model)
     config = models.read_config(weights)
-    _check_units(obj, config.bands)
-    da = select_bands(obj, config.bands)
+    da = _valid_bands(obj, config.bands)
     require_spatial(da)
     da = da.transpose(..., "band", "y", "x")
     ny, nx = da.sizes["y"], da.sizes["x"]

@@ -29,6 +29,7 @@ import xarray as xr
 from skimage.filters import threshold_otsu
 
 from floodxr._bands import Polarisation, XarrayObj, require_spatial, select_band
+from floodxr._valid import check_db_values, check_not_linear_attrs, masked, number, require_db
 from floodxr.errors import FloodxrWarning, InvalidOptionError
 from floodxr.options import OPTIONS
 
@@ -194,10 +195,18 @@ def _apply(values: xr.DataArray, threshold: xr.DataArray | float, method: str) -
     return mask.rio.write_nodata(NODATA, encoded=False).rename("water")
 
 
-def _band_values(obj: XarrayObj, band: str) -> xr.DataArray:
-    values = select_band(obj, band)
+def _band_values(obj: XarrayObj, band: str, who: str) -> xr.DataArray:
+    """One polarisation in dB with its invalid pixels as NaN, the dB checks attached."""
+    if band not in ("vv", "vh"):
+        raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
+    if isinstance(obj, xr.Dataset) and band in obj.data_vars:
+        values = obj[band]
+        check_not_linear_attrs(values, who)
+    else:
+        check_not_linear_attrs(obj, who)
+        values = select_band(obj, band)
     require_spatial(values)
-    return values
+    return require_db(masked(values), who)
 
 
 def otsu_threshold(
@@ -226,7 +235,8 @@ def otsu_threshold(
     >>> round(float(floodxr.threshold.otsu_threshold(scene.s1, band="vh")), 1)
     -23.0
     """
-    return _scene_thresholds(_band_values(obj, band), *_global_kernel(_check_bins(nbins)))
+    values = _band_values(obj, band, "otsu_threshold")
+    return _scene_thresholds(values, *_global_kernel(_check_bins(nbins)))
 
 
 def otsu(obj: XarrayObj, *, band: Polarisation = "vh", nbins: int | None = None) -> xr.DataArray:
@@ -247,7 +257,7 @@ def otsu(obj: XarrayObj, *, band: Polarisation = "vh", nbins: int | None = None)
     >>> float((mask == scene.water).mean()) > 0.95
     True
     """
-    values = _band_values(obj, band)
+    values = _band_values(obj, band, "otsu")
     threshold = _scene_thresholds(values, *_global_kernel(_check_bins(nbins)))
     return _apply(values, threshold, f"otsu(band={band!r})")
 
@@ -257,8 +267,8 @@ def _tiled_thresholds(
 ) -> xr.DataArray:
     tile = OPTIONS["otsu_tile_size"] if tile_size is None else tile_size
     score = OPTIONS["otsu_bimodality"] if min_score is None else min_score
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
-        raise InvalidOptionError(f"tile_size must be an integer >= 8, got {tile!r}")
+    number(tile, "tile_size", minimum=8, integer=True)
+    number(score, "min_score")
     if not 0 < score < 1:
         raise InvalidOptionError(f"min_score must be strictly between 0 and 1, got {score!r}")
     if isinstance(values.data, dsa.Array):
@@ -312,7 +322,8 @@ def otsu_tiled_threshold(
     >>> type(threshold.data).__name__, round(float(threshold), 1)
     ('Array', -23.0)
     """
-    return _tiled_thresholds(_band_values(obj, band), tile_size, min_score, nbins)
+    return _tiled_thresholds(_band_values(obj, band, "otsu_tiled_threshold"), tile_size,
+                             min_score, nbins)
 
 
 def otsu_tiled(
@@ -333,7 +344,7 @@ def otsu_tiled(
     >>> float((mask == scene.water).mean()) > 0.95
     True
     """
-    values = _band_values(obj, band)
+    values = _band_values(obj, band, "otsu_tiled")
     threshold = _tiled_thresholds(values, tile_size, min_score, nbins)
     return _apply(values, threshold, f"otsu_tiled(band={band!r})")
 
@@ -355,17 +366,17 @@ def fixed(
     >>> mask.attrs["floodxr_method"]
     "fixed(band='vh', threshold=-22.0)"
     """
-    if not isinstance(threshold, xr.DataArray) and not np.isfinite(threshold):
-        raise InvalidOptionError(f"threshold must be a finite number in dB, got {threshold!r}")
+    if not isinstance(threshold, xr.DataArray):
+        number(threshold, "threshold (dB)")
+        check_db_values(np.array([threshold], "float64"), "threshold")
     label = threshold if not isinstance(threshold, xr.DataArray) else "per-scene"
-    return _apply(_band_values(obj, band), threshold, f"fixed(band={band!r}, threshold={label})")
+    values = _band_values(obj, band, "threshold")
+    return _apply(values, threshold, f"fixed(band={band!r}, threshold={label})")
 
 
 def _check_bins(nbins: int | None) -> int:
     bins = OPTIONS["otsu_bins"] if nbins is None else nbins
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise InvalidOptionError(f"nbins must be an integer >= 2, got {bins!r}")
-    return bins
+    return int(number(bins, "nbins", minimum=2, integer=True))
 
 
 #: The thresholding baselines by the name ``segment(model=...)`` and ``floodxr evaluate`` use.

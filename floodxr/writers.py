@@ -3,8 +3,11 @@
 Both writers compute the result in groups of as many chunks as dask has threads and write each
 group before computing the next, so memory stays bounded by the group whatever the scene size
 (a single ``compute`` of a ``map_overlap`` graph keeps a whole row of neighbour strips alive).
-Existing outputs are never replaced unless ``overwrite=True``; a partial output is written
-beside the target and renamed at the end, so an interrupted write leaves no half file behind.
+Existing outputs are never replaced unless ``overwrite=True`` (and then only a file by a file,
+a Zarr store by a store); a partial output is written under a fresh hidden name beside the target
+and renamed at the end, so an interrupted write leaves no half file behind and a user's own
+``*.partial`` file is never touched. Results are written north-up (``y`` descending, ``x``
+ascending), flipped first where they are not.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import dask
 import numpy as np
@@ -23,17 +28,137 @@ import xarray as xr
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from floodxr.errors import MissingDimensionError, OutputExistsError
+from floodxr.errors import (
+    InvalidGridError,
+    MissingDimensionError,
+    OutputExistsError,
+    OutputPathError,
+    WrongTypeError,
+)
 from floodxr.options import OPTIONS
 
-__all__ = ["to_cog", "to_zarr", "block_regions"]
+__all__ = ["to_cog", "to_zarr", "block_regions", "north_up", "output_folder"]
+
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 
 
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
+def _target(path: str | Path, overwrite: bool, kind: str) -> Path:
+    """The output path, refused unless it can be written as ``kind`` ("file" or "store")."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise OutputPathError(f"expected an output path, got {path!r}")
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputPathError(
+                f"{str(parent)!r} is a file, so {str(path)!r} cannot be created under it; "
+                "choose a path inside a folder"
+            )
+    if not path.exists():
+        return path
+    if not overwrite:
         raise OutputExistsError(
             f"{str(path)!r} exists already; pass overwrite=True or choose another path"
         )
+    if kind == "file" and path.is_dir():
+        raise OutputPathError(
+            f"{str(path)!r} is a folder, and a GeoTIFF is a file; give a file path, e.g. "
+            f"{str(path / 'water.tif')!r} (floodxr never deletes a folder to write a file)"
+        )
+    if kind == "store" and not path.is_dir():
+        raise OutputPathError(
+            f"{str(path)!r} is a file, not a Zarr store; choose another path (floodxr replaces "
+            "only Zarr stores with overwrite=True)"
+        )
+    if kind == "store" and not any((path / m).exists() for m in _ZARR_MARKERS):
+        raise OutputPathError(
+            f"{str(path)!r} is a folder that is not a Zarr store; floodxr replaces only Zarr "
+            "stores with overwrite=True: choose another path"
+        )
+    return path
+
+
+def output_folder(path: str | Path) -> Path:
+    """Create the folder ``path`` (and its parents) for outputs, or refuse with the fix.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from floodxr.writers import output_folder
+    >>> root = Path(tempfile.mkdtemp())
+    >>> output_folder(root / "maps").is_dir()
+    True
+    >>> (root / "notes.txt").write_text("mine")
+    4
+    >>> output_folder(root / "notes.txt" / "maps")
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.OutputPathError: '.../notes.txt' is a file, so '.../maps' cannot be ...
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise OutputPathError(f"expected an output folder, got {path!r}")
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists() and not candidate.is_dir():
+            raise OutputPathError(
+                f"{str(candidate)!r} is a file, so {str(path)!r} cannot be created as a folder "
+                "of outputs; choose a folder path"
+            )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _staging(path: Path, suffix: str) -> Path:
+    """A fresh hidden name beside ``path`` for the partial output (never a user's own file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".floodxr-partial{suffix}",
+                                    dir=path.parent)  # fmt: skip
+    os.close(handle)
+    os.unlink(name)
+    return Path(name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+XarrayT = TypeVar("XarrayT", xr.DataArray, xr.Dataset)
+
+
+def north_up(obj: XarrayT) -> XarrayT:
+    """``obj`` with ``y`` descending and ``x`` ascending (flipped lazily where needed), its
+    transform recomputed from the coordinates: the only orientation a GeoTIFF is read right in.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr.writers import north_up
+    >>> da = xr.DataArray(np.arange(4).reshape(2, 2), dims=("y", "x"),
+    ...                   coords={"y": [0.5, 1.5], "x": [0.5, 1.5]})
+    >>> north_up(da).y.values.tolist(), north_up(da).values.tolist()
+    ([1.5, 0.5], [[2, 3], [0, 1]])
+    """
+    flips = {}
+    for dim, descending in (("y", True), ("x", False)):
+        if dim in obj.dims and obj.sizes[dim] > 1 and dim in obj.coords:
+            step = np.diff(np.asarray(obj[dim].values[:2], dtype="float64"))[0]
+            if (step > 0) == descending:
+                flips[dim] = slice(None, None, -1)
+    if not flips:
+        return obj
+    flipped = obj.isel(flips)
+    if flipped.rio.crs is None:
+        return flipped
+    try:
+        return flipped.rio.write_transform(flipped.rio.transform(recalc=True))
+    except Exception as err:  # rioxarray's errors for irregular or 1-pixel grids vary
+        raise InvalidGridError(
+            f"cannot derive a north-up transform from the coordinates ({err}); give the data "
+            "regular 'y' and 'x' coordinates"
+        ) from err
 
 
 def block_regions(obj: xr.DataArray | xr.Dataset, group: int | None = None) -> Iterator[dict]:
@@ -89,8 +214,10 @@ def to_cog(
     ...     src.profile["driver"], src.nodata, src.crs.to_epsg()
     ('GTiff', 255.0, 32633)
     """
-    path = Path(path)
-    _refuse_existing(path, overwrite)
+    if not isinstance(da, xr.DataArray):
+        raise WrongTypeError(f"to_cog writes one DataArray, got {type(da).__name__}; pick a "
+                             "variable, e.g. ds['water']")  # fmt: skip
+    path = _target(path, overwrite, "file")
     extra = [d for d in da.dims if d not in ("band", "y", "x")]
     if extra or da.dims[-2:] != ("y", "x"):
         raise MissingDimensionError(
@@ -98,33 +225,41 @@ def to_cog(
             + (f"write one file per {extra[0]} (da.isel({extra[0]}=i)) or use to_zarr"
                if extra else "order them with da.transpose(..., 'y', 'x')")
         )  # fmt: skip
+    if da.rio.crs is None:
+        raise InvalidGridError("the array has no CRS, so a GeoTIFF of it would be nowhere; set "
+                               "it with da.rio.write_crs('EPSG:32633')")  # fmt: skip
+    da = north_up(da)
+    if da.dtype == bool or da.dtype.kind == "f" and da.dtype.itemsize < 4:
+        da = da.astype("uint8" if da.dtype == bool else "float32")
     nodata = da.rio.nodata
     if nodata is None and da.dtype.kind == "f":
         nodata = np.nan
     bands = da.sizes.get("band", 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".partial.tif")
+    staging = _staging(path, ".tif")
+    final = _staging(path, ".cog.tif")
     profile = {
         "driver": "GTiff", "height": da.sizes["y"], "width": da.sizes["x"], "count": bands,
         "dtype": da.dtype.name, "crs": da.rio.crs, "transform": da.rio.transform(),
         "nodata": nodata, "tiled": True, "blockxsize": blocksize, "blockysize": blocksize,
         "compress": "deflate", "BIGTIFF": "IF_SAFER",
     }  # fmt: skip
-    with rasterio.open(staging, "w", **profile) as dst:
-        for region in _progress(list(block_regions(da)), f"writing {path.name}"):
-            rows = region.get("y", slice(0, da.sizes["y"]))
-            cols = region.get("x", slice(0, da.sizes["x"]))
-            layers = region.get("band", slice(0, bands))
-            height, width = rows.stop - rows.start, cols.stop - cols.start
-            values = np.asarray(da.isel(region).values).reshape(-1, height, width)
-            dst.write(values, indexes=list(range(layers.start + 1, layers.stop + 1)),
-                      window=Window(cols.start, rows.start, width, height))  # fmt: skip
-    resampling = "AVERAGE" if da.dtype.kind == "f" else "NEAREST"
-    final = path.with_name(path.name + ".cog.partial")
-    rasterio.shutil.copy(staging, final, driver="COG", compress="DEFLATE",
-                         blocksize=blocksize, overview_resampling=resampling)  # fmt: skip
-    staging.unlink()
-    final.replace(path)
+    try:
+        with rasterio.open(staging, "w", **profile) as dst:
+            for region in _progress(list(block_regions(da)), f"writing {path.name}"):
+                rows = region.get("y", slice(0, da.sizes["y"]))
+                cols = region.get("x", slice(0, da.sizes["x"]))
+                layers = region.get("band", slice(0, bands))
+                height, width = rows.stop - rows.start, cols.stop - cols.start
+                values = np.asarray(da.isel(region).values).reshape(-1, height, width)
+                dst.write(values, indexes=list(range(layers.start + 1, layers.stop + 1)),
+                          window=Window(cols.start, rows.start, width, height))  # fmt: skip
+        resampling = "AVERAGE" if da.dtype.kind == "f" else "NEAREST"
+        rasterio.shutil.copy(staging, final, driver="COG", compress="DEFLATE",
+                             blocksize=blocksize, overview_resampling=resampling)  # fmt: skip
+        final.replace(path)
+    finally:
+        _remove(staging)
+        _remove(final)
     return path
 
 
@@ -143,27 +278,30 @@ def to_zarr(obj: xr.DataArray | xr.Dataset, store: str | Path, *, overwrite: boo
     >>> str(back.water.dtype), back.water.rio.crs.to_epsg()
     ('uint8', 32633)
     """
-    store = Path(store)
-    _refuse_existing(store, overwrite)
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)):
+        raise WrongTypeError(f"to_zarr writes a DataArray or a Dataset, got {type(obj).__name__}")
+    store = _target(store, overwrite, "store")
     ds = obj.to_dataset(name=obj.name or "result") if isinstance(obj, xr.DataArray) else obj
+    ds = north_up(ds)
     if ds.chunks:
         ds = ds.chunk({dim: max(sizes) for dim, sizes in ds.chunks.items()})
-    partial = store.with_name(store.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    if not ds.chunks:
-        ds.to_zarr(partial, mode="w-", consolidated=False)
-    else:
-        ds.to_zarr(partial, mode="w-", compute=False, consolidated=False)
-        for region in _progress(list(block_regions(ds)), f"writing {store.name}"):
-            dims = set(region)
-            part = ds.drop_vars([n for n, v in ds.variables.items() if not dims & set(v.dims)])
-            part = part.drop_vars([n for n in part.coords if n in part.indexes]).isel(region)
-            for variable in part.variables.values():
-                # already in the store's metadata; xarray refuses to write it twice
-                variable.attrs.pop("_FillValue", None)
-            part.to_zarr(partial, region=region, consolidated=False)
-    if overwrite and store.exists():
-        shutil.rmtree(store)
-    partial.rename(store)
+    partial = _staging(store, ".zarr")
+    try:
+        if not ds.chunks:
+            ds.to_zarr(partial, mode="w-", consolidated=False)
+        else:
+            ds.to_zarr(partial, mode="w-", compute=False, consolidated=False)
+            for region in _progress(list(block_regions(ds)), f"writing {store.name}"):
+                dims = set(region)
+                part = ds.drop_vars([n for n, v in ds.variables.items() if not dims & set(v.dims)])
+                part = part.drop_vars([n for n in part.coords if n in part.indexes]).isel(region)
+                for variable in part.variables.values():
+                    # already in the store's metadata; xarray refuses to write it twice
+                    variable.attrs.pop("_FillValue", None)
+                part.to_zarr(partial, region=region, consolidated=False)
+        if overwrite and store.exists():
+            shutil.rmtree(store)
+        partial.rename(store)
+    finally:
+        _remove(partial)
     return store

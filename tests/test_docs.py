@@ -25,8 +25,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
+    # oneDNN picks its kernels by the CPU's instruction set (AVX-512 here, AVX2 elsewhere) and
+    # training results differ with them from the first steps; AVX2 exists on every x86-64 CI
+    # machine, so pinning it keeps the executed notebooks' numbers the same across them
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", "AVX2")}
     done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                           str(DOCS), str(out)], capture_output=True, text=True,
+                           str(DOCS), str(out)], capture_output=True, text=True, env=env,
                           timeout=1500)  # fmt: skip
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-5000:])
     return out
@@ -50,11 +54,18 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
     # executed, with their outputs: the dask dashboard link and the tables
     assert "dask dashboard: http://127.0.0.1:" in (site / "examples" / "basin_run.html").read_text()
     assert "student_km2" in (site / "examples" / "historical_flood.html").read_text()
-    # the paper's central claim, on the notebook's fixed-seed small setting: a regression check
-    # of the whole pipeline (teacher, distillation, weak labels), not evidence
+    # a regression check that each stage of the small training run learns the water, with
+    # floors far below the scores it gives (teacher 0.72, student 0.88, weak 0.84 on the AVX-512
+    # machine that wrote this): noise across CPUs moves them by a few hundredths, a broken stage
+    # by far more. Which method is better is measured over seeds by
+    # benchmarks/distillation_claim.py, not here: one run cannot show it.
     trained = (site / "examples" / "train_teacher_student.html").read_text()
-    gain = re.search(r"distilled student minus weak-label baseline: ([+-][\d.]+) IoU", trained)
-    assert gain is not None and float(gain.group(1)) > 0, gain
+    scores = dict(re.findall(r"test water IoU of the ([^:]+): ([\d.]+)", trained))
+    floors = {"teacher (S1 + S2)": 0.5, "student (S1, distilled)": 0.6,
+              "weak-label baseline (S1)": 0.6}  # fmt: skip
+    assert set(scores) == set(floors), scores
+    for name, floor in floors.items():
+        assert floor < float(scores[name]) <= 1, (name, scores)
 
 
 def chromium() -> str:

@@ -289,17 +289,33 @@ def read_split(
             f"no split list {str(path)!r}; pass split_file=... or use split in "
             f"('train', 'valid', 'test', 'bolivia') with {_LAYOUT}"
         )
+    try:
+        text = path.read_bytes().decode("utf-8")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte")
+    except UnicodeDecodeError as err:
+        raise DataLayoutError(
+            f"{str(path)!r} is not a text split list ({err.reason}); a split list is CSV text, "
+            "one '<chip>_S1Hand.tif,<chip>_LabelHand.tif' a line"
+        ) from err
     listed: list[str] = []
-    with path.open(newline="") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
-            if not row:
-                continue
-            if not row[0].endswith("_S1Hand.tif"):
-                raise DataLayoutError(
-                    f"{str(path)!r} line {line_no}: expected '<chip>_S1Hand.tif,"
-                    f"<chip>_LabelHand.tif', got {','.join(row)!r}"
-                )
-            listed.append(row[0].removesuffix("_S1Hand.tif"))
+    first_line: dict[str, int] = {}
+    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if not row[0].strip().endswith("_S1Hand.tif"):
+            raise DataLayoutError(
+                f"{str(path)!r} line {line_no}: expected '<chip>_S1Hand.tif,"
+                f"<chip>_LabelHand.tif', got {','.join(row)[:200]!r}"
+            )
+        chip = row[0].strip().removesuffix("_S1Hand.tif")
+        if chip in first_line:
+            raise DataLayoutError(
+                f"{str(path)!r} lists chip {chip!r} twice (lines {first_line[chip]} and "
+                f"{line_no}); a chip scored twice would count double: remove one line"
+            )
+        first_line[chip] = line_no
+        listed.append(chip)
     present = tuple(
         chip for chip in listed
         if (root / "S1Hand" / f"{chip}_S1Hand.tif").is_file()

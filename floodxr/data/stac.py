@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import math
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
@@ -28,6 +29,7 @@ import xarray as xr
 from affine import Affine
 from rioxarray.rioxarray import affine_to_coords
 
+from floodxr._valid import number
 from floodxr.errors import (
     InvalidOptionError,
     MissingAssetError,
@@ -40,6 +42,7 @@ from floodxr.options import OPTIONS
 from floodxr.preprocess import to_db
 
 __all__ = [
+    "format_datetime",
     "Collection",
     "Catalog",
     "CATALOGS",
@@ -264,6 +267,13 @@ def _api_errors(url: str, what: str) -> Iterator[None]:
 
     try:
         yield
+    except (ValueError, KeyError, TypeError, AttributeError, pystac.STACError) as err:
+        # json.JSONDecodeError is a ValueError: an HTML page, a proxy's error text, ...
+        raise StacApiError(
+            f"STAC API {url!r} gave an answer that is not STAC JSON when asked to {what} "
+            f"({type(err).__name__}: {str(err)[:200]}); check that the URL is the API's root "
+            "(its landing page is JSON with 'links'), not a web page or a static catalog file"
+        ) from err
     except (requests.RequestException, APIError) as err:
         raise StacApiError(f"STAC API {url!r} failed to {what}: {_describe(err)}; check the URL "
                            f"and your network; the request was retried {OPTIONS['http_retries']} "
@@ -310,10 +320,68 @@ def _pick_collection(cat: Catalog, kind: Literal["s1", "s2"], collection: str | 
     )
 
 
+def format_datetime(datetime: Any) -> Any:
+    """A STAC datetime (interval) checked and written as the API expects it, or a named error.
+
+    Examples
+    --------
+    >>> from floodxr.data.stac import format_datetime
+    >>> format_datetime("2019-09-01/2019-09-30")
+    '2019-09-01/2019-09-30'
+    >>> format_datetime("last week")
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.InvalidOptionError: datetime 'last week' is not an ISO 8601 date or ...
+    """
+    return _format_datetime(datetime)
+
+
 def _format_datetime(datetime: Any) -> Any:
+    if datetime is None:
+        return None
     if isinstance(datetime, (tuple, list)) and len(datetime) == 2:
-        return [_iso(v) for v in datetime]
-    return _iso(datetime)
+        parts = [_iso(v) for v in datetime]
+        _check_interval(parts, datetime)
+        return parts
+    if isinstance(datetime, dt.date) and not isinstance(datetime, dt.datetime):
+        return datetime.isoformat()
+    if not isinstance(datetime, (str, dt.datetime)):
+        raise InvalidOptionError(
+            f"datetime must be a string like '2019-09-01/2019-09-30', a datetime or a (start, "
+            f"end) pair, got {datetime!r} ({type(datetime).__name__})"
+        )
+    value = _iso(datetime)
+    _check_interval(value.split("/") if "/" in value else [value], datetime)
+    return value
+
+
+_PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2})?$")
+
+
+def _parse_instant(text: str) -> dt.datetime | None:
+    """The instant ``text`` names (None for an open end), or raise if it is not ISO 8601."""
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    if _PARTIAL_DATE.match(text):
+        year, _, month = text.partition("-")
+        return dt.datetime(int(year), int(month or 1), 1, tzinfo=dt.timezone.utc)
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _check_interval(parts: Sequence[Any], given: Any) -> None:
+    if len(parts) > 2:
+        raise InvalidOptionError(f"datetime {given!r} has more than one '/'; use START/END")
+    try:
+        instants = [_parse_instant(str(p)) for p in parts]
+    except ValueError as err:
+        raise InvalidOptionError(
+            f"datetime {given!r} is not an ISO 8601 date or interval ({err}); write e.g. "
+            "'2019-09-17', '2019-09' or '2019-09-01/2019-09-30' (open ends as '..')"
+        ) from err
+    if len(instants) == 2 and None not in instants and instants[0] > instants[1]:  # type: ignore[operator]
+        raise InvalidOptionError(f"datetime {given!r} ends before it starts; swap START and END")
 
 
 def _iso(value: Any) -> Any:
@@ -361,17 +429,28 @@ def search(
     coll = _pick_collection(cat, kind, collection)
     if bbox is None and intersects is None:
         raise InvalidOptionError("give bbox=(west, south, east, north) in degrees or intersects=")
+    if bbox is not None:
+        bbox = check_bbox(bbox)
+    when = _format_datetime(datetime)
+    if max_items is not None:
+        number(max_items, "max_items", minimum=1, integer=True)
     client = _client(cat)
     cql = [{"op": op, "args": [{"property": prop}, value]} for prop, op, value in conditions]
     query = {"collections": [coll.id], "bbox": list(bbox) if bbox is not None else None,
              "intersects": dict(intersects) if intersects is not None else None,
-             "datetime": _format_datetime(datetime), "max_items": max_items,
+             "datetime": when, "max_items": max_items,
              "filter": _cql2_and(cql), "filter_lang": "cql2-json" if cql else None}  # fmt: skip
     query = {k: v for k, v in query.items() if v is not None}
     with _api_errors(cat.url, f"search {coll.id!r}"), warnings.catch_warnings():
         # servers without the filter extension: the conditions are applied below anyway
         warnings.filterwarnings("ignore", message=".*filter.*", module="pystac_client")
         found = list(client.search(**query).items())
+    shapeless = [item.id for item in found if item.geometry is None or item.bbox is None]
+    if shapeless:
+        raise StacApiError(
+            f"STAC API {cat.url!r} returned items without a geometry or bbox ({shapeless[:5]}); "
+            "floodxr cannot place them: fix the catalogue, or pass items that have footprints"
+        )
     kept = [item for item in found if all(_holds(item, *c) for c in conditions)]
     if not kept:
         where = f"bbox {tuple(bbox)}" if bbox is not None else "the given geometry"
@@ -387,6 +466,33 @@ def search(
 
 _OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater,
         "=": np.equal}  # fmt: skip
+
+
+def check_bbox(bbox: Any) -> Bbox:
+    """``bbox`` as four floats (west, south, east, north) in degrees, or a named error.
+
+    Examples
+    --------
+    >>> from floodxr.data.stac import check_bbox
+    >>> check_bbox([-0.45, 39.2, -0.25, 39.4])
+    (-0.45, 39.2, -0.25, 39.4)
+    """
+    if isinstance(bbox, (str, bytes)) or not hasattr(bbox, "__len__") or len(bbox) != 4:
+        raise InvalidOptionError(
+            f"bbox must be (west, south, east, north) in degrees, got {bbox!r}"
+        )
+    west, south, east, north = (float(number(v, "a bbox value")) for v in bbox)
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south < north <= 90):
+        raise InvalidOptionError(
+            f"bbox {tuple(bbox)} is not (west, south, east, north) in degrees with south < north "
+            "within +-90 and longitudes within +-180; lon/lat order, not lat/lon"
+        )
+    if west >= east:
+        raise InvalidOptionError(
+            f"bbox {tuple(bbox)}: west {west} is not west of east {east}; bboxes across the "
+            "antimeridian are not supported: search each side"
+        )
+    return (west, south, east, north)
 
 
 def _holds(item: pystac.Item, prop: str, op: str, value: Any) -> bool:
@@ -631,6 +737,18 @@ def _snap(bounds: Bbox, resolution: float, grid: Affine | None) -> Bbox:
     return (down(west, x0), down(south, y0), up(east, x0), up(north, y0))
 
 
+def _require_overlap(bbox: Bbox, items: list[pystac.Item]) -> None:
+    west, south, east, north = bbox
+    boxes = [i.bbox for i in items if i.bbox is not None]
+    if boxes and not any(b[0] < east and west < b[2] and b[1] < north and south < b[3]
+                         for b in boxes):  # fmt: skip
+        raise NoItemsError(
+            f"bbox {bbox} does not overlap any of the {len(items)} items (together they cover "
+            f"{_union_bbox(items)}); the map would be all nodata: pass the bbox you searched "
+            "with, or search this area"
+        )
+
+
 def _union_bbox(items: list[pystac.Item]) -> Bbox:
     boxes = np.array([i.bbox for i in items if i.bbox is not None], dtype="float64")
     return (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
@@ -679,7 +797,20 @@ def load(
     """
     import stackstac
 
+    from floodxr.data._reader import NamedErrorReader
+
     listed = sorted(_as_items(items), key=_time_order)
+    if resolution is not None:
+        number(resolution, "resolution", above=0)
+    number(chunks, "chunks", minimum=1, integer=True)
+    if bbox is not None:
+        bbox = check_bbox(bbox)
+        _require_overlap(bbox, listed)
+    if bounds is not None:
+        if len(bounds) != 4 or not (number(bounds[0], "bounds") < number(bounds[2], "bounds")
+                                    and number(bounds[1], "bounds") < number(bounds[3], "bounds")):
+            raise InvalidOptionError(f"bounds must be (minx, miny, maxx, maxy) with min < max "
+                                     f"in the CRS's units, got {bounds!r}")  # fmt: skip
     coll = _collection_of(items, collection, kind)
     if coll.units == "amplitude":
         raise UnitsError(
@@ -709,9 +840,16 @@ def load(
         dtype=np.dtype("float32"), fill_value=np.float32(np.nan), rescale=False,
         sortby_date=False, xy_coords="center", properties=[p for p in SCENE_PROPERTIES
                                         if any(p in i.properties for i in listed)],
-        band_coords=False, gdal_env=_gdal_env(), errors_as_nodata=(),
+        band_coords=False, gdal_env=_gdal_env(), errors_as_nodata=(), reader=NamedErrorReader,
     )  # fmt: skip
     data = data.assign_coords(band=list(bands))
+    declared = _asset_nodata(listed, keys)
+    if np.isfinite(declared).any():
+        # the asset's own nodata (STAC raster:bands or file:nodata) where the file has no tag
+        import dask.array as dsa
+
+        per_asset = declared[:, :, None, None]  # stackstac's (time, band, y, x)
+        data = data.copy(data=dsa.where(data.data == per_asset, np.float32(np.nan), data.data))
     if coll.rescale:
         # stackstac's own rescale refuses float64 scales with a float32 output
         scale, offset = _raster_scaling(listed, keys)
@@ -733,6 +871,18 @@ def load(
 
 def _time_order(item: pystac.Item) -> tuple[dt.datetime, str]:
     return (item.datetime or dt.datetime.min.replace(tzinfo=dt.timezone.utc), item.id)
+
+
+def _asset_nodata(items: list[pystac.Item], keys: list[str]) -> np.ndarray:
+    """(time, band) nodata each asset declares in STAC (``raster:bands``), NaN when none."""
+    nodata = np.full((len(items), len(keys)), np.nan, "float32")
+    for i, item in enumerate(items):
+        for j, key in enumerate(keys):
+            fields = item.assets[key].extra_fields
+            value = (fields.get("raster:bands") or [{}])[0].get("nodata", fields.get("nodata"))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                nodata[i, j] = value
+    return nodata
 
 
 def _raster_scaling(items: list[pystac.Item], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,16 +14,62 @@ Inputs of any height and width are padded (reflect) to a multiple of 16 and crop
 
 from __future__ import annotations
 
+import difflib
+import functools
+
 import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPP, SeparableConv2d
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
-__all__ = ["DeepLabV3PlusS2", "MULTIPLE"]
+from floodxr.errors import UnknownEncoderError
+
+__all__ = ["DeepLabV3PlusS2", "MULTIPLE", "check_encoder"]
 
 #: Height and width the encoder needs to be a multiple of (its deepest stride at OS16).
 MULTIPLE = 16
+
+
+@functools.lru_cache(maxsize=64)
+def check_encoder(name: str) -> str:
+    """``name`` if smp (or timm, with the ``tu-`` prefix) has that encoder, else a named error.
+
+    Examples
+    --------
+    >>> from floodxr.models.architecture import check_encoder
+    >>> check_encoder("resnet18")
+    'resnet18'
+    >>> check_encoder("resnet19")
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.UnknownEncoderError: unknown encoder 'resnet19'; did you mean ...
+    """
+    from segmentation_models_pytorch.encoders import get_encoder_names
+
+    if not isinstance(name, str):
+        raise UnknownEncoderError(f"the encoder must be a name (str), got {name!r}")
+    smp_names = sorted(get_encoder_names())
+    if name in smp_names:
+        return name
+    if name.startswith("tu-"):
+        import timm
+
+        if timm.is_model(name[3:]):
+            return name
+        close = difflib.get_close_matches(name[3:], timm.list_models(), n=5)
+        hint = [f"tu-{c}" for c in close]
+    else:
+        hint = difflib.get_close_matches(name, smp_names, n=5)
+    raise UnknownEncoderError(
+        f"unknown encoder {name!r}; did you mean {hint or 'one of the light ones'}? Light "
+        f"encoders that work here: {list(LIGHT)}; the paper's: 'tu-xception65'; smp knows "
+        f"{smp_names}, and any timm model as 'tu-<name>' (timm.list_models())"
+    )
+
+
+#: Encoders measured to work with DeepLab v3+ at output stride 16 and 8 on a CPU.
+LIGHT = ("tu-mobilenetv3_large_100", "tu-mobilenetv3_large_075", "resnet18", "efficientnet-b0")
 
 
 def _conv_bn_relu(conv: nn.Module, channels: int) -> nn.Sequential:

@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from floodxr.errors import CheckpointError, OutputExistsError
-from floodxr.models.architecture import DeepLabV3PlusS2
+from floodxr.models.architecture import DeepLabV3PlusS2, check_encoder
 
 __all__ = ["FORMAT", "ModelConfig", "save", "read_config", "load_weights", "paths"]
 
@@ -73,10 +73,13 @@ class ModelConfig:
             problems.append(f"tile must be a multiple of 16 of at least 32, got {self.tile!r}")
         if "water" not in self.classes:
             problems.append(f"classes must include 'water', got {self.classes!r}")
+        if len(set(self.bands)) != len(self.bands):
+            problems.append(f"bands must not repeat, got {self.bands!r}")
         if problems:
             raise CheckpointError(
                 f"invalid model configuration {self.name!r}: " + "; ".join(problems)
             )
+        check_encoder(self.encoder)
 
     @property
     def water_index(self) -> int:
@@ -170,7 +173,12 @@ def save(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(weights), metadata={"format": FORMAT, "name": config.name})
+    # the bands and their ranges travel with the weights too: a JSON edited afterwards that
+    # reorders or rescales them would feed the network the wrong channels (see _checked)
+    save_file(state, str(weights), metadata={
+        "format": FORMAT, "name": config.name, "bands": json.dumps(list(config.bands)),
+        "normalization": json.dumps({b: list(v) for b, v in config.normalization.items()}),
+    })  # fmt: skip
     config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights
 
@@ -197,6 +205,7 @@ def _checked(path: str | Path) -> tuple[ModelConfig, torch.nn.Module]:
     try:
         with safe_open(str(weights), framework="pt") as handle:
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
             f"{str(weights)!r} is not a readable safetensors file: {err}"
@@ -213,7 +222,33 @@ def _checked(path: str | Path) -> tuple[ModelConfig, torch.nn.Module]:
             f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, wrong shapes "
             f"{wrong[:3]}; the JSON beside it must describe the weights"
         )
+    _check_inputs(config, metadata, config_path)
     return config, network
+
+
+def _check_inputs(config: ModelConfig, metadata: Mapping[str, str], source: Path) -> None:
+    """Refuse a JSON whose bands or ranges differ from those the weights were saved with."""
+    try:
+        bands = tuple(json.loads(metadata["bands"])) if "bands" in metadata else None
+        ranges = json.loads(metadata["normalization"]) if "normalization" in metadata else None
+    except ValueError as err:
+        raise CheckpointError(f"the weights beside {str(source)!r} carry malformed metadata "
+                              f"({err}); save the checkpoint again") from err  # fmt: skip
+    if bands is not None and bands != tuple(config.bands):
+        how = "reorders" if sorted(bands) == sorted(config.bands) else "changes"
+        raise CheckpointError(
+            f"{str(source)!r} {how} the input bands: it lists {tuple(config.bands)}, the weights "
+            f"were trained on {bands} in that order; restore \"bands\": {list(bands)} in the "
+            "JSON (the network would read the wrong channels)"
+        )
+    if ranges is not None:
+        changed = [b for b in config.bands if tuple(ranges.get(b, ())) != tuple(
+            config.normalization[b])]  # fmt: skip
+        if changed:
+            raise CheckpointError(
+                f"{str(source)!r} changes the normalisation of bands {changed} from the one the "
+                f"weights were trained with ({ {b: ranges.get(b) for b in changed} }); restore it"
+            )
 
 
 def _signature(path: Path) -> tuple[int, int]:

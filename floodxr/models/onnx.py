@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from floodxr.errors import FloodxrError
+from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning
 from floodxr.models import checkpoint, load
 
 __all__ = ["export", "load_session", "cache_dir"]
@@ -60,7 +60,7 @@ def export(weights: str | Path, target: str | Path) -> Path:
     dummy = torch.zeros(1, len(model.config.bands), 64, 64)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
     with warnings.catch_warnings():
         # the padding branch is traced for 64 px inputs; segment only feeds multiples of 16
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -73,6 +73,10 @@ def export(weights: str | Path, target: str | Path) -> Path:
         )  # fmt: skip
     partial.replace(target)  # a killed export never leaves a truncated model behind
     return target
+
+
+def _session(ort: Any, target: Path, options: Any) -> Any:
+    return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +127,20 @@ def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.enable_cpu_mem_arena = False  # the arena alone grows RSS by GiBs
-            session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+            try:
+                session = _session(ort, target, options)
+            except Exception as err:  # onnxruntime raises its own unexported classes
+                # a truncated or corrupted cache file (a full disk, a killed copy): export again
+                warnings.warn(f"the cached ONNX export {str(target)!r} cannot be loaded ({err}); "
+                              "exporting it again", FloodxrWarning, stacklevel=2)  # fmt: skip
+                export(path, target)
+                try:
+                    session = _session(ort, target, options)
+                except Exception as again:
+                    raise CheckpointError(
+                        f"ONNX Runtime cannot load the export of {str(path)!r} ({again}); use "
+                        "floodxr.set_options(engine='torch'), or delete the cache "
+                        f"{str(cache_dir())!r}"
+                    ) from again
             _SESSIONS[key] = OnnxModel(session, checkpoint.read_config(path).water_index)
     return _SESSIONS[key]

@@ -23,6 +23,7 @@ parsed as YAML) change any entry: ``settings.steps=200``, ``out=/tmp/run``.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,13 +31,40 @@ from typing import Any
 
 import yaml
 
+from floodxr._valid import number
 from floodxr.errors import InvalidOptionError
 from floodxr.train.data import Augment, Source, source_from_spec
 from floodxr.train.stages import CPU, PAPER, GridResult, TrainConfig, student, supervised, teacher
 
-__all__ = ["StageConfig", "load_config", "run_stage"]
+__all__ = ["StageConfig", "load_config", "read_yaml", "run_stage"]
 
 STAGES = ("teacher", "student", "supervised")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``1e-3`` is a float.
+
+    PyYAML implements YAML 1.1, whose floats need a dot (``1.0e-3``); people write ``1e-3``.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$""", re.X),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML with YAML 1.2 numbers (``1e-3`` is a float, as in every other tool).
+
+    Examples
+    --------
+    >>> from floodxr.train.config import read_yaml
+    >>> read_yaml("lr: 1e-3\nweight_decay: [1e-4, 5E-4]\nsteps: 200")
+    {'lr': 0.001, 'weight_decay': [0.0001, 0.0005], 'steps': 200}
+    """
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 BASES = {"paper": PAPER, "cpu": CPU}
 
 
@@ -75,7 +103,10 @@ def _apply(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise InvalidOptionError(f"override {override!r}: {part!r} is not a section")
-    node[last] = yaml.safe_load(value)
+    try:
+        node[last] = read_yaml(value)
+    except yaml.YAMLError as err:
+        raise InvalidOptionError(f"override {override!r}: the value is not YAML ({err})") from err
 
 
 def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
@@ -89,15 +120,24 @@ def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
     if unknown:
         raise InvalidOptionError(f"{source}: unknown settings {unknown}; known: {sorted(known)}")
     for key in ("lr", "weight_decay"):
-        if key in raw and not isinstance(raw[key], Sequence):
+        if key in raw and (isinstance(raw[key], str) or not isinstance(raw[key], Sequence)):
             raw[key] = [raw[key]]
         if key in raw:
-            raw[key] = tuple(float(v) for v in raw[key])
+            raw[key] = tuple(_float(v, f"{source}: settings.{key}") for v in raw[key])
     if "augment" in raw:
         augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                    for k, v in dict(raw["augment"]).items()}  # fmt: skip
         raw["augment"] = Augment(**augment)
     return BASES[base_name].replace(**raw)
+
+
+def _float(value: Any, name: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return float(number(value, name))
 
 
 def _sources(value: Any, key: str, source: str) -> tuple[Mapping[str, Any], ...]:
@@ -130,9 +170,11 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StageConfig:
     if not path.is_file():
         raise InvalidOptionError(f"no configuration file {str(path)!r}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+        data = read_yaml(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise InvalidOptionError(f"{str(path)!r} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise InvalidOptionError(f"{str(path)!r} is not a mapping of keys (stage:, out:, ...)")
     data = copy.deepcopy(data)
     for override in overrides:
         _apply(data, override)

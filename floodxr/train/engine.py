@@ -303,6 +303,7 @@ def fit(
     num_workers: int = 0,
     bn_batches: int = 16,
     progress: bool | None = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Train ``config.build()`` on ``dataset`` with ``loss``; resume if ``out`` holds this run.
 
@@ -313,6 +314,8 @@ def fit(
     end; the best is kept as ``best``. Without them ``best`` is the last step. Before each
     evaluation and the final checkpoint, BatchNorm statistics are recomputed over ``bn_batches``
     fixed training batches (:func:`recalibrate_batchnorm`). A finished run is returned as it is.
+    ``threads`` sets torch's CPU threads for the run (and restores them after): results depend
+    on it, so fix it for runs that must agree across machines.
 
     Examples
     --------
@@ -332,6 +335,22 @@ def fit(
     >>> result.steps, result.best.name, sorted(p.name for p in result.out.iterdir())[:3]
     (2, 'best.safetensors', ['best.json', 'best.safetensors', 'curves.png'])
     """
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _fit(config=config, dataset=dataset, loss=loss, schedule=schedule, out=out,
+                    valid=valid, settings=settings, seed=seed, device=device,
+                    num_workers=num_workers, bn_batches=bn_batches, progress=progress)  # fmt: skip
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit(*, config: ModelConfig, dataset: CropDataset,
+         loss: Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor],
+         schedule: Schedule, out: str | Path, valid: Sequence[Scene],
+         settings: Mapping[str, Any] | None, seed: int, device: str, num_workers: int,
+         bn_batches: int, progress: bool | None) -> RunResult:  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": {k: v for k, v in config.to_json().items() if k not in ("provenance",
@@ -365,6 +384,7 @@ def fit(
 
     def checkpoint(kind: str, step: int, iou: float | None) -> Path:
         provenance = {**dict(config.provenance), "steps": step, "seed": seed,
+                      "torch_threads": torch.get_num_threads(),
                       "lr": schedule.lr, "weight_decay": schedule.weight_decay,
                       "batch_size": dataset.batch_size, "crop": dataset.crop, "run": str(out)}
         scores = {} if iou is None else {"valid_iou": iou, "valid_step": step}

@@ -1,0 +1,186 @@
+"""One rule for every entry point: which pixels are valid, and what is dB backscatter.
+
+A pixel is invalid when it is NaN, +-inf (``to_db`` of zero power gives -inf) or equal to the
+nodata value its array declares: rioxarray's ``rio.nodata``, which reads ``_FillValue``,
+``missing_value``, ``fill_value`` and ``nodata`` from the attributes (data opened with
+``masked=True`` / ``mask_and_scale`` are NaN already). :func:`masked` turns every invalid pixel into
+NaN, so that downstream code has one test, ``np.isfinite``.
+
+Sentinel-1 must be in dB. :func:`require_db` checks the ``units`` attribute first (at call time)
+and the values second (for numpy input at call time, for dask input inside each block when it
+is computed): after nodata is masked, a block of at least :data:`MIN_EVIDENCE` finite pixels none
+of which is negative is linear power or amplitude, never dB; values below :data:`DB_FLOOR` or above
+:data:`DB_CEILING` are not backscatter at all (an undeclared nodata value such as -9999, say).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from floodxr.errors import InvalidOptionError, NotANumberError, UnitsError
+
+__all__ = ["DB_UNITS", "LINEAR_UNITS", "declared_nodata", "masked", "require_db",
+           "check_db_values", "check_not_linear_attrs", "number"]  # fmt: skip
+
+DB_UNITS = frozenset({"db", "decibel", "decibels"})
+LINEAR_UNITS = frozenset({"linear", "power", "1", "intensity", "amplitude^2", "amplitude",
+                          "natural", "linear power", "dn"})  # fmt: skip
+S1_BANDS = ("vv", "vh")
+#: Finite pixels a block needs before its values say anything about units.
+MIN_EVIDENCE = 256
+#: Physically possible Sentinel-1 backscatter in dB (the noise floor is near -30 dB, the
+#: brightest corner reflectors reach about +40 dB); anything beyond is not backscatter.
+DB_FLOOR, DB_CEILING = -100.0, 60.0
+_NODATA_ATTRS = ("_FillValue", "missing_value", "fill_value", "nodata")
+
+
+def declared_nodata(da: xr.DataArray) -> float | None:
+    """The nodata value ``da`` declares that is still in its values (None for none or NaN).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr._valid import declared_nodata
+    >>> declared_nodata(xr.DataArray(np.zeros(2), dims="x", attrs={"_FillValue": -9999}))
+    -9999.0
+    >>> declared_nodata(xr.DataArray(np.zeros(2), dims="x")) is None
+    True
+    """
+    try:
+        value = da.rio.nodata
+    except (ValueError, TypeError):
+        value = next((da.attrs[k] for k in _NODATA_ATTRS if k in da.attrs), None)
+    if value is None:
+        return None
+    try:
+        number_value = float(np.asarray(value).item())
+    except (TypeError, ValueError) as err:
+        raise InvalidOptionError(
+            f"the declared nodata value {value!r} is not a number; fix it with "
+            "da.rio.write_nodata(<number>)"
+        ) from err
+    return None if np.isnan(number_value) else number_value
+
+
+def masked(da: xr.DataArray) -> xr.DataArray:
+    """``da`` as floats with every invalid pixel (declared nodata, NaN, +-inf) set to NaN; lazy.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr._valid import masked
+    >>> da = xr.DataArray(np.array([-9999.0, -12.0, -np.inf]), dims="x", attrs={"nodata": -9999})
+    >>> masked(da).values
+    array([ nan, -12.,  nan])
+    """
+    nodata = declared_nodata(da)
+    values = da if da.dtype.kind == "f" and da.dtype.itemsize >= 4 else da.astype("float32")
+    keep = np.isfinite(values)
+    if nodata is not None:
+        keep = keep & (values != nodata)
+    out = values.where(keep)
+    out.attrs = {k: v for k, v in da.attrs.items() if k not in _NODATA_ATTRS}
+    out.encoding = {k: v for k, v in da.encoding.items() if k not in _NODATA_ATTRS}
+    return out
+
+
+def check_not_linear_attrs(obj: Any, who: str) -> None:
+    """Refuse Sentinel-1 data whose ``units`` attribute says linear power or amplitude."""
+    units = str(getattr(obj, "attrs", {}).get("units", "")).strip().lower()
+    if units in LINEAR_UNITS:
+        raise UnitsError(
+            f"{who} expects Sentinel-1 backscatter in dB, got attrs['units'] = "
+            f"{obj.attrs['units']!r}; convert with floodxr.preprocess.to_db (da.flood.to_db())"
+        )
+
+
+def check_db_values(values: np.ndarray, who: str) -> None:
+    """Refuse an array of (nodata-masked) Sentinel-1 values that cannot be dB backscatter."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return
+    low, high = float(finite.min()), float(finite.max())
+    if finite.size >= MIN_EVIDENCE and low >= 0:
+        raise UnitsError(
+            f"{who} expects Sentinel-1 backscatter in dB, but {finite.size} valid values are all "
+            f">= 0 (min {low:.3g}, max {high:.3g}): this is linear power or amplitude; convert "
+            "it with floodxr.preprocess.to_db (da.flood.to_db()), after declaring its nodata "
+            "value if it has one (da.rio.write_nodata(value))"
+        )
+    if low < DB_FLOOR or high > DB_CEILING:
+        raise UnitsError(
+            f"{who} got values from {low:.6g} to {high:.6g}, outside any Sentinel-1 backscatter "
+            f"in dB ({DB_FLOOR:g} to {DB_CEILING:g}); if {low if low < DB_FLOOR else high:.6g} "
+            "marks missing pixels, declare it: da.rio.write_nodata(value)"
+        )
+
+
+def _check_block(block: np.ndarray, who: str, band_axis: int | None,
+                 s1: np.ndarray | None, block_info: Any = None) -> np.ndarray:  # fmt: skip
+    values = block
+    if band_axis is not None and s1 is not None:
+        start, stop = (block_info[0]["array-location"][band_axis] if block_info
+                       else (0, block.shape[band_axis]))  # fmt: skip
+        keep = np.flatnonzero(s1[start:stop])
+        values = np.take(block, keep, axis=band_axis)
+    check_db_values(values, who)
+    return block
+
+
+def require_db(da: xr.DataArray, who: str, *, bands: Sequence[str] | None = None) -> xr.DataArray:
+    """``da`` unchanged, with the dB checks attached: attrs now, values now (numpy) or per block.
+
+    With a ``band`` dimension only the Sentinel-1 bands (``vv``, ``vh``) are checked (``bands``
+    overrides which), and nothing when there is none. Give it data passed through :func:`masked`.
+    """
+    band_axis, s1 = None, None
+    if "band" in da.dims:
+        names = [str(b) for b in da["band"].values] if "band" in da.coords else []
+        chosen = S1_BANDS if bands is None else tuple(bands)
+        s1 = np.array([n in chosen for n in names], dtype=bool)
+        if not s1.any():
+            return da
+        band_axis = da.dims.index("band")
+    check_not_linear_attrs(da, who)
+    if isinstance(da.data, dsa.Array):
+        data = dsa.map_blocks(_check_block, da.data, who=who, band_axis=band_axis, s1=s1,
+                              dtype=da.dtype, meta=np.array((), da.dtype))  # fmt: skip
+        return da.copy(data=data)
+    _check_block(np.asarray(da.data), who, band_axis, s1)
+    return da
+
+
+def number(value: Any, name: str, *, minimum: float | None = None, above: float | None = None,
+           integer: bool = False) -> Any:  # fmt: skip
+    """``value`` if it is a real number (not a bool or a string) within the bounds, else raise.
+
+    Examples
+    --------
+    >>> from floodxr._valid import number
+    >>> number(10, "resolution", above=0)
+    10
+    >>> number("10", "resolution", above=0)
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.NotANumberError: resolution must be a number, got '10' (str); ...
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    what = "an integer" if integer else "a number"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        raise NotANumberError(
+            f"{name} must be {what}, got {value!r} ({type(value).__name__}); pass e.g. "
+            f"{name}={int(above + 1) if above is not None else (minimum or 1)}"
+        )
+    if not np.isfinite(float(value)):
+        raise InvalidOptionError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and float(value) < minimum:
+        raise InvalidOptionError(f"{name} must be {what} >= {minimum}, got {value!r}")
+    if above is not None and not float(value) > above:
+        raise InvalidOptionError(f"{name} must be {what} > {above}, got {value!r}")
+    return value
