@@ -26,7 +26,8 @@ import xarray as xr
 from floodxr.errors import InvalidOptionError, NotANumberError, UnitsError
 
 __all__ = ["DB_UNITS", "LINEAR_UNITS", "declared_nodata", "masked", "require_db",
-           "check_db_values", "check_not_linear_attrs", "number"]  # fmt: skip
+           "check_db_values", "check_db_summary", "check_not_linear_attrs",
+           "number"]  # fmt: skip
 
 DB_UNITS = frozenset({"db", "decibel", "decibels"})
 LINEAR_UNITS = frozenset({"linear", "power", "1", "intensity", "amplitude^2", "amplitude",
@@ -103,12 +104,17 @@ def check_not_linear_attrs(obj: Any, who: str) -> None:
 def check_db_values(values: np.ndarray, who: str) -> None:
     """Refuse an array of (nodata-masked) Sentinel-1 values that cannot be dB backscatter."""
     finite = values[np.isfinite(values)]
-    if not finite.size:
+    if finite.size:
+        check_db_summary(float(finite.min()), float(finite.max()), finite.size, who)
+
+
+def check_db_summary(low: float, high: float, count: int, who: str) -> None:
+    """:func:`check_db_values` from the minimum, maximum and count of the valid values."""
+    if not count:
         return
-    low, high = float(finite.min()), float(finite.max())
-    if finite.size >= MIN_EVIDENCE and low >= 0:
+    if count >= MIN_EVIDENCE and low >= 0:
         raise UnitsError(
-            f"{who} expects Sentinel-1 backscatter in dB, but {finite.size} valid values are all "
+            f"{who} expects Sentinel-1 backscatter in dB, but {count} valid values are all "
             f">= 0 (min {low:.3g}, max {high:.3g}): this is linear power or amplitude; convert "
             "it with floodxr.preprocess.to_db (da.flood.to_db()), after declaring its nodata "
             "value if it has one (da.rio.write_nodata(value))"

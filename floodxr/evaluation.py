@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from floodxr import threshold
 from floodxr.data import sen1floods11
 from floodxr.errors import (
+    AssetReadError,
     ChipReadError,
     FloodxrError,
     InvalidOptionError,
@@ -106,9 +107,12 @@ def _reading(chip: str, root: Path) -> Iterator[None]:
     """Name the chip when its files fail to read (GDAL's errors name only a file, or nothing)."""
     try:
         yield
-    except FloodxrError:
-        raise
-    except (OSError, RuntimeError, ValueError) as err:  # rasterio's RasterioIOError is an OSError
+    except FloodxrError as err:
+        if not isinstance(err, AssetReadError):
+            raise
+        raise ChipReadError(f"chip {chip!r}: {err}; or skip unreadable chips (on_error='skip', "
+                            "floodxr evaluate --skip-unreadable)") from err  # fmt: skip
+    except (OSError, RuntimeError) as err:  # rasterio's RasterioIOError is an OSError
         raise ChipReadError(
             f"chip {chip!r} under {str(root)!r} cannot be read ({type(err).__name__}: "
             f"{str(err)[:300]}); replace its files, remove it from the split list, or skip "
@@ -177,17 +181,19 @@ def evaluate_split(
         try:
             with _reading(chip_id, root):
                 chip = sen1floods11.open_chip(root, chip_id)
-                assert chip.label is not None  # read_split lists only chips with a label
-                if bands is not None and chip.stack(bands) is None:
-                    skipped.append(chip.id)
-                    continue
-                prediction = predict_chip(chip, method=method, band=band, events=events)
-                counts = confusion(prediction, chip.label)
+                for array in (chip.s1, chip.label, chip.s2):
+                    if array is not None:
+                        array.load()  # read now: a truncated file fails here, named
         except ChipReadError as err:
             if on_error == "raise":
                 raise
             failed.append({"chip": chip_id, "error": str(err)})
             continue
+        assert chip.label is not None  # read_split lists only chips with a label
+        if bands is not None and chip.stack(bands) is None:
+            skipped.append(chip.id)
+            continue
+        counts = confusion(predict_chip(chip, method=method, band=band, events=events), chip.label)
         confusions.append(counts)
         rows.append({"chip": chip.id, "iou": _number(counts.iou),
                      "intersection": counts.intersection, "union": counts.union})  # fmt: skip

@@ -29,7 +29,14 @@ import xarray as xr
 from skimage.filters import threshold_otsu
 
 from floodxr._bands import Polarisation, XarrayObj, require_spatial, select_band
-from floodxr._valid import check_db_values, check_not_linear_attrs, masked, number, require_db
+from floodxr._valid import (
+    check_db_summary,
+    check_db_values,
+    check_not_linear_attrs,
+    masked,
+    number,
+    require_db,
+)
 from floodxr.errors import FloodxrWarning, InvalidOptionError
 from floodxr.options import OPTIONS
 
@@ -50,9 +57,16 @@ def _finite_range(block: np.ndarray) -> Range:
     return (finite.min(), finite.max())
 
 
-def _merge_ranges(ranges: Sequence[Range]) -> Range:
+def _finite_count(block: np.ndarray) -> int:
+    return int(np.isfinite(block).sum())
+
+
+def _merge_ranges(ranges: Sequence[Range], counts: Sequence[int] = (), who: str = "otsu") -> Range:
     lows = [lo for lo, _ in ranges if lo is not None]
     highs = [hi for _, hi in ranges if hi is not None]
+    if lows:
+        # the dB check over the whole scene: small chunks are no evidence one by one
+        check_db_summary(float(min(lows)), float(max(highs)), sum(counts), who)
     return (min(lows), max(highs)) if lows else (None, None)
 
 
@@ -139,33 +153,37 @@ def _global_kernel(nbins: int) -> tuple[Callable[..., Any], Callable[..., float]
     )
 
 
-def _tiled_kernel(nbins: int, tile: int, min_score: float) -> tuple[Callable[..., Any], ...]:
+def _tiled_kernel(
+    nbins: int, tile: int, min_score: float
+) -> tuple[Callable[..., Any], Callable[..., float]]:
     return (lambda block, rng: _tile_histograms(block, rng, nbins, tile, min_score)), (
         _otsu_from_tiles
     )
 
 
 def _scene_threshold(
-    scene: Any, per_block: Callable[..., Any], combine: Callable[..., float]
+    scene: Any, per_block: Callable[..., Any], combine: Callable[..., float], who: str
 ) -> Any:
     """Threshold of one 2-D scene: a float for numpy, a 0-d dask array for dask."""
     if not isinstance(scene, dsa.Array):
         rng = _finite_range(scene)
         return combine([per_block(scene, rng)], rng)
     blocks = scene.to_delayed().ravel()
-    rng = dask.delayed(_merge_ranges)([dask.delayed(_finite_range)(b) for b in blocks])
+    rng = dask.delayed(_merge_ranges)([dask.delayed(_finite_range)(b) for b in blocks],
+                                      [dask.delayed(_finite_count)(b) for b in blocks], who)
     parts = [dask.delayed(per_block)(b, rng) for b in blocks]
     threshold = dask.delayed(lambda p, r: np.asarray(combine(p, r), dtype=np.float64))(parts, rng)
     return dsa.from_delayed(threshold, shape=(), dtype=np.float64)
 
 
 def _scene_thresholds(
-    values: xr.DataArray, per_block: Callable[..., Any], combine: Callable[..., float]
+    values: xr.DataArray, per_block: Callable[..., Any], combine: Callable[..., float], who: str
 ) -> xr.DataArray:
     require_spatial(values)
     lead_shape = values.shape[:-2]
     data = values.data
-    scenes = [_scene_threshold(data[index], per_block, combine) for index in np.ndindex(lead_shape)]
+    scenes = [_scene_threshold(data[index], per_block, combine, who)
+              for index in np.ndindex(lead_shape)]  # fmt: skip
     if isinstance(data, dsa.Array):
         stacked = dsa.stack(scenes).reshape(lead_shape) if scenes else dsa.zeros(lead_shape)
     else:
@@ -236,7 +254,7 @@ def otsu_threshold(
     -23.0
     """
     values = _band_values(obj, band, "otsu_threshold")
-    return _scene_thresholds(values, *_global_kernel(_check_bins(nbins)))
+    return _scene_thresholds(values, *_global_kernel(_check_bins(nbins)), "otsu_threshold")
 
 
 def otsu(obj: XarrayObj, *, band: Polarisation = "vh", nbins: int | None = None) -> xr.DataArray:
@@ -258,12 +276,13 @@ def otsu(obj: XarrayObj, *, band: Polarisation = "vh", nbins: int | None = None)
     True
     """
     values = _band_values(obj, band, "otsu")
-    threshold = _scene_thresholds(values, *_global_kernel(_check_bins(nbins)))
+    threshold = _scene_thresholds(values, *_global_kernel(_check_bins(nbins)), "otsu")
     return _apply(values, threshold, f"otsu(band={band!r})")
 
 
 def _tiled_thresholds(
-    values: xr.DataArray, tile_size: int | None, min_score: float | None, nbins: int | None
+    values: xr.DataArray, tile_size: int | None, min_score: float | None, nbins: int | None,
+    who: str,
 ) -> xr.DataArray:
     tile = OPTIONS["otsu_tile_size"] if tile_size is None else tile_size
     score = OPTIONS["otsu_bimodality"] if min_score is None else min_score
@@ -276,7 +295,7 @@ def _tiled_thresholds(
         values = values.chunk(
             {dim: _tile_chunks(values.chunksizes[dim], tile) for dim in ("y", "x")}
         )
-    return _scene_thresholds(values, *_tiled_kernel(_check_bins(nbins), tile, score))
+    return _scene_thresholds(values, *_tiled_kernel(_check_bins(nbins), tile, score), who)
 
 
 def _tile_chunks(chunks: tuple[int, ...], tile: int) -> tuple[int, ...] | int:
@@ -323,7 +342,7 @@ def otsu_tiled_threshold(
     ('Array', -23.0)
     """
     return _tiled_thresholds(_band_values(obj, band, "otsu_tiled_threshold"), tile_size,
-                             min_score, nbins)
+                             min_score, nbins, "otsu_tiled_threshold")
 
 
 def otsu_tiled(
@@ -345,7 +364,7 @@ def otsu_tiled(
     True
     """
     values = _band_values(obj, band, "otsu_tiled")
-    threshold = _tiled_thresholds(values, tile_size, min_score, nbins)
+    threshold = _tiled_thresholds(values, tile_size, min_score, nbins, "otsu_tiled")
     return _apply(values, threshold, f"otsu_tiled(band={band!r})")
 
 

@@ -38,7 +38,8 @@ def site(tmp_path_factory) -> Path:
 
 def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
     for page in ("index", "getting-started", "concepts", "stac", "segmentation", "baselines",
-                 "training", "basin", "api", "model-card", "results", "benchmarks"):  # fmt: skip
+                 "training", "basin", "api", "reliability", "model-card", "results",
+                 "benchmarks"):  # fmt: skip
         assert (site / f"{page}.html").is_file(), page
     # the API reference has the accessor and the modules' functions with their examples
     accessor = (site / "generated" / "xarray.DataArray.flood.segment.html").read_text()

@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import dask
+import dask.array as dsa
 import numpy as np
 import rioxarray
 import xarray as xr
 
 from floodxr._bands import S1_BANDS, S2_BANDS
 from floodxr.errors import (
+    AssetReadError,
     ChipNotFoundError,
     DataLayoutError,
     MissingChipsWarning,
@@ -71,13 +74,38 @@ def _open(path: str | Path, *, chunks: Chunks, masked: bool) -> xr.DataArray:
     path = Path(path)
     if not path.is_file():
         raise ChipNotFoundError(f"no file {str(path)!r}; {_LAYOUT}")
-    if chunks is not None:
-        # all bands of a pixel in one chunk: models and indices need them together
-        sizes = {"y": chunks, "x": chunks} if isinstance(chunks, int) else dict(chunks)
-        chunks = {"band": -1, **sizes}
-    opened = rioxarray.open_rasterio(path, chunks=chunks, masked=masked)
+    try:
+        opened = rioxarray.open_rasterio(path, masked=masked, cache=False)
+    except (OSError, RuntimeError) as err:  # rasterio's RasterioIOError is an OSError
+        raise AssetReadError(f"cannot open {str(path)!r} as a GeoTIFF ({err}); replace the "
+                             "file (truncated or corrupt download?)") from err  # fmt: skip
     assert isinstance(opened, xr.DataArray)  # a single-subdataset GeoTIFF; not user input
-    return opened
+    if chunks is None:
+        return opened
+    # all bands of a pixel in one chunk: models and indices need them together
+    sizes = {"y": chunks, "x": chunks} if isinstance(chunks, int) else dict(chunks)
+    reads = dsa.from_array(_NamedReads(opened.variable, path), name=f"read-{path.name}-"
+                           f"{dask.base.tokenize(str(path), path.stat().st_mtime_ns)}",
+                           chunks=(-1, sizes.get("y", -1), sizes.get("x", -1)),
+                           meta=np.array((), opened.dtype))  # fmt: skip
+    return opened.copy(data=reads)
+
+
+class _NamedReads:
+    """The lazily read pixels of a file; a failed read names the file (GDAL's errors do not)."""
+
+    def __init__(self, variable: xr.Variable, path: Path) -> None:
+        self.variable, self.path = variable, path
+        self.shape, self.dtype, self.ndim = variable.shape, variable.dtype, variable.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.variable[key].values)
+        except (OSError, RuntimeError) as err:
+            raise AssetReadError(
+                f"reading pixels of {str(self.path)!r} failed ({type(err).__name__}: {err}); the "
+                "file is truncated or corrupt: replace it"
+            ) from err
 
 
 def _band_names(da: xr.DataArray, expected: tuple[str, ...], path: Path) -> list[str]:
