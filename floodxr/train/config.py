@@ -61,7 +61,7 @@ def read_yaml(text: str) -> Any:
     Examples
     --------
     >>> from floodxr.train.config import read_yaml
-    >>> read_yaml("lr: 1e-3\nweight_decay: [1e-4, 5E-4]\nsteps: 200")
+    >>> read_yaml("lr: 1e-3\\nweight_decay: [1e-4, 5E-4]\\nsteps: 200")
     {'lr': 0.001, 'weight_decay': [0.0001, 0.0005], 'steps': 200}
     """
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
