@@ -68,6 +68,7 @@ def hole(values: np.ndarray) -> np.ndarray:
 
 @case("declared nodata (-9999, rioxarray defaults) in otsu / otsu_tiled / threshold")
 @pytest.mark.parametrize("chunks", [None, 128])
+@pytest.mark.filterwarnings("ignore:otsu_tiled found no bimodal tile")
 def test_declared_nodata_never_moves_a_threshold_nor_becomes_water(nodata_tif, s1, chunks):
     da = opened_with_defaults(nodata_tif)
     da = da if chunks is None else da.chunk({"y": chunks, "x": chunks})
@@ -303,6 +304,7 @@ HTML = (200, "text/html", b"<html><body>Sign in</body></html>")
 
 
 @case("a STAC API whose landing page or search answer is not JSON")
+@pytest.mark.filterwarnings("ignore:The requested method 'POST'")
 def test_non_json_stac_answers_are_named():
     with Canned() as server, floodxr.set_options(http_retries=0):
         server.answers["/"] = HTML
@@ -315,6 +317,7 @@ def test_non_json_stac_answers_are_named():
 
 
 @case("STAC features without geometry")
+@pytest.mark.filterwarnings("ignore:The requested method 'POST'")
 def test_items_without_geometry_are_named():
     with Canned() as server, floodxr.set_options(http_retries=0):
         item = {"type": "Feature", "stac_version": "1.0.0", "id": "no-footprint",
@@ -468,7 +471,9 @@ def test_a_truncated_chip_is_named_and_can_be_skipped(tmp_path, shared_data):
                            "--skip-unreadable"], capture_output=True, text=True, timeout=300)
     result = json.loads(done.stdout)
     assert result["n_chips"] == 8 and [f["chip"] for f in result["failed"]] == ["Spain_6860600"]
-    full = evaluate_split(shared_data, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.MissingChipsWarning)
+        full = evaluate_split(shared_data, progress=False)
     kept = [row for row in full["chips"] if row["chip"] != "Spain_6860600"]
     assert result["chips"] == kept
 
