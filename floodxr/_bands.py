@@ -12,6 +12,9 @@ from floodxr.errors import MissingBandError, MissingDimensionError
 XarrayObj: TypeAlias = xr.DataArray | xr.Dataset
 Polarisation: TypeAlias = Literal["vv", "vh"]
 
+#: Value of nodata pixels in floodxr water masks (uint8: 0 not water, 1 water).
+NODATA = 255
+
 S1_BANDS: tuple[str, ...] = ("vv", "vh")
 S2_BANDS: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",

@@ -23,6 +23,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from floodxr._bands import S1_BANDS
 from floodxr.errors import InvalidOptionError, NotANumberError, UnitsError
 
 __all__ = ["DB_UNITS", "LINEAR_UNITS", "declared_nodata", "masked", "require_db",
@@ -32,7 +33,6 @@ __all__ = ["DB_UNITS", "LINEAR_UNITS", "declared_nodata", "masked", "require_db"
 DB_UNITS = frozenset({"db", "decibel", "decibels"})
 LINEAR_UNITS = frozenset({"linear", "power", "1", "intensity", "amplitude^2", "amplitude",
                           "natural", "linear power", "dn"})  # fmt: skip
-S1_BANDS = ("vv", "vh")
 #: Finite pixels a block needs before its values say anything about units.
 MIN_EVIDENCE = 256
 #: Physically possible Sentinel-1 backscatter in dB (the noise floor is near -30 dB, the

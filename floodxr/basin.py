@@ -52,6 +52,7 @@ import xarray as xr
 from affine import Affine
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from floodxr._bands import NODATA
 from floodxr._valid import number
 from floodxr.errors import (
     BasinInputError,
@@ -91,7 +92,6 @@ _PRE_SPAWN = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 _FORMAT = "floodxr-basin/1"
 _MANIFEST = "manifest.json"
-_NODATA = 255
 _AREAS = ("water_km2", "flood_km2", "observed_km2")
 _LOAD_CHUNK = 2048
 
@@ -455,7 +455,7 @@ class _Store:
         chunks = (1, chunk, chunk)
         coords = grid.template(chunk).coords
         probability = dsa.full(shape, np.nan, dtype="float32", chunks=chunks)
-        water = dsa.full(shape, _NODATA, dtype="uint8", chunks=chunks)
+        water = dsa.full(shape, NODATA, dtype="uint8", chunks=chunks)
         ds = xr.Dataset(
             {"probability": (("time", "y", "x"), probability,
                              {"long_name": "water probability", "units": "1"}),
@@ -473,7 +473,7 @@ class _Store:
                        consolidated=False)  # fmt: skip
         else:
             encoding = {"probability": {"_FillValue": np.float32(np.nan)},
-                        "water": {"_FillValue": np.uint8(_NODATA)},
+                        "water": {"_FillValue": np.uint8(NODATA)},
                         "time": {"units": "microseconds since 1970-01-01",
                                  "dtype": "int64"}}  # fmt: skip
             ds.to_zarr(self.path, group=basin.id, mode="w-", compute=False, consolidated=False,
@@ -485,10 +485,10 @@ class _Store:
         group = zarr.open_group(str(self.path / basin.id), mode="r+")
         if "reference" not in group:
             array = group.create_array("reference", shape=(grid.ny, grid.nx), dtype="uint8",
-                                       chunks=(chunk, chunk), fill_value=_NODATA,
+                                       chunks=(chunk, chunk), fill_value=NODATA,
                                        dimension_names=("y", "x"))  # fmt: skip
             array.attrs.update({"long_name": "reference water", "flag_values": [0, 1],
-                                "flag_meanings": "not_water water", "_FillValue": _NODATA,
+                                "flag_meanings": "not_water water", "_FillValue": NODATA,
                                 "grid_mapping": "spatial_ref"})  # fmt: skip
 
 
@@ -538,7 +538,7 @@ def _write_block(values: np.ndarray, target: _Target, y0: int, x0: int) -> np.nd
     transform = grid.transform * Affine.translation(x0, y0)
     inside = _inside(target.geometry, transform, (height, width))
     probability = np.where(inside, values.reshape(height, width), np.nan).astype("float32")
-    water = np.full((height, width), _NODATA, "uint8")
+    water = np.full((height, width), NODATA, "uint8")
     seen = np.isfinite(probability)
     water[seen] = probability[seen] >= 0.5
     rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 from pyproj import CRS, Geod
 
+from floodxr._bands import NODATA
 from floodxr._valid import declared_nodata, masked, number
 from floodxr.errors import (
     InvalidGridError,
@@ -29,8 +30,6 @@ from floodxr.errors import (
     ShapeMismatchError,
     WrongTypeError,
 )
-
-NODATA = 255
 
 __all__ = ["Confusion", "confusion", "iou", "aggregate_iou", "mean_iou", "pixel_area_km2",
            "water_area_km2"]  # fmt: skip

@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 
 from floodxr import threshold
-from floodxr._bands import XarrayObj, require_spatial, select_bands
+from floodxr._bands import S1_BANDS, XarrayObj, require_spatial, select_bands
 from floodxr._valid import check_db_values, check_not_linear_attrs, masked
 from floodxr.errors import InvalidOptionError, UnknownModelError
 from floodxr.options import OPTIONS, set_options
@@ -43,7 +43,6 @@ __all__ = ["segment", "THRESHOLD_MODELS", "Output"]
 Output = Literal["probability", "mask"]
 #: Non-network methods that ``segment(model=...)`` also accepts.
 THRESHOLD_MODELS = tuple(threshold.METHODS)
-_S1 = ("vv", "vh")
 #: Window side for a model whose checkpoint does not say what it was trained on (paper: 321).
 DEFAULT_TILE = 320
 #: Attributes that describe the input's values, not the result's.
@@ -221,16 +220,14 @@ _LIBC = _load_libc()
 
 def _valid_bands(obj: XarrayObj, bands: tuple[str, ...]) -> xr.DataArray:
     """The model's bands of ``obj`` in order, invalid pixels (each array's nodata) as NaN."""
-    s1 = [b for b in bands if b in _S1]
+    s1 = [b for b in bands if b in S1_BANDS]
     if isinstance(obj, xr.Dataset):
         for name in (b for b in s1 if b in obj.data_vars):
             check_not_linear_attrs(obj[name], "segment")
-        obj = obj.map(masked)
-    elif s1:
+        return select_bands(obj.map(masked), bands)
+    if s1:
         check_not_linear_attrs(obj, "segment")
-    if isinstance(obj, xr.DataArray):
-        obj = masked(obj)
-    return select_bands(obj, bands)
+    return select_bands(masked(obj), bands)
 
 
 def _torch_threads(n_blocks: int) -> int:
@@ -340,7 +337,7 @@ def segment(
         chunk_starts=(starts[0], starts[1]),
         low=tuple(config.normalization[b][0] for b in config.bands),
         high=tuple(config.normalization[b][1] for b in config.bands),
-        s1_bands=tuple(i for i, b in enumerate(config.bands) if b in _S1),
+        s1_bands=tuple(i for i, b in enumerate(config.bands) if b in S1_BANDS),
     )
     depth = {axis: 0 for axis in range(lead + 1)} | {lead + 1: plan.step, lead + 2: plan.step}
     boundary = {axis: "none" for axis in range(lead + 1)} | {

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 from skimage.filters import threshold_otsu
 
-from floodxr._bands import Polarisation, XarrayObj, require_spatial, select_band
+from floodxr._bands import NODATA, Polarisation, XarrayObj, require_spatial, select_band
 from floodxr._valid import (
     check_db_summary,
     check_db_values,
@@ -44,8 +44,6 @@ __all__ = [
     "otsu_threshold", "otsu", "otsu_tiled_threshold", "otsu_tiled", "fixed", "NODATA", "METHODS",
 ]  # fmt: skip
 
-#: Value of nodata pixels in floodxr water masks.
-NODATA = 255
 
 Range = tuple[Any, Any]
 

@@ -42,17 +42,23 @@ __all__ = ["to_cog", "to_zarr", "block_regions", "north_up", "output_folder"]
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 
 
-def _target(path: str | Path, overwrite: bool, kind: str) -> Path:
-    """The output path, refused unless it can be written as ``kind`` ("file" or "store")."""
+def _creatable(path: str | Path, what: str, *, itself: bool = False) -> Path:
+    """``path`` as a Path, refused when it is empty or lies under a file (or is one)."""
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
-        raise OutputPathError(f"expected an output path, got {path!r}")
+        raise OutputPathError(f"expected {what}, got {path!r}")
     path = Path(path)
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
+    for candidate in ((path,) if itself else ()) + tuple(path.parents):
+        if candidate.exists() and not candidate.is_dir():
             raise OutputPathError(
-                f"{str(parent)!r} is a file, so {str(path)!r} cannot be created under it; "
+                f"{str(candidate)!r} is a file, so {str(path)!r} cannot be created as {what}; "
                 "choose a path inside a folder"
             )
+    return path
+
+
+def _target(path: str | Path, overwrite: bool, kind: str) -> Path:
+    """The output path, refused unless it can be written as ``kind`` ("file" or "store")."""
+    path = _creatable(path, "an output path")
     if not path.exists():
         return path
     if not overwrite:
@@ -95,15 +101,7 @@ def output_folder(path: str | Path) -> Path:
     ...
     floodxr.errors.OutputPathError: '.../notes.txt' is a file, so '.../maps' cannot be ...
     """
-    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
-        raise OutputPathError(f"expected an output folder, got {path!r}")
-    path = Path(path)
-    for candidate in (path, *path.parents):
-        if candidate.exists() and not candidate.is_dir():
-            raise OutputPathError(
-                f"{str(candidate)!r} is a file, so {str(path)!r} cannot be created as a folder "
-                "of outputs; choose a folder path"
-            )
+    path = _creatable(path, "a folder of outputs", itself=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -114,7 +112,7 @@ def _staging(path: Path, suffix: str) -> Path:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".floodxr-partial{suffix}",
                                     dir=path.parent)  # fmt: skip
     os.close(handle)
-    os.unlink(name)
+    os.unlink(name)  # the name is ours; the writers create the file or the store themselves
     return Path(name)
 
 
