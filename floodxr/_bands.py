@@ -50,6 +50,12 @@ def select_bands(obj: XarrayObj, bands: Sequence[str]) -> xr.DataArray:
     """Select ``bands`` (in that order) from ``obj`` along ``band``, with a fixing message."""
     da = as_band_array(obj)
     found = tuple(str(b) for b in da["band"].values)
+    repeated = sorted({b for b in found if found.count(b) > 1})
+    if repeated:
+        raise MissingBandError(
+            f"bands {repeated} appear more than once on dim 'band' ({found}); keep one of each, "
+            "e.g. da.drop_duplicates('band')"
+        )
     missing = [b for b in bands if b not in found]
     if missing:
         hint = ""

@@ -13,7 +13,14 @@ import numpy as np
 import xarray as xr
 
 from floodxr._bands import XarrayObj, as_band_array, select_band
-from floodxr._valid import DB_UNITS, LINEAR_UNITS, check_not_linear_attrs, masked, require_db
+from floodxr._valid import (
+    DB_UNITS,
+    LINEAR_UNITS,
+    check_not_linear_attrs,
+    masked,
+    number,
+    require_db,
+)
 from floodxr.errors import InvalidOptionError, MissingBandError, UnitsError
 
 __all__ = [
@@ -165,6 +172,15 @@ def normalize(
     """
     da = as_band_array(obj)
     table = {**PAPER_RANGES, **(ranges or {})}
+    for band, bounds in (ranges or {}).items():
+        try:
+            low, high = (float(number(v, f"ranges[{band!r}]")) for v in bounds)
+        except (TypeError, ValueError) as err:
+            raise InvalidOptionError(
+                f"ranges[{band!r}] must be (low, high), got {bounds!r}"
+            ) from err
+        if not low < high:
+            raise InvalidOptionError(f"ranges[{band!r}] must have low < high, got {bounds!r}")
     bands = [str(b) for b in da["band"].values]
     unknown = [b for b in bands if b not in table]
     if unknown:
@@ -180,9 +196,9 @@ def normalize(
     else:
         da = masked(da)
     da = require_db(da, "normalize")  # the Sentinel-1 bands only
-    low = xr.DataArray([table[b][0] for b in bands], dims="band", coords={"band": da["band"]})
-    high = xr.DataArray([table[b][1] for b in bands], dims="band", coords={"band": da["band"]})
-    scaled = xr.apply_ufunc(clip_scale, da, low, high, dask="parallelized",
+    lows = xr.DataArray([table[b][0] for b in bands], dims="band", coords={"band": da["band"]})
+    highs = xr.DataArray([table[b][1] for b in bands], dims="band", coords={"band": da["band"]})
+    scaled = xr.apply_ufunc(clip_scale, da, lows, highs, dask="parallelized",
                             output_dtypes=[np.float32])  # fmt: skip
     scaled.attrs = {**da.attrs, "units": "1", "normalization": "floodxr.preprocess.normalize"}
     return scaled
@@ -202,9 +218,16 @@ def clip_scale(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
     return np.clip((values.astype("float32") - low) / (high - low), 0.0, 1.0)
 
 
+def _one_band(obj: XarrayObj, band: str) -> xr.DataArray:
+    # a Dataset's variable keeps its own declared nodata; stacking would drop it
+    if isinstance(obj, xr.Dataset) and band in obj.data_vars:
+        return obj[band]
+    return select_band(obj, band)
+
+
 def _normalized_difference(obj: XarrayObj, a: str, b: str, name: str) -> xr.DataArray:
-    first = select_band(obj, a).astype("float32")
-    second = select_band(obj, b).astype("float32")
+    first = masked(_one_band(obj, a))
+    second = masked(_one_band(obj, b))
     total = first + second
     index = ((first - second) / total.where(total != 0)).astype("float32")
     index.attrs = {"long_name": f"{name.upper()} = ({a} - {b}) / ({a} + {b})", "units": "1"}

@@ -142,8 +142,14 @@ def north_up(obj: XarrayT) -> XarrayT:
     flips = {}
     for dim, descending in (("y", True), ("x", False)):
         if dim in obj.dims and obj.sizes[dim] > 1 and dim in obj.coords:
-            step = np.diff(np.asarray(obj[dim].values[:2], dtype="float64"))[0]
-            if (step > 0) == descending:
+            steps = np.diff(np.asarray(obj[dim].values, dtype="float64"))
+            if not np.allclose(steps, steps[0], rtol=1e-6, atol=0) or steps[0] == 0:
+                raise InvalidGridError(
+                    f"the {dim!r} coordinate is not evenly spaced (steps from {steps.min():.6g} "
+                    f"to {steps.max():.6g}), so no raster transform describes it; sort it "
+                    f"(da.sortby({dim!r})) or reproject onto a regular grid (da.rio.reproject)"
+                )
+            if (steps[0] > 0) == descending:
                 flips[dim] = slice(None, None, -1)
     if not flips:
         return obj

@@ -249,6 +249,39 @@ def test_labels_must_be_water_codes(s1):
         metrics.confusion(s1.sel(band="vh"), label)
 
 
+@case("coordinates that are not evenly spaced, written by to_cog")
+def test_irregular_coordinates_are_refused_by_writers(tmp_path):
+    mask = floodxr.testing.synthetic_scene((64, 48), seed=1).s1.flood.otsu()
+    shuffled = mask.isel(y=np.random.default_rng(0).permutation(64))
+    with pytest.raises(errors.InvalidGridError, match="'y' coordinate is not evenly spaced"):
+        shuffled.flood.to_cog(tmp_path / "water.tif")
+    assert not list(tmp_path.iterdir())
+
+
+@case("a band listed twice; normalize with a range whose low is not below its high")
+def test_repeated_bands_and_empty_ranges_are_refused(s1, tiny_student):
+    doubled = xr.concat([s1, s1.sel(band=["vv"])], dim="band")
+    with pytest.raises(errors.MissingBandError, match=r"\['vv'\] appear more than once"):
+        doubled.flood.segment(model=tiny_student)
+    with pytest.raises(errors.InvalidOptionError, match="low < high"):
+        s1.flood.normalize(ranges={"vv": (0.0, 0.0)})
+    with pytest.raises(errors.InvalidOptionError, match=r"must be \(low, high\), got \('low'"):
+        s1.flood.normalize(ranges={"vv": ("low", 0.0)})
+
+
+@case("Sentinel-2 with nodata 0 declared (rioxarray defaults) in indices and weak labels")
+def test_s2_nodata_is_invalid_in_indices(tmp_path):
+    s2 = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP).s2.fillna(0).astype("int16")
+    s2[:, :20, :20] = 0
+    s2.attrs = {}
+    path = tmp_path / "s2.tif"
+    s2.rio.write_nodata(0, encoded=False).rio.to_raster(path)
+    raw = rioxarray.open_rasterio(path).assign_coords(band=list(s2["band"].values))
+    assert raw.rio.nodata == 0
+    assert np.isnan(raw.flood.ndwi().values[:20, :20]).all()
+    assert (raw.flood.weak_labels().values[:20, :20] == -1).all()
+
+
 # --- errors: STAC ------------------------------------------------------------------------------
 
 
