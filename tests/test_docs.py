@@ -17,6 +17,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOTEBOOKS = ("historical_flood", "train_teacher_student", "basin_run")
 # what the probe of this machine kind found necessary: no sandbox as root, no GPU, and no
 # background connections (the network is closed)
+# building the site executes the notebooks (about 3 minutes alone on 2 cores); beside another
+# CPU-heavy process it took over 10, which the suite's default timeout of 600 s cut short
+pytestmark = pytest.mark.timeout(3600)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]  # fmt: skip
@@ -31,7 +34,7 @@ def site(tmp_path_factory) -> Path:
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", "AVX2")}
     done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
                            str(DOCS), str(out)], capture_output=True, text=True, env=env,
-                          timeout=1500)  # fmt: skip
+                          timeout=3000)  # fmt: skip
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-5000:])
     return out
 
