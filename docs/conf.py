@@ -43,7 +43,8 @@ myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 # the notebooks in examples/ run during the build: the maps in the docs are always today's
 nb_execution_mode = "force"
-nb_execution_timeout = 900
+# per cell: the training cell takes ~2.5 min alone on 2 cores, over 15 beside a CPU-heavy process
+nb_execution_timeout = 3000
 nb_execution_raise_on_error = True
 nb_execution_in_temp = True
 nb_output_stderr = "remove"
