@@ -53,7 +53,7 @@ from affine import Affine
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from floodxr._bands import NODATA
-from floodxr._valid import number
+from floodxr._valid import masked, number
 from floodxr.errors import (
     BasinInputError,
     FloodxrWarning,
@@ -644,7 +644,7 @@ def _settings(model_id: str, resolution: float, catalog: Any, reference: Any, ch
     elif isinstance(reference, xr.DataArray):
         reference = {"mask": dask.base.tokenize(reference)}
     elif reference is not None:
-        reference = {"dates": str(stac._format_datetime(reference))}
+        reference = {"dates": str(stac.format_datetime(reference))}
     return {"model": model_id, "resolution": float(resolution), "catalog": cat.url,
             "collection": cat.s1.id, "reference": reference, "chunk": int(chunk),
             "tile": OPTIONS["tile"], "halo": OPTIONS["halo"]}  # fmt: skip
@@ -921,12 +921,17 @@ def _reference_graph(basin: Basin, grid: _Grid, reference: Any, catalog: Any, mo
             raise BasinInputError(
                 "the reference mask has no CRS; write one with mask.rio.write_crs(...)"
             )
-        mask = reference.astype("float32")
-        if mask.rio.nodata is not None and not np.isnan(mask.rio.nodata):
-            mask = mask.where(mask != mask.rio.nodata)
+        mask = masked(reference)
         on_grid = mask.rio.write_nodata(np.nan).rio.reproject(
             f"EPSG:{grid.epsg}", shape=(grid.ny, grid.nx), transform=grid.transform,
             resampling=Resampling.nearest, nodata=np.nan)  # fmt: skip
+        seen = np.unique(on_grid.values[np.isfinite(on_grid.values)])
+        if not np.isin(seen, (0.0, 1.0)).all():
+            raise BasinInputError(
+                f"the reference mask holds values other than 1 (water) and 0 (dry), e.g. "
+                f"{seen[~np.isin(seen, (0.0, 1.0))][:5].tolist()}; recode it, and declare its "
+                "nodata value (mask.rio.write_nodata(255))"
+            )
         values = np.where(np.isnan(on_grid.values), np.nan, on_grid.values > 0)
         return grid.template(chunk).copy(data=dsa.from_array(values.astype("float32"),
                                                              chunks=chunk))  # fmt: skip

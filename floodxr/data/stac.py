@@ -43,6 +43,7 @@ from floodxr.preprocess import to_db
 
 __all__ = [
     "format_datetime",
+    "check_bbox",
     "Collection",
     "Catalog",
     "CATALOGS",
@@ -333,10 +334,6 @@ def format_datetime(datetime: Any) -> Any:
     ...
     floodxr.errors.InvalidOptionError: datetime 'last week' is not an ISO 8601 date or ...
     """
-    return _format_datetime(datetime)
-
-
-def _format_datetime(datetime: Any) -> Any:
     if datetime is None:
         return None
     if isinstance(datetime, (tuple, list)) and len(datetime) == 2:
@@ -431,7 +428,7 @@ def search(
         raise InvalidOptionError("give bbox=(west, south, east, north) in degrees or intersects=")
     if bbox is not None:
         bbox = check_bbox(bbox)
-    when = _format_datetime(datetime)
+    when = format_datetime(datetime)
     if max_items is not None:
         number(max_items, "max_items", minimum=1, integer=True)
     client = _client(cat)
@@ -807,8 +804,8 @@ def load(
         bbox = check_bbox(bbox)
         _require_overlap(bbox, listed)
     if bounds is not None:
-        if len(bounds) != 4 or not (number(bounds[0], "bounds") < number(bounds[2], "bounds")
-                                    and number(bounds[1], "bounds") < number(bounds[3], "bounds")):
+        corners = [float(number(v, "a bounds value")) for v in bounds] if len(bounds) == 4 else []
+        if not corners or not (corners[0] < corners[2] and corners[1] < corners[3]):
             raise InvalidOptionError(f"bounds must be (minx, miny, maxx, maxy) with min < max "
                                      f"in the CRS's units, got {bounds!r}")  # fmt: skip
     coll = _collection_of(items, collection, kind)
