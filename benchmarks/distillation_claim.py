@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 def one_seed(seed: int, steps: int) -> dict:
-    from floodxr import models, train
-    from floodxr.train.engine import score_scenes
+    from floodxr import train
+    from floodxr.evaluation import score
 
     config = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=32, crop=96, batch_size=8,
                                steps=steps, eval_every=50, checkpoint_every=steps, threads=2,
@@ -40,9 +40,7 @@ def one_seed(seed: int, steps: int) -> dict:
                             progress=False)  # fmt: skip
     scores = {}
     for name, run in (("teacher", teacher), ("student", student), ("weak", weak)):
-        loaded = models.load(run.best)
-        scores[name] = round(score_scenes(loaded.module, test.scenes, loaded.config.bands,
-                                          tile=loaded.config.tile).iou, 4)  # fmt: skip
+        scores[name] = round(score(run.best, test.scenes, progress=False).aggregate_iou, 4)
     return {"seed": seed, **scores, "gain": round(scores["student"] - scores["weak"], 4)}
 
 

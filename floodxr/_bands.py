@@ -19,6 +19,8 @@ S1_BANDS: tuple[str, ...] = ("vv", "vh")
 S2_BANDS: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
 )  # fmt: skip
+#: The Sentinel-2 bands the paper's teacher reads, in order.
+S2_PAPER_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 
 
 def as_band_array(obj: XarrayObj) -> xr.DataArray:

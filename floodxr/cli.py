@@ -29,8 +29,9 @@ def _print_table(result: dict[str, Any]) -> None:
     for row in result["chips"]:
         print(f"{row['chip']:<{width}}  {_format_number(row['iou']):>7}  "
               f"{row['intersection']:>12}  {row['union']:>9}")  # fmt: skip
-    for key in ("aggregate_iou", "mean_iou", "precision", "recall", "f1", "accuracy"):
-        print(f"{key:<14} {_format_number(result[key])}")
+    for key in ("aggregate_iou", "mean_iou", "precision", "recall", "f1", "accuracy", "ece"):
+        if result.get(key) is not None or key != "ece":
+            print(f"{key:<14} {_format_number(result[key])}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -38,6 +39,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     options = {"band": args.band, "split": args.split, "split_file": args.split_file,
                "metadata": args.metadata, "progress": not args.no_progress,
+               "threshold_db": args.threshold,
                "on_error": "skip" if args.skip_unreadable else "raise"}  # fmt: skip
     if args.model and args.method:
         raise InvalidOptionError("pass --method (a baseline) or --model (trained models), not both")
@@ -190,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", action="append", metavar="NAME_OR_PATH",
                           help="a trained model: registered name (student, teacher) or checkpoint "
                           "path; repeat for several runs (mean +- std)")  # fmt: skip
+    evaluate.add_argument("--threshold", type=float, metavar="DB",
+                          help="the threshold in dB of --method fixed (e.g. -18)")
     evaluate.add_argument("--band", choices=("vv", "vh"), default="vh",
                           help="polarisation to threshold (default vh)")  # fmt: skip
     evaluate.add_argument("--data", required=True, help="Sen1Floods11 folder (S1Hand/, LabelHand/)")

@@ -1,9 +1,17 @@
-"""Score a water-mapping method or a trained model on Sen1Floods11 chips (the paper's metric).
+"""One scoring path: every score floodxr reports comes from :func:`score` over scenes.
 
-A *method* is a thresholding baseline (:data:`METHODS`); anything else is taken as a model: a
-registered name (``"student"``, ``"teacher"``) or a checkpoint path, run with
-:func:`floodxr.segment.segment` on the bands its checkpoint names (a teacher's S2 bands come from
-the chip's ``S2Hand`` file; chips without one are skipped and counted).
+``floodxr evaluate``, validation during training, ``floodxr reproduce-table`` and the model card
+all call :func:`score` on :class:`~floodxr.data.scene.Scene` objects (a Sen1Floods11 chip via
+:meth:`~floodxr.data.sen1floods11.Chip.scene`, a synthetic or cube scene). :func:`predict` runs
+a method the way users run it:
+
+* a *baseline* (:data:`METHODS`): ``otsu``, ``otsu-tiled``, ``fixed`` (one threshold in dB,
+  nothing fitted) and ``event-threshold`` (Sen1Floods11's per-event VH threshold);
+* anything else is a *model* (a registered name or a checkpoint path), run by
+  :func:`floodxr.segment.segment` on the bands its checkpoint names with the checkpoint's own
+  normalisation, windows and blending. Its water probability is scored at 0.5 (the rule of
+  ``segment(output="mask")``) and its calibration counted (:func:`floodxr.metrics.calibration`).
+  Scenes lacking a band the model reads (a teacher's S2) are skipped and named.
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +29,7 @@ from tqdm.auto import tqdm
 
 from floodxr import threshold
 from floodxr.data import sen1floods11
+from floodxr.data.scene import Scene
 from floodxr.errors import (
     AssetReadError,
     ChipReadError,
@@ -28,42 +38,63 @@ from floodxr.errors import (
     MissingBandError,
     UnknownModelError,
 )
-from floodxr.metrics import Confusion, aggregate_iou, confusion, mean_iou
+from floodxr.metrics import Calibration, Confusion, aggregate_iou, calibration, confusion, mean_iou
 from floodxr.options import OPTIONS
 from floodxr.segment import segment
 
-__all__ = ["METHODS", "Method", "evaluate_split", "evaluate_models", "predict_chip"]
+__all__ = ["METHODS", "Method", "SceneScore", "Scores", "evaluate_models", "evaluate_split",
+           "fit_temperature", "predict", "score"]  # fmt: skip
 
-Method = Literal["otsu", "event-threshold", "otsu-tiled"]
+Method = Literal["otsu", "otsu-tiled", "fixed", "event-threshold"]
+Predictor = Callable[[Scene, str, Mapping[str, Any], "float | None"], xr.DataArray]
 
 
-def _event_threshold(chip: sen1floods11.Chip, band: str, events: Mapping[str, Any]) -> xr.DataArray:
+def _s1(scene: Scene) -> xr.DataArray:
+    return scene.image.sel(band=[b for b in scene.bands if b in ("vv", "vh")])
+
+
+def _event_threshold(scene: Scene, band: str, events: Mapping[str, Any],
+                     _: float | None) -> xr.DataArray:  # fmt: skip
     if band != "vh":
         raise InvalidOptionError(
             f"event-threshold uses the per-event VH thresholds of the metadata; got band "
             f"{band!r}, use --band vh"
         )
-    value = float(sen1floods11.event_of(chip.id, events)["VH_thresh"])
-    return threshold.fixed(chip.s1, value, band="vh")
+    if not events:
+        raise InvalidOptionError("method 'event-threshold' needs events=read_events(metadata)")
+    value = float(sen1floods11.event_of(scene.name, events)["VH_thresh"])
+    return threshold.fixed(_s1(scene), value, band="vh")
 
 
-Predictor = Callable[[sen1floods11.Chip, Any, Mapping[str, Any]], xr.DataArray]
+def _require_threshold(method: str, db: float | None) -> None:
+    if method == "fixed" and db is None:
+        raise InvalidOptionError(
+            "method 'fixed' needs a threshold in dB, e.g. threshold_db=-18.0 (floodxr evaluate "
+            "--method fixed --threshold -18)"
+        )
+
+
+def _fixed(scene: Scene, band: str, events: Mapping[str, Any], db: float | None) -> xr.DataArray:
+    _require_threshold("fixed", db)
+    assert db is not None
+    return threshold.fixed(_s1(scene), db, band=band)  # type: ignore[arg-type]
 
 
 def _on_s1(method: Callable[..., xr.DataArray]) -> Predictor:
-    return lambda chip, band, events: method(chip.s1, band=band)
+    return lambda scene, band, events, db: method(_s1(scene), band=band)
 
 
 _PREDICTORS: dict[str, Predictor] = {
     **{name: _on_s1(method) for name, method in threshold.METHODS.items()},
+    "fixed": _fixed,
     "event-threshold": _event_threshold,
 }
 
-#: Methods that :func:`evaluate_split` and ``floodxr evaluate --method`` know.
+#: Baselines that :func:`score` and ``floodxr evaluate --method`` know.
 METHODS: tuple[str, ...] = tuple(_PREDICTORS)
 
 
-def _model_bands(model: str) -> tuple[str, ...]:
+def _model_bands(model: str | Path) -> tuple[str, ...]:
     from floodxr import models
 
     try:
@@ -72,34 +103,199 @@ def _model_bands(model: str) -> tuple[str, ...]:
         raise UnknownModelError(f"{err}; or one of the methods {METHODS}") from err
 
 
-def predict_chip(
-    chip: sen1floods11.Chip,
+def predict(
+    scene: Scene,
     *,
-    method: Method | str,
+    method: Method | str | Path,
     band: str = "vh",
     events: Mapping[str, Any] | None = None,
+    threshold_db: float | None = None,
 ) -> xr.DataArray:
-    """The water mask of ``method`` for one chip.
+    """What ``method`` makes of one scene: a model's water probability, a baseline's mask.
 
     Examples
     --------
     >>> from floodxr.data import sen1floods11 as s11
-    >>> from floodxr.evaluation import predict_chip
-    >>> chip = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP)
-    >>> predict_chip(chip, method="otsu", band="vh").shape
-    (512, 512)
+    >>> from floodxr.evaluation import predict
+    >>> scene = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP).scene()
+    >>> predict(scene, method="fixed", threshold_db=-18.0).attrs["floodxr_method"]
+    "fixed(band='vh', threshold=-18.0)"
     """
-    if method not in _PREDICTORS:
-        image = chip.stack(_model_bands(method))
-        if image is None:
-            raise MissingBandError(
-                f"model {method!r} reads Sentinel-2 bands that chip {chip.id!r} lacks; give it "
-                "an S2Hand file or evaluate a Sentinel-1 model"
-            )
-        return segment(image, model=method, output="mask")
-    if method == "event-threshold" and events is None:
-        raise InvalidOptionError("method 'event-threshold' needs events=read_events(metadata)")
-    return _PREDICTORS[method](chip, band, events or {})
+    if band not in ("vv", "vh"):
+        raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
+    if str(method) in _PREDICTORS:
+        return _PREDICTORS[str(method)](scene, band, events or {}, threshold_db)
+    bands = _model_bands(method)
+    if not set(bands) <= set(scene.bands):
+        raise MissingBandError(
+            f"model {str(method)!r} reads bands {list(bands)}; scene {scene.name!r} has "
+            f"{list(scene.bands)}: give it the missing bands (a teacher needs Sentinel-2) or "
+            "evaluate a Sentinel-1 model"
+        )
+    return segment(scene.image.sel(band=list(bands)), model=str(method), output="probability")
+
+
+@dataclass(frozen=True)
+class SceneScore:
+    """One scene's confusion, and a model's calibration counts (None for baselines)."""
+
+    name: str
+    confusion: Confusion
+    calibration: Calibration | None = None
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :func:`score` found: per scene, pooled, and the scenes it could not score."""
+
+    method: str
+    scenes: tuple[SceneScore, ...]
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def pooled(self) -> Confusion:
+        return sum((s.confusion for s in self.scenes), Confusion())
+
+    @property
+    def aggregate_iou(self) -> float:
+        """Sen1Floods11's aggregate IoU: summed intersections over summed unions."""
+        return aggregate_iou(s.confusion for s in self.scenes)
+
+    @property
+    def mean_iou(self) -> float:
+        return mean_iou(s.confusion for s in self.scenes)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        parts = [s.calibration for s in self.scenes if s.calibration is not None]
+        return sum(parts[1:], parts[0]) if parts else None
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error over all scenes (NaN for a baseline)."""
+        pooled = self.calibration
+        return math.nan if pooled is None else pooled.ece
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: pooled scores, ECE, reliability curve, per scene counts (None: undefined)."""
+        pooled, cal = self.pooled, self.calibration
+        return {
+            "method": self.method,
+            "n_scenes": len(self.scenes),
+            "n_skipped": len(self.skipped),
+            "skipped": list(self.skipped),
+            "aggregate_iou": _number(self.aggregate_iou),
+            "mean_iou": _number(self.mean_iou),
+            "precision": _number(pooled.precision),
+            "recall": _number(pooled.recall),
+            "f1": _number(pooled.f1),
+            "accuracy": _number(pooled.accuracy),
+            "ece": None if cal is None else _number(cal.ece),
+            "reliability": None if cal is None else cal.curve(),
+            "scenes": [{"name": s.name, "iou": _number(s.confusion.iou),
+                        "intersection": s.confusion.intersection, "union": s.confusion.union,
+                        "tp": s.confusion.tp, "fp": s.confusion.fp, "fn": s.confusion.fn,
+                        "tn": s.confusion.tn,
+                        "ece": None if s.calibration is None else _number(s.calibration.ece)}
+                       for s in self.scenes],
+        }  # fmt: skip
+
+
+def score(
+    method: Method | str | Path,
+    scenes: Iterable[Scene],
+    *,
+    band: str = "vh",
+    events: Mapping[str, Any] | None = None,
+    threshold_db: float | None = None,
+    progress: bool | None = None,
+) -> Scores:
+    """Score ``method`` (a baseline or a model) on labelled ``scenes``: the one scoring path.
+
+    Pixels count where the label is 0 or 1 and the prediction is valid (NaN / nodata input
+    gives no prediction). Scenes without a label raise; scenes lacking a model's band are
+    skipped and listed.
+
+    Examples
+    --------
+    >>> from floodxr.data import sen1floods11 as s11
+    >>> from floodxr.evaluation import score
+    >>> scene = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP).scene()
+    >>> result = score("otsu", [scene], progress=False)
+    >>> result.scenes[0].name, 0 < result.aggregate_iou < 1, result.calibration is None
+    ('Spain_7370579', True, True)
+    """
+    is_model = str(method) not in _PREDICTORS
+    bands = _model_bands(method) if is_model else ()
+    show = OPTIONS["progress"] if progress is None else progress
+    rows: list[SceneScore] = []
+    skipped: list[str] = []
+    for scene in tqdm(scenes, desc=f"scoring {Path(str(method)).stem}", disable=not show):
+        if scene.label is None:
+            raise MissingBandError(f"scene {scene.name!r} has no label to score against")
+        if is_model and not set(bands) <= set(scene.bands):
+            skipped.append(scene.name)
+            continue
+        prediction = predict(scene, method=method, band=band, events=events,
+                             threshold_db=threshold_db)  # fmt: skip
+        if is_model:
+            prediction = prediction.compute()
+        rows.append(SceneScore(scene.name, confusion(prediction, scene.label),
+                               calibration(prediction, scene.label) if is_model else None))
+    return Scores(str(method), tuple(rows), tuple(skipped))
+
+
+def fit_temperature(
+    model: str | Path, scenes: Iterable[Scene], *, pixels: int = 200_000
+) -> float:
+    """The temperature that makes ``model``'s water probability honest on labelled ``scenes``.
+
+    Temperature scaling (Guo et al. 2017): the logits are divided by one number ``T``, chosen to
+    minimise the negative log-likelihood of the labels; the water mask (probability >= 0.5)
+    does not change, only how sure the probability claims to be. Fit it on held-out scenes of
+    the training world, never on the scenes it is scored on. The model's own temperature is
+    undone first, so the result replaces it; up to ``pixels`` valid pixels (evenly strided)
+    are used. Write it with ``models.save(..., config.replace(temperature=T))``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr import models, train
+    >>> from floodxr.evaluation import fit_temperature
+    >>> config = models.STUDENT.replace(encoder="resnet18", decoder_channels=16, tile=64)
+    >>> path = models.save(config.build(), config, tempfile.mkdtemp() + "/s")
+    >>> scenes = train.synthetic_source(1, size=64, seed=2).scenes
+    >>> 0.05 <= fit_temperature(path, scenes) <= 20.0
+    True
+    """
+    import numpy as np
+
+    from floodxr import models
+
+    own = models.read_config(models.resolve(model)).temperature
+    logits, truths = [], []
+    for scene in scenes:
+        if scene.label is None:
+            raise MissingBandError(f"scene {scene.name!r} has no label to fit a temperature on")
+        probability = np.asarray(predict(scene, method=model).values, "float64")
+        label = np.asarray(scene.label.values)
+        valid = np.isfinite(probability) & ((label == 0) | (label == 1))
+        p = np.clip(probability[valid], 1e-7, 1 - 1e-7)
+        logits.append(own * np.log(p / (1 - p)))
+        truths.append(label[valid] == 1)
+    if not logits or not sum(len(z) for z in logits):
+        raise InvalidOptionError("fit_temperature needs scenes with valid labelled pixels")
+    z, y = np.concatenate(logits), np.concatenate(truths)
+    stride = max(1, len(z) // pixels)
+    z, y = z[::stride], y[::stride]
+    grid = np.geomspace(0.05, 20.0, 241)
+    signed = np.where(y, z, -z)  # NLL of a label under logit z / T is log(1 + exp(-signed / T))
+    nll = [float(np.logaddexp(0.0, -signed / t).mean()) for t in grid]
+    return float(grid[int(np.argmin(nll))])
 
 
 @contextlib.contextmanager
@@ -120,8 +316,21 @@ def _reading(chip: str, root: Path) -> Iterator[None]:
         ) from err
 
 
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def _chip_scenes(root: Path, chips: Sequence[str], on_error: str,
+                 failed: list[dict[str, str]]) -> Iterator[Scene]:  # fmt: skip
+    for chip_id in chips:
+        try:
+            with _reading(chip_id, root):
+                chip = sen1floods11.open_chip(root, chip_id)
+                for array in (chip.s1, chip.label, chip.s2):
+                    if array is not None:
+                        array.load()  # read now: a truncated file fails here, named
+        except ChipReadError as err:
+            if on_error == "raise":
+                raise
+            failed.append({"chip": chip_id, "error": str(err)})
+            continue
+        yield chip.scene()
 
 
 def evaluate_split(
@@ -132,22 +341,24 @@ def evaluate_split(
     split: str = "test",
     split_file: str | Path | None = None,
     metadata: str | Path | None = None,
+    threshold_db: float | None = None,
     progress: bool | None = None,
     on_error: Literal["raise", "skip"] = "raise",
 ) -> dict[str, Any]:
-    """Score ``method`` (a baseline or a model) on the chips of ``split`` present under ``data``.
+    """:func:`score` ``method`` on the chips of ``split`` present under ``data``.
 
     A chip whose files cannot be read (truncated, corrupt) raises
     :class:`~floodxr.errors.ChipReadError` naming it; with ``on_error="skip"`` it is left out,
     listed under ``failed`` with the reason, and the other chips are scored.
 
-    Returns a JSON-ready dict: method, band, split, ``n_chips`` (present and scored),
-    ``n_missing`` (listed but absent), ``n_skipped`` / ``skipped`` (present but lacking the
-    S2 bands a teacher reads), ``aggregate_iou`` (sum of intersections / sum of unions),
-    ``n_failed`` / ``failed`` (unreadable chips skipped with ``on_error="skip"``),
-    ``mean_iou`` (over chips with a non-empty union), precision, recall, F1 and accuracy over
-    all valid pixels, and per chip ``{"chip", "iou", "intersection", "union"}``. Undefined
-    scores (an empty union) are ``None``.
+    Returns a JSON-ready dict: method, band (baselines), threshold_db (``fixed``), split,
+    ``n_chips`` (present and scored), ``n_missing`` (listed but absent), ``n_skipped`` /
+    ``skipped`` (present but lacking the S2 bands a teacher reads), ``n_failed`` / ``failed``
+    (unreadable chips skipped with ``on_error="skip"``), ``aggregate_iou`` (sum of
+    intersections / sum of unions), ``mean_iou`` (over chips with a non-empty union), precision,
+    recall, F1 and accuracy over all valid pixels, for models ``ece`` and the ``reliability``
+    curve, and per chip ``{"chip", "iou", "intersection", "union", "tp", "fp", "fn", "tn",
+    "ece"}``. Undefined scores (an empty union) are ``None``.
 
     Examples
     --------
@@ -162,9 +373,12 @@ def evaluate_split(
     """
     if on_error not in ("raise", "skip"):
         raise InvalidOptionError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    bands = None if method in _PREDICTORS else _model_bands(method)
+    is_model = method not in _PREDICTORS
+    if is_model:
+        _model_bands(method)  # an unknown name fails before any chip is read
     if band not in ("vv", "vh"):
         raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
+    _require_threshold(str(method), threshold_db)  # before any chip is read
     root = Path(data)
     chips = sen1floods11.read_split(root, split, split_file=split_file)
     events = None
@@ -173,48 +387,25 @@ def evaluate_split(
             metadata if metadata is not None else root / "Sen1Floods11_Metadata.geojson"
         )
     show = OPTIONS["progress"] if progress is None else progress
-    rows: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    confusions: list[Confusion] = []
     failed: list[dict[str, str]] = []
-    for chip_id in tqdm(chips, total=len(chips), desc=f"{method} on {split}", disable=not show):
-        try:
-            with _reading(chip_id, root):
-                chip = sen1floods11.open_chip(root, chip_id)
-                for array in (chip.s1, chip.label, chip.s2):
-                    if array is not None:
-                        array.load()  # read now: a truncated file fails here, named
-        except ChipReadError as err:
-            if on_error == "raise":
-                raise
-            failed.append({"chip": chip_id, "error": str(err)})
-            continue
-        assert chip.label is not None  # read_split lists only chips with a label
-        if bands is not None and chip.stack(bands) is None:
-            skipped.append(chip.id)
-            continue
-        counts = confusion(predict_chip(chip, method=method, band=band, events=events), chip.label)
-        confusions.append(counts)
-        rows.append({"chip": chip.id, "iou": _number(counts.iou),
-                     "intersection": counts.intersection, "union": counts.union})  # fmt: skip
-    pooled = sum(confusions, Confusion())
+    scenes = tqdm(_chip_scenes(root, chips, on_error, failed), total=len(chips),
+                  desc=f"{method} on {split}", disable=not show)  # fmt: skip
+    result = score(method, scenes, band=band, events=events, threshold_db=threshold_db,
+                   progress=False).to_dict()  # fmt: skip
+    chip_rows = [{"chip": row.pop("name"), **row} for row in result.pop("scenes")]
+    result.pop("n_scenes")
     return {
         "method": method,
-        "band": band if bands is None else None,
+        "band": None if is_model else band,
+        "threshold_db": threshold_db if method == "fixed" else None,
         "split": split,
-        "n_chips": len(rows),
+        "n_chips": len(chip_rows),
         "n_missing": len(chips.missing),
-        "n_skipped": len(skipped),
-        "skipped": skipped,
+        **{k: result.pop(k) for k in ("n_skipped", "skipped")},
         "n_failed": len(failed),
         "failed": failed,
-        "aggregate_iou": _number(aggregate_iou(confusions)),
-        "mean_iou": _number(mean_iou(confusions)),
-        "precision": _number(pooled.precision),
-        "recall": _number(pooled.recall),
-        "f1": _number(pooled.f1),
-        "accuracy": _number(pooled.accuracy),
-        "chips": rows,
+        **{k: v for k, v in result.items() if k != "method"},
+        "chips": chip_rows,
     }
 
 

@@ -11,13 +11,14 @@ from floodxr._bands import select_band
 from floodxr.errors import MissingDimensionError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["basin_areas", "overlay", "side_by_side", "training_curves"]
+__all__ = ["basin_areas", "overlay", "reliability", "side_by_side", "training_curves"]
 
 _MASK_COLOURS = {0: (0.80, 0.74, 0.55), 1: (0.12, 0.38, 0.85)}  # dry sand, water blue
 _NODATA_COLOUR = (0.0, 0.0, 0.0)
@@ -218,6 +219,42 @@ def training_curves(metrics_csv: str | Path) -> Figure:
     right.set_xlabel("step")
     right.set_ylabel("valid water IoU")
     right.set_ylim(0, 1)
+    return fig
+
+
+def reliability(curves: Mapping[str, Mapping[str, list[float | None]]]) -> Figure:
+    """Reliability diagram: water fraction against predicted probability, one line per model.
+
+    ``curves`` maps a label to a curve: ``Calibration.curve()``, or the ``"reliability"`` entry
+    of :func:`floodxr.evaluation.evaluate_split`'s result for a model. A calibrated model lies
+    on the diagonal; below it, it claims water more surely than it is.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr.metrics import calibration
+    >>> from floodxr.plot import reliability
+    >>> p = xr.DataArray(np.array([0.1, 0.9, 0.9], "float32"), dims="x")
+    >>> curve = calibration(p, xr.DataArray(np.array([0, 1, 0], "int8"), dims="x")).curve()
+    >>> [line.get_label() for line in reliability({"model": curve}).axes[0].lines]
+    ['calibrated', 'model']
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    axis = fig.subplots()
+    axis.plot([0, 1], [0, 1], color="0.6", ls="--", label="calibrated")
+    for label, curve in curves.items():
+        points = [(p, w) for p, w in zip(curve["mean_probability"], curve["water_fraction"],
+                                         strict=True) if p is not None and w is not None]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker="o", label=label)  # fmt: skip
+    axis.set_xlabel("predicted water probability (bin mean)")
+    axis.set_ylabel("fraction that is water")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
     return fig
 
 

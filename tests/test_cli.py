@@ -69,7 +69,8 @@ def test_evaluate_otsu_matches_independent_computation(shared_data, band):
             assert row["iou"] is None
         else:
             assert row["iou"] == pytest.approx(per_chip[row["chip"]], abs=1e-9)
-        assert set(row) == {"chip", "iou", "intersection", "union"}
+        assert set(row) == {"chip", "iou", "intersection", "union", "tp", "fp", "fn", "tn", "ece"}
+        assert row["intersection"] == row["tp"] and row["ece"] is None  # a baseline: no ECE
     ious = [r["iou"] for r in result["chips"] if r["iou"] is not None]
     assert result["mean_iou"] == pytest.approx(np.mean(ious))
 
@@ -87,6 +88,19 @@ def test_evaluate_event_threshold_uses_metadata(shared_data):
     expected, _ = independent_scores(shared_data, shared_data / "splits" / "flood_test_data.csv",
                                      2, thresholds)  # fmt: skip
     assert result["aggregate_iou"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_evaluate_fixed_threshold_fits_nothing(shared_data):
+    result = json.loads(run("evaluate", "--method", "fixed", "--threshold", "-18", "--data",
+                            shared_data, "--json", "--no-progress").stdout)  # fmt: skip
+    split = shared_data / "splits" / "flood_test_data.csv"
+    chips = [line.split(",")[0].removesuffix("_S1Hand.tif") for line in
+             split.read_text().splitlines()]  # fmt: skip
+    expected, _ = independent_scores(shared_data, split, 2, dict.fromkeys(chips, -18.0))
+    assert result["threshold_db"] == -18.0
+    assert result["aggregate_iou"] == pytest.approx(expected, abs=1e-9)
+    missing = run("evaluate", "--method", "fixed", "--data", shared_data, check=False)
+    assert missing.returncode != 0 and "needs a threshold in dB" in missing.stderr
 
 
 def _write_unseen_chips(root: Path) -> Path:

@@ -1,5 +1,7 @@
 """Error paths not covered next to their feature's tests: each names the value and the fix."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -10,11 +12,12 @@ from floodxr.errors import (
     ChipNotFoundError,
     DataLayoutError,
     InvalidOptionError,
+    MissingBandError,
     MissingDimensionError,
     ShapeMismatchError,
     UnknownModelError,
 )
-from floodxr.evaluation import evaluate_split, predict_chip
+from floodxr.evaluation import evaluate_split, predict
 
 
 def test_reader_errors(shared_data, tmp_path):
@@ -25,16 +28,20 @@ def test_reader_errors(shared_data, tmp_path):
 
 
 def test_evaluation_errors():
-    chip = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP)
+    scene = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP).scene()
     # anything that is not a baseline is a model: a registered name or a checkpoint path
     with pytest.raises(UnknownModelError, match=r"unknown model 'unet'.*or one of the methods"):
         evaluate_split(s11.SAMPLE_DIR, method="unet")
     with pytest.raises(InvalidOptionError, match="band must be 'vv' or 'vh', got 'hh'"):
         evaluate_split(s11.SAMPLE_DIR, band="hh")
     with pytest.raises(InvalidOptionError, match="needs events=read_events"):
-        predict_chip(chip, method="event-threshold")
+        predict(scene, method="event-threshold")
     with pytest.raises(UnknownModelError, match="unknown model 'unet'"):
-        predict_chip(chip, method="unet")
+        predict(scene, method="unet")
+    with pytest.raises(InvalidOptionError, match="needs a threshold in dB"):
+        evaluate_split(s11.SAMPLE_DIR, method="fixed")
+    with pytest.raises(MissingBandError, match="reads bands .*B02.*has \\['vv', 'vh'\\]"):
+        predict(replace(scene, image=scene.image.sel(band=["vv", "vh"])), method="teacher")
 
 
 def test_area_needs_spatial_dims_and_synthetic_water_needs_shape():

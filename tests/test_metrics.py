@@ -7,8 +7,10 @@ import xarray as xr
 import floodxr
 from floodxr.errors import ShapeMismatchError
 from floodxr.metrics import (
+    Calibration,
     Confusion,
     aggregate_iou,
+    calibration,
     confusion,
     mean_iou,
     pixel_area_km2,
@@ -89,3 +91,22 @@ def test_water_area_of_projected_mask(scene, chunking):
 def test_pixel_area_needs_a_crs():
     with pytest.raises(floodxr.errors.MissingDimensionError, match="write_crs"):
         pixel_area_km2(_grid([[1]], "uint8"))
+
+
+def test_calibration_counts_bins_and_pools_scenes():
+    # 0.25 is water one time in four, 0.75 three times in four: calibrated, ECE 0
+    probability = _grid([[0.25] * 4 + [0.75] * 4], "float32")
+    label = _grid([[1, 0, 0, 0, 1, 1, 1, 0]], "int8")
+    honest = calibration(probability, label)
+    assert honest.count[2] == honest.count[7] == 4 and honest.ece == 0
+    # saying 0.95 where half is water is off by 0.45 on those pixels
+    sure = calibration(_grid([[0.95, 0.95, np.nan, 0.95]], "float32"),
+                       _grid([[1, 0, 1, -1]], "int8"))  # fmt: skip
+    assert sum(sure.count) == 2 and sure.ece == pytest.approx(0.45)
+    pooled = honest + sure
+    assert sum(pooled.count) == 10 and pooled.ece == pytest.approx(2 * 0.45 / 10)
+    assert math.isnan(Calibration().ece)
+    curve = pooled.curve()
+    assert curve["water_fraction"][2] == 0.25 and curve["mean_probability"][0] is None
+    with pytest.raises(floodxr.errors.InvalidLabelError, match="outside \\[0, 1\\]"):
+        calibration(_grid([[1.5]], "float32"), _grid([[1]], "int8"))

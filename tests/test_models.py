@@ -164,3 +164,28 @@ def test_load_cache_is_per_thread(tiny_student):
     thread.start()
     thread.join()
     assert other[0] is not first and other[0].config == first.config
+
+
+def _reach(config, size):
+    """Rows of the input that the centre output pixel depends on (nonzero gradient)."""
+    torch.manual_seed(0)
+    network = config.build().eval()
+    image = torch.rand(1, len(config.bands), size, size, requires_grad=True)
+    network(image)[0, 1, size // 2, size // 2].backward()
+    rows = image.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+    return int(rows.min()), int(rows.max())
+
+
+def test_local_pooling_bounds_what_an_output_pixel_sees():
+    # exact zeros of a gradient are structure, not float noise: the verdict is machine-free
+    shipped = models.read_config("student")
+    assert shipped.architecture == "deeplabv3plus-s2-local"
+    config = STUDENT.replace(encoder=shipped.encoder, architecture=shipped.architecture,
+                             decoder_channels=16)  # fmt: skip
+    first, last = _reach(config, 1280)
+    assert first > 0 and last < 1279  # bounded: far pixels never reach the centre
+    paper = config.replace(architecture="deeplabv3plus-s2")  # ASPP's global image pooling
+    assert _reach(paper, 1280) == (0, 1279)
+    # an encoder with squeeze-and-excitation (a global average in every block) is unbounded
+    # even with local ASPP pooling: the shipped encoder must have none
+    assert _reach(config.replace(encoder="tu-mobilenetv3_large_075"), 1280) == (0, 1279)

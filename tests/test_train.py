@@ -242,6 +242,10 @@ def test_teacher_then_student_write_loadable_checkpoints(world, tmp_path):
     teacher = models.load(result.best)
     assert teacher.config.bands == ("vv", "vh", "B02", "B03", "B04", "B08")
     assert teacher.config.scores["valid_iou"] == pytest.approx(result.best_iou)
+    # validation is the one scoring path: segment() on the checkpoint, as a user would run it
+    from floodxr.evaluation import score
+
+    assert score(result.best, world.scenes, progress=False).aggregate_iou == result.best_iou
     assert teacher.config.provenance["stage"] == "teacher"
     run = result.runs[0].out
     for name in ("metrics.csv", "curves.png", "last.safetensors", "last.json", "state.safetensors"):
@@ -420,8 +424,22 @@ def test_shipped_models_load_and_score_as_their_card_says(name, shared_data):
         warnings.simplefilter("ignore", floodxr.errors.MissingChipsWarning)
         result = evaluate_split(shared_data, method=name, progress=False)
         otsu = evaluate_split(shared_data, method="otsu", progress=False)
+        fixed = evaluate_split(shared_data, method="fixed", threshold_db=-18.0, progress=False)
+        student = result if name == "student" else evaluate_split(shared_data, method="student",
+                                                                  progress=False)  # fmt: skip
     card = loaded.config.scores["dev_chips"]
     assert result["n_chips"] == card["n_chips"]
     assert result["aggregate_iou"] == pytest.approx(card["aggregate_iou"], abs=1e-3)
-    if name == "student":  # the same chips, S1 only: the network beats per-chip Otsu
-        assert result["aggregate_iou"] > otsu["aggregate_iou"]
+    assert result["ece"] == pytest.approx(card["ece"], abs=1e-3)
+    assert loaded.config.architecture == "deeplabv3plus-s2-local"  # tiles freely
+    if name == "student":  # the same chips, S1 only: the network beats every non-learned baseline
+        assert result["aggregate_iou"] > max(otsu["aggregate_iou"], fixed["aggregate_iou"])
+        assert result["mean_iou"] > otsu["mean_iou"]
+        chips = {row["chip"]: row for row in result["chips"]}
+        baseline = {row["chip"]: row["iou"] for row in otsu["chips"]}
+        water = [chip for chip, row in chips.items() if row["tp"] + row["fn"] > 0]
+        assert len(water) == 6
+        assert sum(chips[chip]["iou"] > baseline[chip] for chip in water) >= 5
+    else:  # with Sentinel-2 the teacher sees more than the student on the chips that have it
+        by_chip = {row["chip"]: row["iou"] for row in student["chips"]}
+        assert all(row["iou"] > by_chip[row["chip"]] for row in result["chips"])

@@ -29,7 +29,8 @@ import numpy as np
 import rioxarray
 import xarray as xr
 
-from floodxr._bands import S1_BANDS, S2_BANDS
+from floodxr._bands import S1_BANDS, S2_BANDS, S2_PAPER_BANDS
+from floodxr.data.scene import Scene
 from floodxr.errors import (
     AssetReadError,
     ChipNotFoundError,
@@ -209,6 +210,21 @@ class Chip:
         image = xr.concat([self.s1.sel(band=s1_bands), self.s2.sel(band=s2_bands)], dim="band",
                           coords="minimal", compat="override", join="override")  # fmt: skip
         return image.sel(band=list(bands))
+
+    def scene(self) -> Scene:
+        """The chip as a :class:`~floodxr.data.scene.Scene`: S1, plus the paper's S2 bands
+        (``B02 B03 B04 B08``) when its S2 chip has them, with its label and event.
+
+        Examples
+        --------
+        >>> from floodxr.data import sen1floods11 as s11
+        >>> scene = s11.open_chip(s11.SAMPLE_DIR, s11.SAMPLE_CHIP).scene()
+        >>> scene.name, scene.bands, scene.event
+        ('Spain_7370579', ('vv', 'vh', 'B02', 'B03', 'B04', 'B08'), 'Spain')
+        """
+        image = self.stack(S1_BANDS + S2_PAPER_BANDS)
+        return Scene(name=self.id, image=self.s1 if image is None else image, label=self.label,
+                     event=self.event)  # fmt: skip
 
 
 def _require_root(root: Path) -> None:

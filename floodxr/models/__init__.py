@@ -131,7 +131,8 @@ class LoadedModel:
         """Water probability ``(N, H, W)`` of a normalised float32 batch ``(N, bands, H, W)``."""
         with torch.inference_mode():
             logits = self.module(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
-            water = torch.softmax(logits, dim=1)[:, self.config.water_index]
+            tempered = logits / self.config.temperature
+            water = torch.softmax(tempered, dim=1)[:, self.config.water_index]
         return water.float().cpu().numpy()
 
 
@@ -155,6 +156,8 @@ def load(name_or_path: str | Path, *, device: str = "cpu") -> LoadedModel:
     cache: dict[tuple[str, int, str], LoadedModel] = _CACHE.__dict__.setdefault("models", {})
     key = (str(weights.resolve()), weights.stat().st_mtime_ns if weights.exists() else 0, device)
     if key not in cache:
+        for stale in [k for k in cache if k[0] == key[0] and k[2] == device]:
+            del cache[stale]  # a rewritten checkpoint (validation's candidate): keep one copy
         module, config = checkpoint.load_weights(weights, device=device)
         cache[key] = LoadedModel(module=module, config=config, path=weights, device=device)
     return cache[key]

@@ -9,6 +9,13 @@ encoders and its ASPP block and adds that second fusion stage:
     -> separable 3x3 -> x2 up -> concat(1x1 conv of stride-2 features) -> separable 3x3
     -> 1x1 classifier -> x2 up to the input size
 
+``pooling`` picks ASPP's image-level branch. ``"global"`` is the paper's: an average over the whole
+input, so every output pixel depends on the window the network is run in, however far away.
+``"local"`` replaces it with a fixed average over ``LOCAL_POOL`` x ``LOCAL_POOL`` encoder cells
+(stride-1, edges averaged over the cells that exist): the output then depends only on a bounded
+neighbourhood (the receptive field), and a scene can be cut into any windows that overlap by
+more than that. The shipped models use ``"local"``; the paper configuration keeps ``"global"``.
+
 Inputs of any height and width are padded (reflect) to a multiple of 16 and cropped back.
 """
 
@@ -25,10 +32,14 @@ from torch import nn
 
 from floodxr.errors import UnknownEncoderError
 
-__all__ = ["DeepLabV3PlusS2", "MULTIPLE", "check_encoder"]
+__all__ = ["DeepLabV3PlusS2", "MULTIPLE", "LOCAL_POOL", "POOLINGS", "check_encoder"]
 
 #: Height and width the encoder needs to be a multiple of (its deepest stride at OS16).
 MULTIPLE = 16
+#: Side, in encoder cells, of the ``"local"`` image-pooling average (112 px at output stride 16).
+LOCAL_POOL = 7
+#: ASPP image-pooling branches: the paper's global average, or a fixed local one.
+POOLINGS = ("global", "local")
 
 
 @functools.lru_cache(maxsize=64)
@@ -72,6 +83,18 @@ def check_encoder(name: str) -> str:
 LIGHT = ("tu-mobilenetv3_large_100", "tu-mobilenetv3_large_075", "resnet18", "efficientnet-b0")
 
 
+class _LocalPooling(nn.Sequential):
+    """ASPP's image pooling with a fixed ``size`` x ``size`` average instead of a global one."""
+
+    def __init__(self, in_channels: int, out_channels: int, size: int = LOCAL_POOL) -> None:
+        super().__init__(
+            nn.AvgPool2d(size, stride=1, padding=size // 2, count_include_pad=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        )
+
+
 def _conv_bn_relu(conv: nn.Module, channels: int) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
@@ -86,6 +109,7 @@ class DeepLabV3PlusS2(nn.Module):
     in_channels : input bands
     classes : output classes (2: not water, water)
     output_stride : 16 or 8
+    pooling : ``"global"`` (the paper's ASPP image pooling) or ``"local"`` (bounded context)
     """
 
     def __init__(
@@ -97,8 +121,11 @@ class DeepLabV3PlusS2(nn.Module):
         output_stride: int = 16,
         aspp_channels: int = 256,
         decoder_channels: int = 256,
+        pooling: str = "global",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
         self.encoder = get_encoder(
             encoder, in_channels=in_channels, depth=5, weights=None, output_stride=output_stride
@@ -109,6 +136,8 @@ class DeepLabV3PlusS2(nn.Module):
             _conv_bn_relu(SeparableConv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
                           aspp_channels),
         )  # fmt: skip
+        if pooling == "local":
+            self.aspp[0].convs[-1] = _LocalPooling(channels[-1], aspp_channels)
         self.skip4 = _conv_bn_relu(nn.Conv2d(channels[2], 48, 1, bias=False), 48)
         self.fuse4 = _conv_bn_relu(
             SeparableConv2d(aspp_channels + 48, decoder_channels, 3, padding=1, bias=False),

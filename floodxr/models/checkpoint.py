@@ -27,7 +27,11 @@ from floodxr.models.architecture import DeepLabV3PlusS2, check_encoder
 __all__ = ["FORMAT", "ModelConfig", "save", "read_config", "load_weights", "paths"]
 
 FORMAT = "floodxr-checkpoint/1"
-ARCHITECTURES = {"deeplabv3plus-s2": DeepLabV3PlusS2}
+#: Architecture names a checkpoint may carry: the paper's head, and the same with bounded context.
+ARCHITECTURES = {
+    "deeplabv3plus-s2": functools.partial(DeepLabV3PlusS2, pooling="global"),
+    "deeplabv3plus-s2-local": functools.partial(DeepLabV3PlusS2, pooling="local"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class ModelConfig:
     decoder_channels: int = 256
     classes: tuple[str, ...] = ("not_water", "water")
     tile: int | None = None
+    #: logits are divided by it before the softmax (temperature scaling; 1: as trained)
+    temperature: float = 1.0
     provenance: Mapping[str, Any] = field(default_factory=dict)
     scores: Mapping[str, Any] = field(default_factory=dict)
 
@@ -71,6 +77,9 @@ class ModelConfig:
         if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 32
                                       or self.tile % 16):  # fmt: skip
             problems.append(f"tile must be a multiple of 16 of at least 32, got {self.tile!r}")
+        if (isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float))
+                or not math.isfinite(self.temperature) or self.temperature <= 0):  # fmt: skip
+            problems.append(f"temperature must be a positive number, got {self.temperature!r}")
         if "water" not in self.classes:
             problems.append(f"classes must include 'water', got {self.classes!r}")
         if len(set(self.bands)) != len(self.bands):

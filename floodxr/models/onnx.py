@@ -83,9 +83,11 @@ def _session(ort: Any, target: Path, options: Any) -> Any:
 class OnnxModel:
     session: Any
     water_index: int
+    temperature: float = 1.0
 
     def water_probability(self, batch: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {"image": np.ascontiguousarray(batch, "float32")})[0]
+        logits = logits / np.float32(self.temperature)
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
@@ -142,5 +144,6 @@ def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
                         "floodxr.set_options(engine='torch'), or delete the cache "
                         f"{str(cache_dir())!r}"
                     ) from again
-            _SESSIONS[key] = OnnxModel(session, checkpoint.read_config(path).water_index)
+            config = checkpoint.read_config(path)
+            _SESSIONS[key] = OnnxModel(session, config.water_index, config.temperature)
     return _SESSIONS[key]

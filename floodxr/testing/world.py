@@ -10,11 +10,16 @@ rather than being painted on:
 2. **Land cover** on rotated field parcels: cropland, grassland, forest, bare soil, wet soil,
    urban clusters; some flooded land under a canopy becomes *flooded vegetation*, and shallow
    flood over fields *emergent vegetation*.
-3. **Sentinel-1** (``vv``, ``vh``, dB): per-class mean backscatter with per-scene calibration /
-   incidence offsets and within-parcel texture, wind-roughened water in some scenes, radar
-   shadow (dark, *not* water) on back slopes and brightening on fore slopes in hilly scenes,
-   double-bounce brightening of flooded vegetation, bright point targets in towns, an additive
-   thermal-noise floor, and multiplicative speckle correlated over ~2 px (GRD: ENL ~4.4).
+3. **Sentinel-1** (``vv``, ``vh``, dB): per-class sigma-0 with per-scene draws of everything a
+   network could otherwise learn as a constant: the incidence angle (and its slope across the
+   scene), GRD sigma-0 or RTC gamma-0, a calibration offset, a land level (moisture, season),
+   a calm-water level and the wind over the water (calm, breezy, windy; gusty in space, VH
+   rising by a fraction of VV), the noise floor (NESZ) and how much of it was removed. Within a
+   scene: parcel and texture variation, sand / tarmac that look like water, radar shadow (dark,
+   *not* water) and bright fore slopes in hilly scenes, double-bounce flooded vegetation, shallow
+   water with emergent crops, point targets in towns, the GRD impulse response (mixed pixels at
+   shores), multiplicative speckle correlated over ~2 px (GRD: ENL ~4.4), and additive thermal
+   noise, partly subtracted as ESA's noise removal does (so calm water can fall far below NESZ).
 4. **Sentinel-2** (``B02 B03 B04 B08 B11``, top-of-atmosphere reflectance x 10000 like
    Sen1Floods11's L1C chips): per-class spectra, sediment-laden flood water, haze, clouds
    (bright in all bands) with their shifted shadows (dark in all bands). S2 is not taken at
@@ -28,26 +33,35 @@ rather than being painted on:
    lets thin cloud edges through, and (with the NDWI rule) misses sediment-laden water, the
    systematic errors the paper's weak-label baseline learns.
 
-Where the numbers come from (all C-band, VV/VH, 30-45 deg incidence, sigma0 in dB):
+Where the numbers come from (C-band, VV/VH, sigma-0 in dB unless said):
 
-* open calm water -18 to -26 dB VV, -24 to -32 dB VH; wind raises VV to about -14 dB
-  (Martinis et al. 2015, Twele et al. 2016, Sen1Floods11's per-event VH Otsu thresholds
-  -25.1 to -19.6 dB in ``Sen1Floods11_Metadata.geojson``);
-* crops / grass -9 to -13 VV, -15 to -20 VH; forest -6.5 to -8 VV, -12 to -14 VH; bare dry soil
-  -12 to -16 VV, -19 to -24 VH; towns -4 to +3 VV with point targets above +10 dB
-  (Veloso et al. 2017, ESA Sentinel-1 user guide, Sen1Floods11 chip ranges in its README);
+* calm open water -20 to -26 VV and -26 to -34 VH, falling ~0.3 dB per degree of incidence;
+  wind above ~3 m/s raises VV by up to ~12 dB (Bragg scattering), cross-pol far less
+  (Martinis et al. 2015, Twele et al. 2016; Sen1Floods11's per-event VH Otsu thresholds -25.1 to
+  -19.6 dB in ``Sen1Floods11_Metadata.geojson``);
+* crops / grass -9 to -13 VV, -15 to -20 VH; forest -6.5 to -8 VV, -12 to -14 VH; bare soil
+  -12 to -16 VV, -19 to -24 VH; towns -4 to +3 VV with point targets above +10 dB; land falls
+  ~0.1 dB per degree (Veloso et al. 2017, ESA Sentinel-1 user guide);
+* sand, tarmac and smooth dry soil are specular like calm water: -17 to -22 VV, -24 to -29 VH
+  (the water look-alikes of Martinis et al. 2015);
 * flooded vegetation double bounce: VV up 3-6 dB over the canopy, VH little changed
   (Tsyganskaya et al. 2018); shallow floods over fields with emergent crops / grass between
   water and field, about -15 dB VV and -22 dB VH (flooded rice and grassland in the same
   review): the "bright water" that hand labels call water and thresholds miss;
-* thermal noise floor (NESZ) of IW about -22 to -28 dB before noise removal, lower after
-  (ESA S1 user guide); speckle ENL 4.4 for IW GRDH;
+* IW thermal noise (NESZ) -22 to -28 dB, scalloped across the swath; ESA's noise removal
+  subtracts an estimate, leaving values far below NESZ over calm water (Sen1Floods11's chips go
+  down to -57 dB); GRDH: 20 x 22 m resolution on 10 m pixels, ENL 4.4 (ESA S1 user guide);
+* gamma-0 = sigma-0 / cos(incidence): +0.6 to +1.6 dB at 30-46 deg, the offset between Earth
+  Engine's GRD sigma-0 (Sen1Floods11) and RTC gamma-0 (Microsoft Planetary Computer);
 * S2 TOA reflectance: water B08 200-800 and B11 50-400, vegetation B08 2500-3500, soil B04
   1300-1800 and B11 2500-3200, clouds 3000-8000 (ESA S2 user guide; USGS spectral library
   values plus 600-1000 of path radiance in B02 for TOA).
 
-Every number lives in :data:`WORLD` so a study can change it; none was fitted to the Sen1Floods11
-chips in ``../shared`` (they are test-split chips).
+Every number lives in :data:`WORLD` so a study can change it. None was fitted to the
+Sen1Floods11 chips in ``../shared`` (they are test-split chips), but the ranges were *checked*
+against their label-conditioned statistics (water VV medians -19 to -11 dB, VH -28 to -19 dB;
+land VV -11 to -8, VH -18 to -14) and widened where the world did not cover them: so
+development-chip scores are not blind, and unseen chips are the honest test.
 """
 
 from __future__ import annotations
@@ -70,24 +84,37 @@ S2_WORLD_BANDS = ("B02", "B03", "B04", "B08", "B11")
 
 #: (VV, VH) mean backscatter in dB and S2 TOA spectra (B02, B03, B04, B08, B11) per class.
 WORLD: Mapping[str, Any] = {
+    # (VV, VH) sigma-0 in dB at 38 deg incidence; land classes before the scene's land shift,
+    # open water before wind, incidence and the noise floor
     "s1": {
-        "crop": (-11.0, -17.5),
-        "grass": (-12.5, -19.5),
-        "forest": (-7.2, -13.0),
-        "bare": (-14.0, -22.0),
-        "wet_soil": (-10.0, -17.0),
+        "crop": (-10.5, -16.5),
+        "grass": (-12.0, -18.5),
+        "forest": (-7.5, -13.0),
+        "bare": (-13.0, -20.5),
+        "wet_soil": (-9.5, -16.0),
         "urban": (-3.0, -10.0),
-        "flooded_vegetation": (-3.5, -13.5),
-        "emergent_vegetation": (-15.0, -22.5),
-        "water": (-21.5, -28.5),
+        "smooth": (-19.0, -26.5),  # sand, tarmac, smooth dry soil: dark like water, not water
+        "flooded_vegetation": (-4.0, -13.5),
+        "emergent_vegetation": (-15.0, -22.0),
+        "water": (-23.0, -31.0),
     },
-    "s1_scene_offset_db": 1.2,  # sd of a per-scene, per-polarisation calibration/incidence offset
-    "s1_class_jitter_db": 1.0,  # sd of a per-scene shift of each class mean
+    "incidence_deg": (30.0, 46.0),  # IW swath; the scene's mean incidence
+    "incidence_slope_db": {"land": -0.12, "water": -0.35},  # dB per degree above 38
+    "gamma0_probability": 0.4,  # RTC gamma-0 (Planetary Computer) instead of GRD sigma-0 (GEE)
+    "s1_scene_offset_db": 1.0,  # sd of a per-scene, per-polarisation calibration offset
+    "s1_land_shift_db": (-2.0, 2.5),  # per-scene shift of all land: moisture, season, crops
+    "s1_class_jitter_db": 1.2,  # sd of a per-scene shift of each class mean
     "s1_parcel_sd_db": 1.3,  # sd between parcels of one class
-    "water_wind_db": (0.0, 7.0),  # VV rise of water in windy scenes (VH rises by half)
+    "water_level_db": (-3.0, 3.0),  # per-scene spread of calm water about its mean
+    # wind over the water: P(state), VV rise range (dB); VH rises by a fraction of it
+    "water_wind_db": ((0.45, (0.0, 2.0)), (0.35, (2.0, 7.0)), (0.20, (7.0, 12.0))),
+    "water_wind_vh_fraction": (0.2, 0.6),
+    "smooth_lookalike": (0.3, 0.08),  # P(a scene has sand / tarmac parcels), max parcel share
     "shadow_db": (-24.0, -30.0),
     "foreslope_db": 5.0,
-    "noise_floor_db": (-36.0, -27.0),  # VH noise floor after thermal-noise removal; VV 3 dB lower
+    "noise_floor_db": (-28.0, -22.0),  # IW NESZ per scene and polarisation (before removal)
+    "noise_removal": (0.9, (0.5, 1.0)),  # P(thermal noise removed), fraction of NESZ removed
+    "resolution_px": 0.8,  # sd (px) of the GRD impulse response (20 x 22 m) on 10 m pixels
     "enl": 4.4,
     "s2": {
         "crop": (900, 850, 700, 2900, 1900),
@@ -139,10 +166,14 @@ def _parcels(
 def _water_fraction(rng: np.random.Generator) -> float:
     """Sen1Floods11-like spread: many chips nearly dry, a few nearly all water."""
     draw = rng.uniform()
-    if draw < 0.15:
+    if draw < 0.06:
+        return 0.0
+    if draw < 0.18:
         return float(rng.uniform(0.0, 0.02))
-    if draw < 0.25:
+    if draw < 0.27:
         return float(rng.uniform(0.7, 0.98))
+    if draw < 0.31:
+        return float(rng.uniform(0.98, 1.0))
     return float(rng.uniform(0.04, 0.55))
 
 
@@ -208,6 +239,8 @@ def paired_scene(
         relief = relief + 1.5 * np.abs(_smooth_noise(rng, shape, sigma=rng.uniform(8, 16)))
     fraction = _water_fraction(rng)
     permanent = _river(rng, shape) if rng.uniform() < 0.6 else np.zeros(shape, bool)
+    if fraction == 0.0:  # an all-dry scene: no river either
+        permanent[:] = False
     parcel_ids, n_parcels = _parcels(rng, shape, size=rng.uniform(12, 50))
     agricultural = rng.uniform() < 0.5
     if agricultural:  # flooded paddies / ponds: whole parcels under water
@@ -240,39 +273,65 @@ def paired_scene(
     emergent = shallow & fields & emerging[parcel_ids] & (rng.uniform() < 0.35)
     emergent &= ~flooded_vegetation
 
-    # Sentinel-1 in linear power, class by class, then speckle and noise
+    # Sentinel-1: sigma-0 in dB class by class, then the sensor: resolution, speckle, noise
     s1_means = world["s1"]
+    smooth = np.zeros(shape, bool)
+    if rng.uniform() < world["smooth_lookalike"][0]:  # sand bars, tarmac, smooth dry fields
+        share = rng.uniform(0.005, world["smooth_lookalike"][1])
+        smooth = (rng.uniform(size=n_parcels) < share)[parcel_ids] & ~water
+    incidence = rng.uniform(*world["incidence_deg"])
+    across = np.linspace(-0.5, 0.5, nx)[None, :] * rng.uniform(0, 1.0)  # deg across the scene
+    theta = incidence + across
+    slope = world["incidence_slope_db"]
+    gamma0 = rng.uniform() < world["gamma0_probability"]
+    product_db = -10 * np.log10(np.cos(np.radians(theta))) if gamma0 else 0.0
     offset = rng.normal(0, world["s1_scene_offset_db"], size=2)
+    land_shift = rng.uniform(*world["s1_land_shift_db"])
+    water_shift = rng.uniform(*world["water_level_db"])
     jitter = {name: rng.normal(0, world["s1_class_jitter_db"], size=2) for name in s1_means}
     parcel_db = rng.normal(0, world["s1_parcel_sd_db"], size=(n_parcels, 2))
     texture = 0.8 * _smooth_noise(rng, shape, sigma=3)
-    wind = rng.uniform(*world["water_wind_db"]) if rng.uniform() < 0.35 else 0.0
+    states = world["water_wind_db"]
+    state = rng.choice(len(states), p=np.array([w for w, _ in states]) / sum(w for w, _ in states))
+    wind = rng.uniform(*states[state][1])
+    gusts = np.clip(1 + 0.5 * _smooth_noise(rng, shape, sigma=rng.uniform(20, 60)), 0, None)
+    vh_fraction = rng.uniform(*world["water_wind_vh_fraction"])
+    urban = cover == _CLASSES.index("urban")
+    targets = urban & (rng.uniform(size=shape) < 0.03)
+    target_db = rng.uniform(8, 20, size=shape)
+    nesz = rng.uniform(*world["noise_floor_db"], size=2)
+    removed = rng.uniform() < world["noise_removal"][0]
+    removal = rng.uniform(*world["noise_removal"][1]) if removed else 0.0
+    scallop = 0.7 * np.sin(2 * np.pi * (np.arange(nx) / nx * rng.uniform(0.1, 1.0)
+                                         + rng.uniform()))[None, :]  # fmt: skip
+    if hilly:
+        terrain = np.gradient(relief * rng.uniform(4, 9), axis=1)
+        shadow = (terrain < -np.quantile(np.abs(terrain), 0.93)) & ~water
+        foreslope = (terrain > np.quantile(np.abs(terrain), 0.9)) & ~water
     s1 = np.empty((2, ny, nx), "float64")
     for p in range(2):
         db = np.zeros(shape)
         for k, name in enumerate(_CLASSES):
             db[cover == k] = s1_means[name][p] + jitter[name][p]
-        db += parcel_db[parcel_ids, p] + texture
-        water_db = s1_means["water"][p] + jitter["water"][p] + wind * (1.0 if p == 0 else 0.5)
-        db[water] = water_db + 0.6 * texture[water]
-        fv = s1_means["flooded_vegetation"]
-        db[flooded_vegetation] = fv[p] + jitter["flooded_vegetation"][p] + texture[
-            flooded_vegetation]  # fmt: skip
-        ev = s1_means["emergent_vegetation"]
-        db[emergent] = ev[p] + jitter["emergent_vegetation"][p] + texture[emergent]
+        db[smooth] = s1_means["smooth"][p] + jitter["smooth"][p]
+        db += parcel_db[parcel_ids, p] + texture + land_shift
+        rise = wind * gusts[water] * (1.0 if p == 0 else vh_fraction)
+        db[water] = (s1_means["water"][p] + jitter["water"][p] + water_shift + rise
+                     + 0.6 * texture[water])  # fmt: skip
+        for name, where in (("flooded_vegetation", flooded_vegetation), ("emergent_vegetation",
+                                                                         emergent)):
+            db[where] = s1_means[name][p] + jitter[name][p] + land_shift + texture[where]
         if hilly:
-            slope = np.gradient(relief * rng.uniform(4, 9), axis=1)
-            shadow = (slope < -np.quantile(np.abs(slope), 0.93)) & ~water
             db[shadow] = rng.uniform(*sorted(world["shadow_db"]))
-            db[(slope > np.quantile(np.abs(slope), 0.9)) & ~water] += world["foreslope_db"]
-        db += offset[p]
-        power = 10 ** (db / 10) * _speckle(rng, shape, world["enl"])
-        if p == 0:  # towns: sparse strong point targets
-            urban = cover == _CLASSES.index("urban")
-            power[urban & (rng.uniform(size=shape) < 0.03)] *= 10 ** (rng.uniform(8, 20) / 10)
-        floor_db = rng.uniform(*world["noise_floor_db"]) - (3.0 if p == 0 else 0.0)
-        power += 10 ** (floor_db / 10) * rng.exponential(1.0, size=shape)
-        s1[p] = 10 * np.log10(power)
+            db[foreslope] += world["foreslope_db"]
+        db += np.where(water, slope["water"], slope["land"]) * (theta - 38.0)
+        db += offset[p] + product_db
+        power = ndimage.gaussian_filter(10 ** (db / 10), world["resolution_px"])
+        power *= _speckle(rng, shape, world["enl"])
+        power[targets] *= 10 ** (target_db[targets] / 10 - (0 if p == 0 else 0.6))
+        noise = 10 ** ((nesz[p] + scallop) / 10)
+        power += noise * (_speckle(rng, shape, world["enl"]) - removal)
+        s1[p] = 10 * np.log10(np.maximum(power, 1e-6))  # GRD floor: -60 dB
 
     # Sentinel-2 TOA reflectance x 10000
     spectra = world["s2"]
@@ -329,7 +388,8 @@ def paired_scene(
         },
         coords={"band": list(bands), "y": y, "x": x},
         attrs={"floodxr_world_seed": seed, "cloud_cover": cover_fraction, "hilly": int(hilly),
-               "wind_db": wind, "turbidity": turbidity},
+               "wind_db": wind, "turbidity": turbidity, "incidence_deg": incidence,
+               "product": "gamma0" if gamma0 else "sigma0", "noise_removal": removal},
     )  # fmt: skip
     return scene.rio.write_crs(crs).rio.write_transform(transform)
 

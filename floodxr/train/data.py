@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from floodxr._bands import select_bands
+from floodxr._bands import S1_BANDS, select_bands
 from floodxr.data import sen1floods11
+from floodxr.data.scene import Scene
 from floodxr.errors import DataLayoutError, InvalidOptionError, MissingBandError
 from floodxr.preprocess import PAPER_RANGES, clip_scale
 
@@ -46,27 +47,6 @@ __all__ = [
 ]
 
 Target = Literal["label", "weak_label"]
-#: Sentinel-2 bands the paper's teacher reads, in order.
-S2_PAPER_BANDS = ("B02", "B03", "B04", "B08")
-S1_BANDS = ("vv", "vh")
-
-
-@dataclass(frozen=True)
-class Scene:
-    """One image with the labels that exist for it (all on one grid)."""
-
-    name: str
-    image: xr.DataArray
-    label: xr.DataArray | None = None
-    weak_label: xr.DataArray | None = None
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return tuple(str(b) for b in self.image["band"].values)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.image.sizes["y"], self.image.sizes["x"]
 
 
 @dataclass(frozen=True)
@@ -115,11 +95,7 @@ def sen1floods11_source(
     ('Spain_7370579', ('vv', 'vh', 'B02', 'B03', 'B04', 'B08'))
     """
     split_list = sen1floods11.read_split(root, split)
-    scenes = []
-    for chip in split_list.open(chunks=chunks):
-        image = chip.stack(S1_BANDS + S2_PAPER_BANDS)
-        scenes.append(Scene(name=chip.id, image=chip.s1 if image is None else image,
-                            label=chip.label))  # fmt: skip
+    scenes = [chip.scene() for chip in split_list.open(chunks=chunks)]
     return Source(name or f"sen1floods11:{split}", tuple(scenes))
 
 

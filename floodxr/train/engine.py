@@ -6,6 +6,8 @@ A run lives in one folder::
                             score and the run's settings (one file, replaced atomically)
     OUT/best.safetensors    floodxr checkpoint (+ best.json) with the best valid IoU so far
     OUT/last.safetensors    floodxr checkpoint (+ last.json) of the final weights
+    OUT/candidate.*         the checkpoint last validated: validation scores it with
+                            floodxr.evaluation.score, i.e. through segment() as users run it
     OUT/metrics.csv         step, lr, loss, valid_iou, seconds
     OUT/curves.png          loss and valid IoU against step
 
@@ -26,26 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from floodxr.errors import CheckpointError, RunMismatchError
-from floodxr.metrics import Confusion
+from floodxr.evaluation import score
 from floodxr.models import ModelConfig, save
-from floodxr.options import OPTIONS
-from floodxr.segment import DEFAULT_TILE, _Plan
-from floodxr.train.data import CropDataset, Scene, loader, normalized
+from floodxr.options import OPTIONS, set_options
+from floodxr.train.data import CropDataset, Scene, loader
 
 __all__ = [
     "Schedule",
     "RunResult",
     "fit",
     "poly_lr",
-    "predict_scene",
-    "score_scenes",
     "recalibrate_batchnorm",
     "device",
 ]
@@ -107,83 +105,6 @@ def device(name: str | None = None) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
-
-
-def predict_scene(
-    network: torch.nn.Module,
-    scene: Scene,
-    bands: Sequence[str],
-    *,
-    tile: int,
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Water probability of a whole scene and its finite-input mask, seen as ``segment`` sees it.
-
-    The windows, overlaps and blending weights are :func:`floodxr.segment.segment`'s (its
-    ``_Plan`` with the ``halo`` option), so validation scores the network as users will run it.
-
-    Examples
-    --------
-    >>> from floodxr import models, train
-    >>> from floodxr.train.engine import predict_scene
-    >>> network = models.STUDENT.replace(encoder="resnet18", decoder_channels=16).build().eval()
-    >>> scene = train.synthetic_source(1, size=96).scenes[0]
-    >>> probability, finite = predict_scene(network, scene, ("vv", "vh"), tile=64)
-    >>> probability.shape, finite.shape, bool(((probability >= 0) & (probability <= 1)).all())
-    ((96, 96), (96, 96), True)
-    """
-    image, finite = normalized(scene.image.sel(band=list(bands)).values, bands)
-    ny, nx = finite.shape
-    plan = _Plan.for_scene(ny, nx, tile, OPTIONS["halo"])
-    ramp = plan.ramp()
-    weight = np.outer(ramp, ramp)
-    total = np.zeros((ny, nx), "float32")
-    weights = np.zeros((ny, nx), "float32")
-    with torch.inference_mode():
-        for y0 in plan.starts(ny):
-            for x0 in plan.starts(nx):
-                window = image[None, :, y0 : y0 + plan.window, x0 : x0 + plan.window]
-                logits = network(torch.from_numpy(np.ascontiguousarray(window)).to(device))
-                water = torch.softmax(logits.float(), dim=1)[0, 1].cpu().numpy()
-                h, w = water.shape
-                total[y0 : y0 + h, x0 : x0 + w] += water * weight[:h, :w]
-                weights[y0 : y0 + h, x0 : x0 + w] += weight[:h, :w]
-    return total / np.maximum(weights, 1e-12), finite
-
-
-def score_scenes(
-    network: torch.nn.Module,
-    scenes: Sequence[Scene],
-    bands: Sequence[str],
-    *,
-    tile: int,
-    device: str = "cpu",
-) -> Confusion:
-    """Pooled water confusion of ``network`` on labelled ``scenes`` (label -1 and NaN masked).
-
-    Examples
-    --------
-    >>> from floodxr import models, train
-    >>> from floodxr.train.engine import score_scenes
-    >>> network = models.STUDENT.replace(encoder="resnet18", decoder_channels=16).build().eval()
-    >>> scenes = train.synthetic_source(2, size=96, seed=4).scenes
-    >>> confusion = score_scenes(network, scenes, ("vv", "vh"), tile=64)
-    >>> confusion.union > 0 and 0 <= confusion.iou <= 1
-    True
-    """
-    total = Confusion()
-    was_training = network.training
-    network.eval()
-    for scene in scenes:
-        assert scene.label is not None  # validation sources are checked for labels
-        probability, finite = predict_scene(network, scene, bands, tile=tile, device=device)
-        label = scene.label.values
-        valid = finite & (label >= 0)
-        water, truth = (probability >= 0.5) & valid, (label == 1) & valid
-        total += Confusion(tp=int((water & truth).sum()), fp=int((water & ~truth).sum()),
-                           fn=int((~water & truth).sum()), tn=int((valid & ~water & ~truth).sum()))
-    network.train(was_training)
-    return total
 
 
 def recalibrate_batchnorm(
@@ -332,8 +253,8 @@ def fit(
     >>> result = fit(config=config, dataset=dataset, loss=loss, out=out, valid=scenes.scenes,
     ...              schedule=Schedule(steps=2, lr=0.01, weight_decay=1e-4, eval_every=2),
     ...              bn_batches=1, progress=False)
-    >>> result.steps, result.best.name, sorted(p.name for p in result.out.iterdir())[:3]
-    (2, 'best.safetensors', ['best.json', 'best.safetensors', 'curves.png'])
+    >>> result.steps, result.best.name, sorted(p.stem for p in result.out.iterdir())[:5]
+    (2, 'best.safetensors', ['best', 'best', 'candidate', 'candidate', 'curves'])
     """
     previous = torch.get_num_threads()
     if threads is not None:
@@ -379,7 +300,6 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
             return RunResult(out=out, best=finished[0], last=finished[1], best_iou=best_iou,
                              best_step=best_step, steps=schedule.steps)  # fmt: skip
     rows: list[dict[str, Any]] = list(_csv_rows(csv_path, start))
-    bands = tuple(config.bands)
     show = OPTIONS["progress"] if progress is None else progress
 
     def checkpoint(kind: str, step: int, iou: float | None) -> Path:
@@ -396,8 +316,14 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         if not valid:
             return None
         recalibrate_batchnorm(network, dataset, bn_batches, device=device)
-        tile = config.tile or DEFAULT_TILE
-        iou = score_scenes(network, valid, bands, tile=tile, device=device).iou
+        # scored as users run it: segment() on the saved checkpoint (its normalisation, windows)
+        network.eval()
+        candidate = checkpoint("candidate", step, None)
+        threads = torch.get_num_threads()
+        with set_options(device=device, progress=False):
+            iou = score(candidate, valid).pooled.iou
+        torch.set_num_threads(threads)  # segment may set them in this thread
+        network.train()
         iou = -1.0 if math.isnan(iou) else iou
         if iou > best_iou:
             best_iou, best_step = iou, step

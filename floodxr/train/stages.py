@@ -23,11 +23,12 @@ from typing import Any, Literal
 import torch
 
 from floodxr import models
+from floodxr._bands import S1_BANDS, S2_PAPER_BANDS
 from floodxr.errors import InvalidOptionError
 from floodxr.models import ModelConfig
 from floodxr.models.architecture import check_encoder
-from floodxr.models.checkpoint import paths
-from floodxr.train.data import S1_BANDS, S2_PAPER_BANDS, Augment, CropDataset, Scene, Source
+from floodxr.models.checkpoint import ARCHITECTURES, paths
+from floodxr.train.data import Augment, CropDataset, Scene, Source
 from floodxr.train.engine import RunResult, Schedule, device, fit
 from floodxr.train.losses import distillation_loss, edge_weighted_cross_entropy
 
@@ -52,6 +53,7 @@ class TrainConfig:
     """
 
     encoder: str = "tu-xception65"
+    architecture: str = "deeplabv3plus-s2"
     decoder_channels: int = 256
     output_stride: int = 16
     crop: int = 321
@@ -99,6 +101,9 @@ class TrainConfig:
         if problems:
             raise InvalidOptionError("invalid training configuration: " + "; ".join(problems))
         check_encoder(self.encoder)
+        if self.architecture not in ARCHITECTURES:
+            problems.append(f"architecture must be one of {list(ARCHITECTURES)}, got "
+                            f"{self.architecture!r}")
         if not self.lr or not self.weight_decay:
             problems.append("lr and weight_decay must each list at least one value")
         if any(v <= 0 for v in self.lr) or any(v < 0 for v in self.weight_decay):
@@ -121,7 +126,8 @@ class TrainConfig:
 PAPER = TrainConfig()
 #: A light setting that trains in minutes on 2 CPU cores.
 CPU = TrainConfig(
-    encoder="tu-mobilenetv3_large_075", decoder_channels=64, crop=160, batch_size=8, steps=600,
+    encoder="tu-mobilenetv2_100", architecture="deeplabv3plus-s2-local", decoder_channels=64,
+    crop=160, batch_size=8, steps=600,
     lr=(0.05,), weight_decay=(1e-4,), eval_every=100, checkpoint_every=50, num_workers=0,
     device="cpu",
 )  # fmt: skip
@@ -180,7 +186,8 @@ def _grid(
 def _model_config(base: ModelConfig, name: str, config: TrainConfig,
                   provenance: Mapping[str, Any]) -> ModelConfig:  # fmt: skip
     # the network is validated and later run on windows of its training crop (see segment)
-    return base.replace(name=name, encoder=config.encoder, output_stride=config.output_stride,
+    return base.replace(name=name, encoder=config.encoder, architecture=config.architecture,
+                        output_stride=config.output_stride,
                         decoder_channels=config.decoder_channels,
                         tile=max(32, config.crop // 16 * 16),
                         provenance=dict(provenance))  # fmt: skip

@@ -2,7 +2,8 @@
 
 The rows run in the order their dependencies need (the teacher before the student); each
 training run resumes where it stopped, so an interrupted reproduction continues. Scores are the
-pooled water IoU over the test scenes (Sen1Floods11's aggregate IoU), as mean +- standard
+pooled water IoU over the test scenes (Sen1Floods11's aggregate IoU, from
+:func:`floodxr.evaluation.score`, the one scoring path), as mean +- standard
 deviation over the configuration's ``runs`` seeds, x 100 like the paper.
 """
 
@@ -14,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from floodxr import threshold
-from floodxr.metrics import Confusion, confusion
-from floodxr.segment import segment
+from floodxr.evaluation import score
 from floodxr.train.config import build_sources, load_config, run_stage
 from floodxr.train.data import Scene
 
-__all__ = ["PAPER_TABLE", "Row", "reproduce_table", "score_checkpoint", "format_table"]
+__all__ = ["PAPER_TABLE", "Row", "reproduce_table", "format_table"]
 
 #: (row label, configuration stem, paper IoU, paper std) in Table 1's order, plus the teacher.
 PAPER_TABLE: tuple[tuple[str, str, float, float | None], ...] = (
@@ -51,37 +50,6 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def score_checkpoint(method: str | Path, scenes: Sequence[Scene]) -> tuple[Confusion, int]:
-    """Pooled confusion of a model checkpoint (or a threshold method) on labelled scenes.
-
-    Scenes lacking a band the model reads are skipped; the second value counts them.
-
-    Examples
-    --------
-    >>> from floodxr import train
-    >>> from floodxr.train.table import score_checkpoint
-    >>> scenes = train.synthetic_source(2, size=96, seed=3).scenes
-    >>> confusion, skipped = score_checkpoint("otsu", scenes)
-    >>> skipped, 0 < confusion.iou <= 1
-    (0, True)
-    """
-    total, skipped = Confusion(), 0
-    for scene in scenes:
-        assert scene.label is not None  # test sources are checked for labels
-        if str(method) in threshold.METHODS:
-            mask = threshold.METHODS[str(method)](scene.image, band="vh")
-        else:
-            from floodxr import models
-
-            bands = list(models.read_config(models.resolve(method)).bands)
-            if not set(bands) <= set(scene.bands):
-                skipped += 1
-                continue
-            mask = segment(scene.image.sel(band=bands), model=str(method), output="mask")
-        total += confusion(mask, scene.label)
-    return total, skipped
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -131,11 +99,12 @@ def reproduce_table(
         test_scenes = test_scenes or scenes
         ious, skipped = [], 0
         for result in results:
-            counts, skipped = score_checkpoint(result.best, scenes)
-            ious.append(counts.iou)
+            found = score(result.best, scenes, progress=False)
+            ious.append(found.aggregate_iou)
+            skipped = len(found.skipped)
         scores[stem] = (ious, len(scenes) - skipped, skipped)
-    otsu, _ = score_checkpoint("otsu", test_scenes)
-    scores["otsu"] = ([otsu.iou], len(test_scenes), 0)
+    otsu = score("otsu", test_scenes, progress=False)
+    scores["otsu"] = ([otsu.aggregate_iou], len(test_scenes), 0)
     rows = []
     for label, key, paper, paper_std in PAPER_TABLE:
         ious, n, skipped = scores.get(key, ([], 0, 0))
