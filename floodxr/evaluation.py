@@ -388,7 +388,7 @@ def evaluate_split(
         )
     show = OPTIONS["progress"] if progress is None else progress
     failed: list[dict[str, str]] = []
-    scenes = tqdm(_chip_scenes(root, chips, on_error, failed), total=len(chips),
+    scenes = tqdm(_chip_scenes(root, chips.chips, on_error, failed), total=len(chips),
                   desc=f"{method} on {split}", disable=not show)  # fmt: skip
     result = score(method, scenes, band=band, events=events, threshold_db=threshold_db,
                    progress=False).to_dict()  # fmt: skip

@@ -137,7 +137,8 @@ class DeepLabV3PlusS2(nn.Module):
                           aspp_channels),
         )  # fmt: skip
         if pooling == "local":
-            self.aspp[0].convs[-1] = _LocalPooling(channels[-1], aspp_channels)
+            aspp: ASPP = self.aspp[0]
+            aspp.convs[-1] = _LocalPooling(channels[-1], aspp_channels)
         self.skip4 = _conv_bn_relu(nn.Conv2d(channels[2], 48, 1, bias=False), 48)
         self.fuse4 = _conv_bn_relu(
             SeparableConv2d(aspp_channels + 48, decoder_channels, 3, padding=1, bias=False),

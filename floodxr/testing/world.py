@@ -53,9 +53,12 @@ Where the numbers come from (C-band, VV/VH, sigma-0 in dB unless said):
   down to -57 dB); GRDH: 20 x 22 m resolution on 10 m pixels, ENL 4.4 (ESA S1 user guide);
 * gamma-0 = sigma-0 / cos(incidence): +0.6 to +1.6 dB at 30-46 deg, the offset between Earth
   Engine's GRD sigma-0 (Sen1Floods11) and RTC gamma-0 (Microsoft Planetary Computer);
-* S2 TOA reflectance: water B08 200-800 and B11 50-400, vegetation B08 2500-3500, soil B04
-  1300-1800 and B11 2500-3200, clouds 3000-8000 (ESA S2 user guide; USGS spectral library
-  values plus 600-1000 of path radiance in B02 for TOA).
+* S2 TOA reflectance: water B08 200-800 and B11 50-400, sediment-laden flood water up to
+  B04 ~1500 and B08 ~1100 (suspended sediment raises red and NIR, Ritchie et al. 2003),
+  vegetation B08 2500-3500 at its peak but as low as ~1400 in a flood season's stressed or
+  sparse cover (the NIR excess over red scaled by 0.35-1.1 per scene), soil B04 1300-1800 and
+  B11 2500-3200, clouds 3000-8000, a per-scene gain of 0.85-1.2 (ESA S2 user guide; USGS
+  spectral library values plus 600-1000 of path radiance in B02 for TOA).
 
 Every number lives in :data:`WORLD` so a study can change it. None was fitted to the
 Sen1Floods11 chips in ``../shared`` (they are test-split chips), but the ranges were *checked*
@@ -126,10 +129,12 @@ WORLD: Mapping[str, Any] = {
         "flooded_vegetation": (850, 800, 600, 2100, 1100),
         "emergent_vegetation": (900, 850, 650, 1600, 1000),  # half water, half crop
         "water": (1000, 850, 600, 300, 150),
-        "turbid_water": (1450, 1500, 1550, 1350, 550),
+        "turbid_water": (1400, 1450, 1500, 1100, 250),  # sediment-laden flood water
         "wet_fringe": (950, 950, 1000, 1500, 1250),  # just-drained, moist soil
         "cloud": (6000, 5900, 5900, 6200, 4200),
     },
+    "s2_illumination": (0.85, 1.2),  # per-scene gain: sun angle, thin haze, calibration
+    "s2_vigour": (0.35, 1.1),  # per-scene scale of vegetation's NIR excess (season, stress)
     "s2_haze": (0.0, 350.0),  # extra path radiance in B02 (B03 gets 60 %, B04 30 %)
     "s2_fringe": (0.35, (0.6, 0.95)),  # P(flood changed by the S2 date), its area factor range
     "s2_cloud_mask_b02": 2500.0,  # weak labels are -1 where B02 says cloud
@@ -299,7 +304,8 @@ def paired_scene(
     urban = cover == _CLASSES.index("urban")
     targets = urban & (rng.uniform(size=shape) < 0.03)
     target_db = rng.uniform(8, 20, size=shape)
-    nesz = rng.uniform(*world["noise_floor_db"], size=2)
+    low, high = world["noise_floor_db"]
+    nesz = rng.uniform(low, high, size=2)
     removed = rng.uniform() < world["noise_removal"][0]
     removal = rng.uniform(*world["noise_removal"][1]) if removed else 0.0
     scallop = 0.7 * np.sin(2 * np.pi * (np.arange(nx) / nx * rng.uniform(0.1, 1.0)
@@ -335,13 +341,18 @@ def paired_scene(
 
     # Sentinel-2 TOA reflectance x 10000
     spectra = world["s2"]
-    turbidity = rng.uniform(0, 1) ** 2
-    illumination = rng.uniform(0.9, 1.1)
+    turbidity = rng.uniform(0, 1)
+    illumination = rng.uniform(*world["s2_illumination"])
+    vigour = rng.uniform(*world["s2_vigour"])
     s2 = np.empty((len(S2_WORLD_BANDS), ny, nx), "float64")
     for b in range(len(S2_WORLD_BANDS)):
         band = np.zeros(shape)
         for k, name in enumerate(_CLASSES):
-            band[cover == k] = spectra[name][b]
+            value = spectra[name][b]
+            if b == S2_WORLD_BANDS.index("B08") and name in ("crop", "grass", "forest"):
+                red = spectra[name][S2_WORLD_BANDS.index("B04")]
+                value = red + vigour * (value - red)  # a flood season's weaker NIR plateau
+            band[cover == k] = value
         band *= 1 + 0.12 * rng.standard_normal(n_parcels)[parcel_ids]
         water_refl = (1 - turbidity) * spectra["water"][b] + turbidity * spectra["turbid_water"][b]
         band[s2_water] = water_refl * (1 + 0.1 * _smooth_noise(rng, shape, 15)[s2_water])
@@ -388,7 +399,8 @@ def paired_scene(
         },
         coords={"band": list(bands), "y": y, "x": x},
         attrs={"floodxr_world_seed": seed, "cloud_cover": cover_fraction, "hilly": int(hilly),
-               "wind_db": wind, "turbidity": turbidity, "incidence_deg": incidence,
+               "wind_db": wind, "turbidity": turbidity, "vegetation_vigour": vigour,
+               "incidence_deg": incidence,
                "product": "gamma0" if gamma0 else "sigma0", "noise_removal": removal},
     )  # fmt: skip
     return scene.rio.write_crs(crs).rio.write_transform(transform)
