@@ -178,7 +178,7 @@ def _reach(config, size):
 
 def test_local_pooling_bounds_what_an_output_pixel_sees():
     # exact zeros of a gradient are structure, not float noise: the verdict is machine-free
-    shipped = models.read_config("student")
+    shipped = models.read_config(models.resolve("student"))
     assert shipped.architecture == "deeplabv3plus-s2-local"
     config = STUDENT.replace(encoder=shipped.encoder, architecture=shipped.architecture,
                              decoder_channels=16)  # fmt: skip
