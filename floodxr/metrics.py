@@ -97,7 +97,8 @@ class Calibration:
 
     Per bin: ``count`` valid pixels, ``probability`` the sum of their water probabilities,
     ``water`` how many are labelled water. The expected calibration error (Guo et al. 2017) is
-    the count-weighted mean of |mean probability - water fraction| over the bins: 0.05 means a
+    the count-weighted mean over the bins of the absolute difference between the mean probability
+    and the water fraction: 0.05 means a
     probability is off by five points on average (0.8 is water 75 % or 85 % of the time).
     """
 

@@ -344,7 +344,9 @@ def test_configs_hold_the_paper_setting_and_a_cpu_one():
                 paper.settings.steps) == ("tu-xception65", 64, 321, 30_000)  # fmt: skip
         assert len(paper.settings.grid) == 16 and paper.runs == 5
         cpu = load_config(CONFIGS / "cpu" / f"{stem}.yaml")
-        assert cpu.settings.encoder in ("tu-mobilenetv3_large_075",) and cpu.runs == 1
+        assert cpu.settings.encoder == "tu-mobilenetv2_100" and cpu.runs == 1
+        assert cpu.settings.architecture == "deeplabv3plus-s2-local"  # window-free
+        assert paper.settings.architecture == "deeplabv3plus-s2"  # the paper's head
     with pytest.raises(InvalidOptionError, match="unknown settings \\['stepz'\\]"):
         load_config(CONFIGS / "cpu" / "teacher.yaml", ["settings.stepz=3"])
     with pytest.raises(InvalidOptionError, match="not KEY=VALUE"):

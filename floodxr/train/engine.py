@@ -320,7 +320,9 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         network.eval()
         candidate = checkpoint("candidate", step, None)
         threads = torch.get_num_threads()
-        with set_options(device=device, progress=False):
+        # loading the candidate builds networks (random init) in dask threads: keep that off the
+        # training RNG, or dropout would differ between a resumed and an uninterrupted run
+        with torch.random.fork_rng(devices=[]), set_options(device=device, progress=False):
             iou = score(candidate, valid).pooled.iou
         torch.set_num_threads(threads)  # segment may set them in this thread
         network.train()
