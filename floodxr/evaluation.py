@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
 from floodxr import threshold
+from floodxr._bands import S1_BANDS
 from floodxr.data import sen1floods11
 from floodxr.data.scene import Scene
 from floodxr.errors import (
@@ -50,7 +52,7 @@ Predictor = Callable[[Scene, str, Mapping[str, Any], "float | None"], xr.DataArr
 
 
 def _s1(scene: Scene) -> xr.DataArray:
-    return scene.image.sel(band=[b for b in scene.bands if b in ("vv", "vh")])
+    return scene.image.sel(band=[b for b in scene.bands if b in S1_BANDS])
 
 
 def _event_threshold(scene: Scene, band: str, events: Mapping[str, Any],
@@ -272,8 +274,6 @@ def fit_temperature(
     >>> 0.05 <= fit_temperature(path, scenes) <= 20.0
     True
     """
-    import numpy as np
-
     from floodxr import models
 
     own = models.read_config(models.resolve(model)).temperature
