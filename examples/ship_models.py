@@ -17,9 +17,9 @@ not change, only how sure the probability is) and keeps it only if the expected 
 error falls on the synthetic valid scenes *and* on the Sen1Floods11 chips under ``--data``
 (development chips, never trained on), then scores it on the synthetic test scenes and those
 chips; the scores, and both ECEs with and without the temperature, go into the JSON.
-Every step resumes: re-running after an interruption finishes the rest, and
-``floodxr reproduce-table --configs REPO/examples/configs/cpu --set settings.steps=1000
---set settings.eval_every=250`` in the same folder reuses these runs. See docs/model-card.md.
+Every step resumes: re-running after an interruption finishes the rest. These runs use other
+settings than ``floodxr reproduce-table --configs REPO/examples/configs/cpu`` (longer, fixed
+threads, wider jitter), so run the table in another folder. See docs/model-card.md.
 """
 
 from __future__ import annotations
