@@ -8,8 +8,9 @@ Each variant trains an S1 network on the synthetic world (the CPU setting: 160 p
 it) and is scored on the synthetic valid scenes and on the Sen1Floods11 development chips
 (aggregate IoU, mean IoU, ECE). ``supervised`` variants learn the world's hand labels; the
 ``distilled`` ones learn a frozen teacher's soft predictions (``--teacher``) at distillation
-temperature 1 (the paper) or 2. Prints one JSON object, one entry per variant. Runs resume in
-``--out``.
+temperature 1 (the paper) or 2. Re-sampled speckle adds a 10-look Gamma field on top of the
+world's own 4.4-look speckle (``train.Augment.s1_speckle``). Prints one JSON object, one entry
+per variant. Runs resume in ``--out``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ VARIANTS = {
     "supervised, efficientnet_lite0 encoder": {"encoder": "tu-efficientnet_lite0"},
     "distilled, temperature 1 (the paper's)": {"stage": "student"},
     "distilled, temperature 2": {"stage": "student", "temperature": 2.0},
+    "supervised, re-sampled speckle (10 looks)": {"augment": {"s1_speckle": 10.0}},
 }
 
 

@@ -166,6 +166,16 @@ def test_load_cache_is_per_thread(tiny_student):
     assert other[0] is not first and other[0].config == first.config
 
 
+def test_the_compact_architecture_sees_a_thin_neighbourhood():
+    config = STUDENT.replace(encoder="tu-mobilenetv2_075", architecture="deeplabv3plus-s2-compact",
+                             output_stride=8, decoder_channels=16)  # fmt: skip
+    first, last = _reach(config, 320)
+    assert 160 - first <= 72 and last - 160 <= 72  # against ~460 px for the "local" head
+    assert 160 - first >= 48  # and it does use context: ASPP at stride 8, rates up to 3
+    with pytest.raises(CheckpointError, match="output stride 8"):
+        config.replace(output_stride=16)
+
+
 def _reach(config, size):
     """Rows of the input that the centre output pixel depends on (nonzero gradient)."""
     torch.manual_seed(0)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import dask
@@ -183,6 +184,34 @@ def test_geometry_is_shared_and_jitter_reaches_only_the_model_input():
     vh, target = b["teacher"][1], b["target"]
     if (target == 1).any() and (target == 0).any():
         assert vh[target == 1].median() < vh[target == 0].median()
+
+
+def test_speckle_resampling_adds_unit_mean_speckle_to_the_model_input_only():
+    scene = paired_scene((160, 160), seed=4)
+    source = train.Source("s", (train.Scene("s", scene.image, label=scene.water.astype("int8")),))
+    bands = ("vv", "vh", "B02", "B03", "B04", "B08")
+    calm = train.Augment.none()
+    looks = 10.0
+    speckled = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=128,
+                                 batch_size=1, augment=replace(calm, s1_speckle=looks))  # fmt: skip
+    clean = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=128,
+                              batch_size=1, augment=calm)  # fmt: skip
+    a, b = speckled[(0, 0)], clean[(0, 0)]
+    torch.testing.assert_close(a["teacher"], b["teacher"])  # the teacher never sees it
+    # away from the clipping limits the added term is 10 log10(g), g ~ Gamma(L, 1/L): its mean
+    # in dB is 10 (digamma(L) - ln L) / ln 10 and its sd 10 sqrt(trigamma(L)) / ln 10
+    from scipy.special import digamma, polygamma
+
+    width = np.array([20.0, 30.0])[:, None, None]  # VV, VH normalisation ranges in dB
+    inside = ((b["image"] > 0.35) & (b["image"] < 0.65)).numpy()
+    added = ((a["image"] - b["image"]).numpy() * width)[inside]
+    mean = 10 * (digamma(looks) - np.log(looks)) / np.log(10)
+    sd = 10 * np.sqrt(polygamma(1, looks)) / np.log(10)
+    assert added.size > 5000
+    assert abs(added.mean() - mean) < 5 * sd / np.sqrt(added.size)
+    assert abs(added.std() / sd - 1) < 0.05
+    with pytest.raises(floodxr.errors.InvalidOptionError, match="s1_speckle=0"):
+        train.Augment(s1_speckle=0)
 
 
 def test_sources_read_real_chips_and_cubes(shared_data, tmp_path):

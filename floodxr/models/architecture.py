@@ -14,7 +14,13 @@ input, so every output pixel depends on the window the network is run in, howeve
 ``"local"`` replaces it with a fixed average over ``LOCAL_POOL`` x ``LOCAL_POOL`` encoder cells
 (stride-1, edges averaged over the cells that exist): the output then depends only on a bounded
 neighbourhood (the receptive field), and a scene can be cut into any windows that overlap by
-more than that. The shipped models use ``"local"``; the paper configuration keeps ``"global"``.
+more than that. The paper configuration keeps ``"global"``.
+
+:data:`COMPACT` is the same design cut down for fast, window-free inference (issue 15): the
+encoder stops at stride 8 (``encoder_depth=3``), ASPP's atrous rates are 1, 2 and 3 with a 5 x 5
+local pooling, there is no refining convolution after ASPP and the decoder is narrow (64 ASPP
+channels, skips of 32 and 16). An output pixel then depends on the input within about 70 px
+instead of about 460, so chunks need only a thin halo.
 
 Inputs of any height and width are padded (reflect) to a multiple of 16 and cropped back.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +39,7 @@ from torch import nn
 
 from floodxr.errors import UnknownEncoderError
 
-__all__ = ["DeepLabV3PlusS2", "MULTIPLE", "LOCAL_POOL", "POOLINGS", "check_encoder"]
+__all__ = ["DeepLabV3PlusS2", "MULTIPLE", "LOCAL_POOL", "POOLINGS", "COMPACT", "check_encoder"]
 
 #: Height and width the encoder needs to be a multiple of (its deepest stride at OS16).
 MULTIPLE = 16
@@ -40,6 +47,11 @@ MULTIPLE = 16
 LOCAL_POOL = 7
 #: ASPP image-pooling branches: the paper's global average, or a fixed local one.
 POOLINGS = ("global", "local")
+#: The compact variant's settings (see the module docstring); its output stride is 8.
+COMPACT: dict[str, Any] = {
+    "pooling": "local", "encoder_depth": 3, "rates": (1, 2, 3), "pool_size": 5,
+    "aspp_channels": 64, "skip_channels": (32, 16), "refine": False,
+}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,6 +122,12 @@ class DeepLabV3PlusS2(nn.Module):
     classes : output classes (2: not water, water)
     output_stride : 16 or 8
     pooling : ``"global"`` (the paper's ASPP image pooling) or ``"local"`` (bounded context)
+    encoder_depth : encoder stages used (5: to stride 32, dilated to ``output_stride``; 3: to
+        stride 8)
+    rates : ASPP's three atrous rates (default: the paper's for the output stride)
+    pool_size : side of the ``"local"`` pooling, in encoder cells
+    skip_channels : widths of the stride-4 and stride-2 skip projections
+    refine : the separable 3 x 3 convolution after ASPP (the paper's)
     """
 
     def __init__(
@@ -122,31 +140,35 @@ class DeepLabV3PlusS2(nn.Module):
         aspp_channels: int = 256,
         decoder_channels: int = 256,
         pooling: str = "global",
+        encoder_depth: int = 5,
+        rates: tuple[int, int, int] | None = None,
+        pool_size: int = LOCAL_POOL,
+        skip_channels: tuple[int, int] = (48, 32),
+        refine: bool = True,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        self.encoder = get_encoder(
-            encoder, in_channels=in_channels, depth=5, weights=None, output_stride=output_stride
-        )
+        if rates is None:
+            rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+        self.encoder = get_encoder(encoder, in_channels=in_channels, depth=encoder_depth,
+                                   weights=None, output_stride=output_stride)  # fmt: skip
         channels = self.encoder.out_channels
-        self.aspp = nn.Sequential(
-            ASPP(channels[-1], aspp_channels, rates, separable=True, dropout=0.5),
-            _conv_bn_relu(SeparableConv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
-                          aspp_channels),
-        )  # fmt: skip
+        aspp = ASPP(channels[-1], aspp_channels, rates, separable=True, dropout=0.5)
         if pooling == "local":
-            aspp: ASPP = self.aspp[0]
-            aspp.convs[-1] = _LocalPooling(channels[-1], aspp_channels)
-        self.skip4 = _conv_bn_relu(nn.Conv2d(channels[2], 48, 1, bias=False), 48)
+            aspp.convs[-1] = _LocalPooling(channels[-1], aspp_channels, size=pool_size)
+        self.aspp = nn.Sequential(aspp, _conv_bn_relu(
+            SeparableConv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False), aspp_channels
+        )) if refine else nn.Sequential(aspp)  # fmt: skip
+        skip4, skip2 = skip_channels
+        self.skip4 = _conv_bn_relu(nn.Conv2d(channels[2], skip4, 1, bias=False), skip4)
         self.fuse4 = _conv_bn_relu(
-            SeparableConv2d(aspp_channels + 48, decoder_channels, 3, padding=1, bias=False),
+            SeparableConv2d(aspp_channels + skip4, decoder_channels, 3, padding=1, bias=False),
             decoder_channels,
         )
-        self.skip2 = _conv_bn_relu(nn.Conv2d(channels[1], 32, 1, bias=False), 32)
+        self.skip2 = _conv_bn_relu(nn.Conv2d(channels[1], skip2, 1, bias=False), skip2)
         self.fuse2 = _conv_bn_relu(
-            SeparableConv2d(decoder_channels + 32, decoder_channels, 3, padding=1, bias=False),
+            SeparableConv2d(decoder_channels + skip2, decoder_channels, 3, padding=1, bias=False),
             decoder_channels,
         )
         self.classifier = nn.Conv2d(decoder_channels, classes, 1)

@@ -22,16 +22,20 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from floodxr.errors import CheckpointError, OutputExistsError
-from floodxr.models.architecture import DeepLabV3PlusS2, check_encoder
+from floodxr.models.architecture import COMPACT, DeepLabV3PlusS2, check_encoder
 
 __all__ = ["FORMAT", "ModelConfig", "save", "read_config", "load_weights", "paths"]
 
 FORMAT = "floodxr-checkpoint/1"
-#: Architecture names a checkpoint may carry: the paper's head, and the same with bounded context.
+#: Architecture names a checkpoint may carry: the paper's head, the same with bounded context, and
+#: a compact one with a small bounded context (output stride 8 only).
 ARCHITECTURES = {
     "deeplabv3plus-s2": functools.partial(DeepLabV3PlusS2, pooling="global"),
     "deeplabv3plus-s2-local": functools.partial(DeepLabV3PlusS2, pooling="local"),
+    "deeplabv3plus-s2-compact": functools.partial(DeepLabV3PlusS2, **COMPACT),
 }
+#: Architectures whose encoder stops at stride 8: their output stride must be 8.
+STRIDE_8 = ("deeplabv3plus-s2-compact",)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class ModelConfig:
             )
         if self.output_stride not in (8, 16):
             problems.append(f"output_stride must be 8 or 16, got {self.output_stride!r}")
+        elif self.architecture in STRIDE_8 and self.output_stride != 8:
+            problems.append(f"architecture {self.architecture!r} has output stride 8, got "
+                            f"output_stride={self.output_stride!r}")  # fmt: skip
         if not self.bands:
             problems.append("bands is empty")
         missing = [b for b in self.bands if b not in self.normalization]

@@ -250,15 +250,25 @@ class Augment:
     ``scale``: the crop reads a window of ``crop * s`` px, ``s`` uniform in the range, resized to
     ``crop`` (scale distortion); ``flips``: horizontal and vertical, each with probability 0.5;
     ``s1_jitter``: an offset (sd, normalised units; 0.03 is ~0.6 dB in VV) and a gain (sd) per
-    S1 band; ``s2_jitter``: colour jitter, a brightness gain and a per-band gain (sd) on S2.
-    Geometry applies to inputs and targets alike; jitter only to the model's input, never to
-    the teacher's.
+    S1 band; ``s2_jitter``: colour jitter, a brightness gain and a per-band gain (sd) on S2;
+    ``s1_speckle``: re-sampled speckle, an extra multiplicative Gamma field of that many looks
+    (mean 1) on each S1 band's intensity, i.e. ``10 log10(g)`` added in dB (``None``: off; not
+    one of the paper's). Geometry applies to inputs and targets alike; jitter and speckle only to
+    the model's input, never to the teacher's.
     """
 
     scale: tuple[float, float] = (0.75, 1.25)
     flips: bool = True
     s1_jitter: tuple[float, float] = (0.03, 0.05)
     s2_jitter: tuple[float, float] = (0.1, 0.05)
+    s1_speckle: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.s1_speckle is not None and not self.s1_speckle > 0:
+            raise InvalidOptionError(
+                f"Augment(s1_speckle={self.s1_speckle!r}): the speckle's number of looks must be "
+                "> 0 (e.g. 10), or None for no re-sampled speckle"
+            )
 
     @classmethod
     def none(cls) -> Augment:
@@ -370,6 +380,11 @@ class CropDataset(torch.utils.data.Dataset):
         brightness = 1.0 + rng.normal(0, s2_brightness) if s2_brightness else 1.0
         for i, band in enumerate(self.read_bands):
             if band in S1_BANDS:
+                if self.augment.s1_speckle is not None:
+                    looks, (low, high) = self.augment.s1_speckle, PAPER_RANGES[band]
+                    speckle = rng.gamma(looks, 1.0 / looks, size=tuple(out.shape[1:]))
+                    db = 10.0 * np.log10(np.maximum(speckle, 1e-12))
+                    out[i] = out[i] + torch.from_numpy((db / (high - low)).astype("float32"))
                 gain, offset = 1.0 + rng.normal(0, s1_gain), rng.normal(0, s1_offset)
             else:
                 gain, offset = brightness * (1.0 + rng.normal(0, s2_gain)), 0.0

@@ -27,7 +27,7 @@ from floodxr._bands import S1_BANDS, S2_PAPER_BANDS
 from floodxr.errors import InvalidOptionError
 from floodxr.models import ModelConfig
 from floodxr.models.architecture import check_encoder
-from floodxr.models.checkpoint import ARCHITECTURES, paths
+from floodxr.models.checkpoint import ARCHITECTURES, STRIDE_8, paths
 from floodxr.train.data import Augment, CropDataset, Scene, Source
 from floodxr.train.engine import RunResult, Schedule, device, fit
 from floodxr.train.losses import distillation_loss, edge_weighted_cross_entropy
@@ -104,6 +104,9 @@ class TrainConfig:
         if self.architecture not in ARCHITECTURES:
             problems.append(f"architecture must be one of {list(ARCHITECTURES)}, got "
                             f"{self.architecture!r}")
+        elif self.architecture in STRIDE_8 and self.output_stride != 8:
+            problems.append(f"architecture {self.architecture!r} needs output_stride=8, got "
+                            f"{self.output_stride!r}")  # fmt: skip
         if not self.lr or not self.weight_decay:
             problems.append("lr and weight_decay must each list at least one value")
         if any(v <= 0 for v in self.lr) or any(v < 0 for v in self.weight_decay):
@@ -356,7 +359,9 @@ def _jsonable(config: TrainConfig) -> dict[str, Any]:
 def _settings(config: TrainConfig, sources: Sequence[Source], stage: str) -> dict[str, Any]:
     """What determines a run's result besides the model, schedule and seed (checked on resume)."""
     return {"stage": stage, "data": [[s.name, [scene.name for scene in s.scenes]] for s in sources],
-            "augment": asdict(config.augment), "edge": [config.edge_weight, config.edge_width],
+            # an augmentation that is off (None) is not recorded: runs from before it resume
+            "augment": {k: v for k, v in asdict(config.augment).items() if v is not None},
+            "edge": [config.edge_weight, config.edge_width],
             "temperature": config.temperature, "min_valid": config.min_valid,
             # results depend on the thread count; None (the machine's default) is not recorded
             **({"threads": config.threads} if config.threads is not None else {})}  # fmt: skip
