@@ -12,9 +12,14 @@ import xarray as xr
 from floodxr import models
 
 
-def checkpoint(encoder: str, decoder_channels: int) -> Path:
+def checkpoint(encoder: str, decoder_channels: int,
+               architecture: str = "deeplabv3plus-s2") -> Path:  # fmt: skip
     """Speed does not depend on the weights, so an untrained network is enough."""
-    config = models.STUDENT.replace(encoder=encoder, decoder_channels=decoder_channels)
+    from floodxr.models.checkpoint import STRIDE_8
+
+    config = models.STUDENT.replace(encoder=encoder, decoder_channels=decoder_channels,
+                                    architecture=architecture,
+                                    output_stride=8 if architecture in STRIDE_8 else 16)
     return models.save(config.build(), config, Path(tempfile.mkdtemp()) / "bench")
 
 

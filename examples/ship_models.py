@@ -9,7 +9,9 @@ Run in a work folder; it trains (or resumes) in ``runs/cpu/`` there, like::
         --set "settings.augment={s1_jitter: [0.05, 0.05]}"
     floodxr train student --config REPO/examples/configs/cpu/student.yaml \\
         --set settings.steps=3000 --set settings.eval_every=250 --set settings.threads=2 \\
-        --set "settings.augment={s1_jitter: [0.05, 0.05]}"
+        --set "settings.augment={s1_jitter: [0.05, 0.05]}" --set out=runs/cpu/student-compact \\
+        --set settings.encoder=tu-mobilenetv2_075 --set settings.output_stride=8 \\
+        --set settings.architecture=deeplabv3plus-s2-compact --set settings.decoder_channels=32
 
 then writes both best checkpoints as float16 into ``floodxr/models/weights/{teacher,student}``,
 fits each one's temperature on the synthetic valid scenes (temperature scaling: the mask does
@@ -39,7 +41,12 @@ CONFIGS = Path(__file__).resolve().parent / "configs" / "cpu"
 #: result depends on them), and a wider S1 offset jitter (sd 1 dB VV, 1.5 dB VH).
 COMMON = ("settings.eval_every=250", "settings.threads=2",
           "settings.augment={s1_jitter: [0.05, 0.05]}")
-STEPS = {"teacher": ("settings.steps=2000", *COMMON), "student": ("settings.steps=3000", *COMMON)}
+#: The student is the compact network (a ~70 px context: fast window-free inference, issue 15).
+COMPACT = ("out=runs/cpu/student-compact", "settings.encoder=tu-mobilenetv2_075",
+           "settings.architecture=deeplabv3plus-s2-compact", "settings.output_stride=8",
+           "settings.decoder_channels=32")  # fmt: skip
+STEPS = {"teacher": ("settings.steps=2000", *COMMON),
+         "student": ("settings.steps=3000", *COMMON, *COMPACT)}  # fmt: skip
 
 
 def main() -> None:

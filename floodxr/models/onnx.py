@@ -1,7 +1,8 @@
-"""Run a floodxr checkpoint through ONNX Runtime (CPU): exported once per machine, then cached.
+"""Run a floodxr checkpoint through ONNX Runtime: exported once per machine, then cached.
 
-Selected with ``floodxr.set_options(engine="onnx")``. Needs the ``onnx`` extra
-(``pip install floodxr[onnx]``: onnx + onnxruntime).
+The default engine (``engine="auto"``) whenever onnxruntime is installed and the model exports;
+``engine="onnx"`` asks for it. On ``device="cuda"`` the CUDA execution provider is used when
+this onnxruntime build has it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import numpy as np
 from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning
 from floodxr.models import checkpoint, load
 
-__all__ = ["export", "load_session", "cache_dir"]
+__all__ = ["export", "load_session", "cache_dir", "usable"]
 
 _LOCK = threading.Lock()
-_SESSIONS: dict[tuple[str, int, int], OnnxModel] = {}
+_SESSIONS: dict[tuple[str, int, int, str], OnnxModel] = {}
 
 
 def cache_dir() -> Path:
@@ -75,8 +76,40 @@ def export(weights: str | Path, target: str | Path) -> Path:
     return target
 
 
-def _session(ort: Any, target: Path, options: Any) -> Any:
-    return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+def _providers(ort: Any, device: str) -> list[str]:
+    cuda = device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+
+
+def _session(ort: Any, target: Path, options: Any, device: str = "cpu") -> Any:
+    return ort.InferenceSession(str(target), options, providers=_providers(ort, device))
+
+
+_USABLE: dict[tuple[str, int], bool] = {}
+
+
+def usable(weights: str | Path, *, device: str = "cpu") -> bool:
+    """Whether ONNX Runtime can run ``weights`` here: installed, exported (once, cached), loaded.
+
+    ``engine="auto"`` asks this; a model that does not export falls back to torch with a
+    :class:`~floodxr.errors.FloodxrWarning` saying why.
+    """
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    path = checkpoint.paths(weights)[0].resolve()
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _USABLE:
+        try:
+            load_session(path, threads=1, device=device)
+            _USABLE[key] = True
+        except FloodxrError as err:
+            warnings.warn(f"engine='auto' runs {str(path)!r} with torch: {err}", FloodxrWarning,
+                          stacklevel=3)  # fmt: skip
+            _USABLE[key] = False
+    return _USABLE[key]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +126,7 @@ class OnnxModel:
         return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
 
 
-def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
+def load_session(weights: str | Path, *, threads: int, device: str = "cpu") -> OnnxModel:
     """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process.
 
     Examples
@@ -114,30 +147,36 @@ def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
         import onnxruntime as ort
     except ImportError as err:
         raise FloodxrError(
-            "engine='onnx' needs onnxruntime and onnx: pip install 'floodxr[onnx]', or use "
+            "engine='onnx' needs onnxruntime and onnx: pip install onnx onnxruntime, or use "
             "floodxr.set_options(engine='torch')"
         ) from err
     path = checkpoint.paths(weights)[0].resolve()
-    key = (str(path), path.stat().st_mtime_ns, threads)
+    key = (str(path), path.stat().st_mtime_ns, threads, device)
     with _LOCK:
         if key not in _SESSIONS:
             digest = hashlib.sha256(f"{key[0]}:{key[1]}".encode()).hexdigest()[:16]
             target = cache_dir() / f"{path.stem}-{digest}.onnx"
             if not target.exists():
-                export(path, target)
+                try:
+                    export(path, target)
+                except Exception as err:  # the exporter raises many kinds
+                    raise CheckpointError(
+                        f"{str(path)!r} does not export to ONNX ({type(err).__name__}: {err}); "
+                        "use floodxr.set_options(engine='torch')"
+                    ) from err
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.enable_cpu_mem_arena = False  # the arena alone grows RSS by GiBs
             try:
-                session = _session(ort, target, options)
+                session = _session(ort, target, options, device)
             except Exception as err:  # onnxruntime raises its own unexported classes
                 # a truncated or corrupted cache file (a full disk, a killed copy): export again
                 warnings.warn(f"the cached ONNX export {str(target)!r} cannot be loaded ({err}); "
                               "exporting it again", FloodxrWarning, stacklevel=2)  # fmt: skip
                 export(path, target)
                 try:
-                    session = _session(ort, target, options)
+                    session = _session(ort, target, options, device)
                 except Exception as again:
                     raise CheckpointError(
                         f"ONNX Runtime cannot load the export of {str(path)!r} ({again}); use "

@@ -322,7 +322,9 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         threads = torch.get_num_threads()
         # loading the candidate builds networks (random init) in dask threads: keep that off the
         # training RNG, or dropout would differ between a resumed and an uninterrupted run
-        with torch.random.fork_rng(devices=[]), set_options(device=device, progress=False):
+        # eager torch: an ONNX export of every candidate would cost more than scoring it
+        with (torch.random.fork_rng(devices=[]),
+              set_options(device=device, progress=False, engine="torch")):  # fmt: skip
             iou = score(candidate, valid).pooled.iou
         torch.set_num_threads(threads)  # segment may set them in this thread
         network.train()
