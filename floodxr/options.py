@@ -115,7 +115,7 @@ _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "batch_size": _positive_int("batch_size", 1),
     "device": _device,
     "torch_threads": _optional_positive_int("torch_threads"),
-    "engine": _choice("engine", ("auto", "torch", "onnx")),
+    "engine": _choice("engine", ("auto", "torch", "onnx", "onnx-int8")),
     "http_timeout": _positive_number("http_timeout"),
     "http_retries": _positive_int("http_retries", 0),
     "http_backoff": _positive_number("http_backoff"),
@@ -151,10 +151,12 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
     torch_threads : int or None, default None
         Torch intra-op threads per process; None picks cores / concurrent dask tasks so that
         dask threads and torch threads do not oversubscribe the cores.
-    engine : {"auto", "torch", "onnx"}, default "auto"
-        Run networks with eager torch or through an ONNX Runtime export (exported once per
-        machine and cached). ``"auto"``: ONNX Runtime when it is installed and the model
-        exports (the fastest on CPUs, see docs/benchmarks.md), torch otherwise.
+    engine : {"auto", "torch", "onnx", "onnx-int8"}, default "auto"
+        Run networks with eager torch, through an ONNX Runtime export (exported once per
+        machine and cached), or through the checkpoint's int8 model (``NAME.int8.onnx``, see
+        :func:`floodxr.models.onnx.quantize`). ``"auto"``: the int8 model when the checkpoint
+        has one (the shipped student does when it cost it less than 0.005 IoU), else ONNX
+        Runtime when it is installed and the model exports, else torch.
     http_timeout : float, default 30
         Seconds to wait for a STAC API or an asset server to connect or answer; no network call
         waits longer.

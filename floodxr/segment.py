@@ -65,10 +65,11 @@ _THREAD = threading.local()
 
 
 def _network(spec: _Spec) -> Any:
-    if spec.engine == "onnx":
+    if spec.engine in ("onnx", "onnx-int8"):
         from floodxr.models.onnx import load_session
 
-        return load_session(spec.weights, threads=spec.torch_threads, device=spec.device)
+        return load_session(spec.weights, threads=spec.torch_threads, device=spec.device,
+                            int8=spec.engine == "onnx-int8")  # fmt: skip
     import torch
 
     from floodxr import models
@@ -84,12 +85,15 @@ def _network(spec: _Spec) -> Any:
 
 
 def _engine(engine: str, weights: Any, device: str) -> str:
-    """``"auto"`` -> ``"onnx"`` when ONNX Runtime is installed and the model exports, else torch."""
+    """``"auto"``: the checkpoint's int8 model if it has one, else ONNX Runtime when it is
+    installed and the model exports, else torch."""
     if engine != "auto":
         return engine
     from floodxr.models import onnx
 
-    return "onnx" if onnx.usable(weights, device=device) else "torch"
+    if not onnx.usable(weights, device=device):
+        return "torch"
+    return "onnx-int8" if onnx.int8_path(weights).is_file() else "onnx"
 
 
 def _check_db(raw: np.ndarray, spec: _Spec) -> None:
@@ -207,7 +211,7 @@ def segment(
     halo: int | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    engine: Literal["auto", "torch", "onnx"] | None = None,
+    engine: Literal["auto", "torch", "onnx", "onnx-int8"] | None = None,
 ) -> xr.DataArray:
     """Water probability (or mask) of a Sentinel-1 cube from a floodxr model, chunk by chunk.
 

@@ -186,6 +186,36 @@ def test_onnx_engine_matches_torch_and_is_the_default(student, request, big_scen
         assert _engine("auto", model, "cpu") == "torch"
 
 
+def test_an_int8_model_is_used_when_the_checkpoint_has_one(compact_student, big_scene, tmp_path,
+                                                          monkeypatch):  # fmt: skip
+    import shutil
+
+    from floodxr.models import checkpoint, onnx
+    from floodxr.preprocess import normalize
+    from floodxr.segment import _engine
+
+    monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model.safetensors"
+    for source, target in zip(checkpoint.paths(compact_student), checkpoint.paths(model),
+                              strict=True):  # fmt: skip
+        shutil.copy(source, target)
+    assert _engine("auto", model, "cpu") == "onnx"
+    calibration = [normalize(synthetic_scene((128, 128), seed=s).s1).values[None]
+                   for s in range(4)]  # fmt: skip
+    assert onnx.quantize(model, calibration) == tmp_path / "model.int8.onnx"
+    with pytest.raises(floodxr.errors.OutputExistsError):
+        onnx.quantize(model, calibration)
+    assert _engine("auto", model, "cpu") == "onnx-int8"
+    fp32 = segment(big_scene.s1, model=str(model), engine="onnx")
+    int8 = segment(big_scene.s1, model=str(model))
+    assert abs(floodxr.metrics.iou(int8, big_scene.water)
+               - floodxr.metrics.iou(fp32, big_scene.water)) < 0.02  # fmt: skip
+    # weights changed after quantising: the int8 file is refused, not silently used
+    checkpoint.paths(model)[0].write_bytes(checkpoint.paths(model)[0].read_bytes() + b" ")
+    with pytest.raises(floodxr.errors.CheckpointError, match="other weights"):
+        onnx.load_session(model, threads=1, int8=True)
+
+
 def test_options_apply(tiny_student, big_scene):
     with floodxr.set_options(tile=128, halo=32, batch_size=2):
         optioned = segment(big_scene.s1, model=tiny_student)

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning
+from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning, OutputExistsError
 from floodxr.models import checkpoint, load
 
-__all__ = ["export", "load_session", "cache_dir", "usable"]
+__all__ = ["export", "load_session", "cache_dir", "usable", "quantize", "int8_path"]
 
 _LOCK = threading.Lock()
-_SESSIONS: dict[tuple[str, int, int, str], OnnxModel] = {}
+_SESSIONS: dict[tuple[str, int, int, str, bool], OnnxModel] = {}
 
 
 def cache_dir() -> Path:
@@ -73,6 +75,80 @@ def export(weights: str | Path, target: str | Path) -> Path:
             dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
         )  # fmt: skip
     partial.replace(target)  # a killed export never leaves a truncated model behind
+    return target
+
+
+def int8_path(weights: str | Path) -> Path:
+    """Where a checkpoint's int8 model lives: ``NAME.int8.onnx`` beside ``NAME.safetensors``."""
+    return checkpoint.paths(weights)[0].with_suffix(".int8.onnx")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
+             overwrite: bool = False) -> Path:  # fmt: skip
+    """Write an int8 copy of a checkpoint beside it (:func:`int8_path`); ``engine="onnx-int8"``.
+
+    ONNX Runtime's static quantisation (QDQ, int8 weights per output channel, uint8
+    activations), calibrated on ``calibration``: normalised float32 batches ``(N, bands, H, W)``
+    like those the network sees (e.g. scenes of the data it will map). The file records the
+    SHA-256 of the weights it was made from; a changed checkpoint makes it refuse to load.
+    Measure the IoU it costs before using it (``examples/ship_models.py`` does for the shipped
+    student).
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    path = checkpoint.paths(weights)[0].resolve()
+    target = int8_path(path)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{str(target)!r} exists already; pass overwrite=True")
+    batches = iter([{"image": np.ascontiguousarray(b, "float32")} for b in calibration])
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(batches, None)
+
+    with tempfile.TemporaryDirectory() as folder:
+        fp32, prepared, int8 = (Path(folder) / f"{n}.onnx" for n in ("fp32", "pre", "int8"))
+        export(path, fp32)
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)  # fmt: skip
+        model = onnx.load(str(int8))
+        onnx.helper.set_model_props(model, {"floodxr_weights_sha256": _sha256(path)})
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        onnx.save(model, str(partial))
+    partial.replace(target)
+    return target
+
+
+def _int8_target(path: Path) -> Path:
+    target = int8_path(path)
+    if not target.is_file():
+        raise CheckpointError(
+            f"{str(path)!r} has no int8 model ({str(target)!r}); make one with "
+            "floodxr.models.onnx.quantize(weights, calibration), or use engine='onnx'"
+        )
+    import onnx
+
+    model = onnx.load(str(target), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    if props.get("floodxr_weights_sha256") != _sha256(path):
+        raise CheckpointError(
+            f"{str(target)!r} was made from other weights than {str(path)!r}; quantize the "
+            "checkpoint again (floodxr.models.onnx.quantize(..., overwrite=True)) or use "
+            "engine='onnx'"
+        )
     return target
 
 
@@ -126,7 +202,8 @@ class OnnxModel:
         return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
 
 
-def load_session(weights: str | Path, *, threads: int, device: str = "cpu") -> OnnxModel:
+def load_session(weights: str | Path, *, threads: int, device: str = "cpu",
+                 int8: bool = False) -> OnnxModel:  # fmt: skip
     """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process.
 
     Examples
@@ -151,11 +228,11 @@ def load_session(weights: str | Path, *, threads: int, device: str = "cpu") -> O
             "floodxr.set_options(engine='torch')"
         ) from err
     path = checkpoint.paths(weights)[0].resolve()
-    key = (str(path), path.stat().st_mtime_ns, threads, device)
+    key = (str(path), path.stat().st_mtime_ns, threads, device, int8)
     with _LOCK:
         if key not in _SESSIONS:
             digest = hashlib.sha256(f"{key[0]}:{key[1]}".encode()).hexdigest()[:16]
-            target = cache_dir() / f"{path.stem}-{digest}.onnx"
+            target = _int8_target(path) if int8 else cache_dir() / f"{path.stem}-{digest}.onnx"
             if not target.exists():
                 try:
                     export(path, target)
