@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from zarr.storage import LocalStore
 
 import floodxr
@@ -312,6 +312,15 @@ def test_a_finished_run_is_not_redone_and_other_settings_are_refused(world, tmp_
     again = train.supervised(world, valid=world, out=tmp_path, config=TINY, progress=False)
     assert (again.best_iou, again.runs[0].best_step) == (first.best_iou, first.runs[0].best_step)
     assert {p: p.stat().st_mtime_ns for p in first.runs[0].out.iterdir()} == written
+    # the measured context is not a setting: a run whose state records it is the same run
+    from floodxr.train.engine import STATE_FORMAT, _read_state
+
+    state = first.runs[0].out / "state.safetensors"
+    tensors, meta = _read_state(state)
+    meta["run"]["model"]["context"] = 69
+    save_file(tensors, str(state), metadata={"format": STATE_FORMAT, "meta": json.dumps(meta)})
+    again = train.supervised(world, valid=world, out=tmp_path, config=TINY, progress=False)
+    assert again.best_iou == first.best_iou
     with pytest.raises(RunMismatchError, match="edge"):
         train.supervised(world, valid=world, out=tmp_path, config=TINY.replace(edge_weight=2.0),
                          progress=False)  # fmt: skip
