@@ -8,6 +8,7 @@ this onnxruntime build has it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import threading
@@ -84,7 +85,15 @@ def int8_path(weights: str | Path) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The digest of a checkpoint's tensors (names, shapes, bytes), not of its metadata: the
+    temperature and the recorded scores may change without re-quantising."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    header.pop("__metadata__", None)
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    digest.update(raw[8 + size :])
+    return digest.hexdigest()
 
 
 def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
@@ -93,8 +102,11 @@ def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
 
     ONNX Runtime's static quantisation (QDQ, int8 weights per output channel, uint8
     activations), calibrated on ``calibration``: normalised float32 batches ``(N, bands, H, W)``
-    like those the network sees (e.g. scenes of the data it will map). The file records the
-    SHA-256 of the weights it was made from; a changed checkpoint makes it refuse to load.
+    like those the network sees (e.g. scenes of the data it will map). Weights use 7 of their 8
+    bits (``reduce_range``): x86 CPUs without VNNI multiply uint8 x int8 pairs into int16, which
+    saturates at full range; at 7 bits every CPU computes the same integers. The file records the
+    SHA-256 of the tensors it was made from; changed weights make it refuse to load (a new
+    temperature or new recorded scores do not).
     Measure the IoU it costs before using it (``examples/ship_models.py`` does for the shipped
     student).
     """
@@ -122,7 +134,7 @@ def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
         export(path, fp32)
         quant_pre_process(str(fp32), str(prepared))
         quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)  # fmt: skip
         model = onnx.load(str(int8))
         onnx.helper.set_model_props(model, {"floodxr_weights_sha256": _sha256(path)})
