@@ -3,7 +3,9 @@
     python benchmarks/segment_throughput.py --json                  # the shipped student
     python benchmarks/segment_throughput.py --encoder resnet18 --json  # an untrained network
 
-Prints one JSON line. For the default engine (``engine="auto"``) and for each engine:
+Prints one JSON line. For the default engine (``engine="auto"``) and for each engine (torch,
+ONNX Runtime float32, ONNX Runtime int8; an ``--encoder`` network, which has no int8 model, is
+quantised for the run on crops of the scene):
 
 * ``pipeline_px_s``: scene pixels per second of the whole lazy pipeline at the default settings
   (generating the synthetic input, normalisation, halo or windows, dask scheduling), on a
@@ -35,13 +37,13 @@ import torch
 
 import floodxr
 from floodxr import models
-from floodxr.models.onnx import load_session
+from floodxr.models.onnx import int8_path, load_session, quantize
 from floodxr.segment import _engine
 
 from _common import checkpoint, scene
 
 IW_SCENE_PX = 425e6
-TILES = (512, 1024, 2048)
+ENGINES = ("torch", "onnx", "onnx-int8")
 
 
 def limit_px_s(weights: Path, engine: str, image: np.ndarray, tile: int, workers: int) -> float:
@@ -52,8 +54,8 @@ def limit_px_s(weights: Path, engine: str, image: np.ndarray, tile: int, workers
     per_worker = max(1, (os.cpu_count() or 1) // workers)
 
     def load() -> Any:
-        if engine == "onnx":
-            return load_session(weights, threads=per_worker)
+        if engine.startswith("onnx"):
+            return load_session(weights, threads=per_worker, int8=engine == "onnx-int8")
         torch.set_num_threads(per_worker)  # in this thread: OpenMP's setting is per thread
         return models.load(weights)
 
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--decoder-channels", type=int, default=32)
     parser.add_argument("--side", type=int, default=4096)
     parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--tiles", type=int, nargs="+", default=[512, 1024, 2048],
+                        help="tile sizes tried for the limit (its best counts)")
     parser.add_argument("--cluster", type=int, default=0, help="also on N worker processes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -120,14 +124,18 @@ def main() -> None:
         "architecture": config.architecture, "context_px": config.context, "side": args.side,
         "chunk": args.chunk, "default_engine": _engine("auto", weights, "cpu"),
     }  # fmt: skip
-    for engine in ("torch", "onnx"):
+    if not int8_path(weights).is_file():  # an untrained network: calibrate on the scene
+        half = args.side // 2
+        crops = [image[None, :, y : y + 256, x : x + 256] for y in (0, half) for x in (0, half)]
+        quantize(weights, crops)
+    for engine in ENGINES:
         small = cube.isel(y=slice(0, 1024), x=slice(0, 1024))
         floodxr.segment.segment(small, model=str(weights), engine=engine).compute()  # warm-up
         start = time.perf_counter()
         cube.flood.segment(model=str(weights), engine=engine).compute()
         pipeline = args.side**2 / (time.perf_counter() - start)
         limits = {(tile, workers): limit_px_s(weights, engine, image, tile, workers)
-                  for tile in TILES for workers in (1, 2)}  # fmt: skip
+                  for tile in args.tiles for workers in (1, 2)}  # fmt: skip
         (tile, workers), limit = max(limits.items(), key=lambda kv: kv[1])
         result[engine] = {
             "pipeline_px_s": round(pipeline), "limit_px_s": round(limit),

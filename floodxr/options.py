@@ -105,6 +105,9 @@ def _device(value: Any) -> None:
         )
 
 
+#: How a model runs (``set_options(engine=...)``, ``floodxr evaluate --engine``).
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
+
 _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "otsu_bins": _positive_int("otsu_bins", 2),
     "otsu_tile_size": _positive_int("otsu_tile_size", 8),
@@ -115,7 +118,7 @@ _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "batch_size": _positive_int("batch_size", 1),
     "device": _device,
     "torch_threads": _optional_positive_int("torch_threads"),
-    "engine": _choice("engine", ("auto", "torch", "onnx", "onnx-int8")),
+    "engine": _choice("engine", ENGINES),
     "http_timeout": _positive_number("http_timeout"),
     "http_retries": _positive_int("http_retries", 0),
     "http_backoff": _positive_number("http_backoff"),

@@ -91,9 +91,9 @@ def _engine(engine: str, weights: Any, device: str) -> str:
         return engine
     from floodxr.models import onnx
 
-    if not onnx.usable(weights, device=device):
-        return "torch"
-    return "onnx-int8" if onnx.int8_path(weights).is_file() else "onnx"
+    if onnx.usable(weights, device=device, int8=True):
+        return "onnx-int8"
+    return "onnx" if onnx.usable(weights, device=device) else "torch"
 
 
 def _check_db(raw: np.ndarray, spec: _Spec) -> None:

@@ -223,6 +223,8 @@ def test_an_int8_model_is_used_when_the_checkpoint_has_one(compact_student, big_
     models.save(loaded.module, loaded.config, model, overwrite=True)
     with pytest.raises(floodxr.errors.CheckpointError, match="other weights"):
         onnx.load_session(model, threads=1, int8=True)
+    with pytest.warns(floodxr.errors.FloodxrWarning, match="without its int8 model"):
+        assert _engine("auto", model, "cpu") == "onnx"
 
 
 def test_options_apply(tiny_student, big_scene):

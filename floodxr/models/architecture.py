@@ -118,11 +118,12 @@ def _drop_unused_blocks(encoder: nn.Module) -> None:
     features are asked for: with ``encoder_depth=3`` a MobileNetV2 would compute its four deepest
     stages (93 % of its weights, dilated at stride 8) and throw them away. Their output is never
     used, so dropping them changes no result."""
-    model = getattr(encoder, "model", None)
+    model: Any = getattr(encoder, "model", None)
     stages = getattr(model, "_stage_out_idx", None)
-    if stages and getattr(model, "feature_hooks", 0) is None and isinstance(model.blocks,
+    blocks = getattr(model, "blocks", None)
+    if stages and getattr(model, "feature_hooks", 0) is None and isinstance(blocks,
                                                                            nn.Sequential):
-        model.blocks = model.blocks[: max(stages)]  # block i ends stage i + 1
+        model.blocks = blocks[: max(stages)]  # block i ends stage i + 1
 
 
 class DeepLabV3PlusS2(nn.Module):

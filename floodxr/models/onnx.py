@@ -173,14 +173,15 @@ def _session(ort: Any, target: Path, options: Any, device: str = "cpu") -> Any:
     return ort.InferenceSession(str(target), options, providers=_providers(ort, device))
 
 
-_USABLE: dict[tuple[str, int], bool] = {}
+_USABLE: dict[tuple[str, int, str, bool], bool] = {}
 
 
-def usable(weights: str | Path, *, device: str = "cpu") -> bool:
-    """Whether ONNX Runtime can run ``weights`` here: installed, exported (once, cached), loaded.
+def usable(weights: str | Path, *, device: str = "cpu", int8: bool = False) -> bool:
+    """Whether ONNX Runtime can run ``weights`` here: installed, exported (once, cached), loaded;
+    with ``int8``, whether its int8 model exists and loads (made from these weights).
 
-    ``engine="auto"`` asks this; a model that does not export falls back to torch with a
-    :class:`~floodxr.errors.FloodxrWarning` saying why.
+    ``engine="auto"`` asks this; a model that does not export falls back to torch, an int8 model
+    that does not load to float32, each with a :class:`~floodxr.errors.FloodxrWarning` saying why.
     """
     try:
         import onnx  # noqa: F401
@@ -188,13 +189,16 @@ def usable(weights: str | Path, *, device: str = "cpu") -> bool:
     except ImportError:
         return False
     path = checkpoint.paths(weights)[0].resolve()
-    key = (str(path), path.stat().st_mtime_ns)
+    if int8 and not int8_path(path).is_file():
+        return False
+    key = (str(path), path.stat().st_mtime_ns, device, int8)
     if key not in _USABLE:
         try:
-            load_session(path, threads=1, device=device)
+            load_session(path, threads=1, device=device, int8=int8)
             _USABLE[key] = True
         except FloodxrError as err:
-            warnings.warn(f"engine='auto' runs {str(path)!r} with torch: {err}", FloodxrWarning,
+            fallback = "without its int8 model" if int8 else "with torch"
+            warnings.warn(f"engine='auto' runs {str(path)!r} {fallback}: {err}", FloodxrWarning,
                           stacklevel=3)  # fmt: skip
             _USABLE[key] = False
     return _USABLE[key]
