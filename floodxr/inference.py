@@ -5,10 +5,13 @@ every network through :func:`predict_block` with a plan from :func:`plan_for`:
 
 * :class:`WindowFree`, for a network whose output depends only on the input within a bounded
   radius (its checkpoint's ``context``): the block is a chunk with ``halo`` px of its neighbours
-  on each side (mirrored at the scene's border), cut into a few large windows on a grid of
-  ``align`` px from the scene's top-left pixel; each window carries ``halo`` px of context and
-  keeps only its core. No blending: a pixel's probability comes from the same input values in
-  any chunking, so chunked and whole-scene results agree to float precision.
+  on each side (mirrored at the scene's border), cut into windows whose cores of ``window`` px
+  lie on one grid from the scene's top-left pixel (chunks are multiples of ``window``); each
+  window reads ``halo`` px beyond its core and keeps only the core. No blending: a pixel's
+  probability comes from the same window, the same input values, in any chunking, so chunked
+  and whole-scene results agree to float precision. With ``halo`` at the full context they
+  also equal the network run over the whole scene at once; a thinner halo (the default) trades
+  a small difference at window borders for speed.
 * :class:`Blended`, for a network with global context (the paper's ASPP image pooling, whose
   output depends on the whole window): windows of ``window`` px on one global grid with a step
   of ``window - halo``, each weighted by a ramp rising over ``halo`` px from its edges and
@@ -38,7 +41,7 @@ Network = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class WindowFree:
-    """Windows of at most ``window`` px of core, each with ``halo`` px of context, no blending."""
+    """Cores of ``window`` px on the scene's grid, each read with ``halo`` px of context."""
 
     window: int
     halo: int
@@ -55,8 +58,8 @@ class WindowFree:
         return self.halo
 
     def aligned_chunks(self, chunks: tuple[int, ...]) -> tuple[int, ...]:
-        """Chunks on the grid (multiples of ``align``), none thinner than the halo."""
-        return _aligned(chunks, self.align, max(self.align, self.halo))
+        """Chunks on the windows' grid (multiples of ``window``), none thinner than the halo."""
+        return _aligned(chunks, self.window, max(self.align, self.halo))
 
     def predict(self, raw: np.ndarray, low: np.ndarray, high: np.ndarray,
                 network: Network) -> np.ndarray:  # fmt: skip

@@ -36,8 +36,11 @@ Output = Literal["probability", "mask"]
 THRESHOLD_MODELS = tuple(threshold.METHODS)
 #: Window side for a model whose checkpoint does not say what it was trained on (paper: 321).
 DEFAULT_TILE = 320
-#: Largest window core for a window-free network (its halo comes on top).
-WINDOW = 2048
+#: Window core of a window-free network (its halo comes on top): CPU inference of a light
+#: network is fastest at about 512 px windows (larger ones leave the caches; docs/benchmarks.md).
+WINDOW = 512
+#: Context a window-free window reads beyond its core, and blended windows' overlap.
+FREE_HALO, BLENDED_HALO = 32, 64
 #: Attributes that describe the input's values, not the result's.
 _INPUT_ONLY_ATTRS = frozenset({"units", "long_name", "_FillValue", "scale_factor", "add_offset",
                                "valid_range", "normalization"})  # fmt: skip
@@ -97,7 +100,9 @@ def _engine(engine: str, weights: Any, device: str) -> str:
 
 
 def _check_db(raw: np.ndarray, spec: _Spec) -> None:
-    if spec.s1_bands:
+    if len(spec.s1_bands) == raw.shape[0]:  # all radar: no copy
+        check_db_values(raw, "segment")
+    elif spec.s1_bands:
         check_db_values(raw[list(spec.s1_bands)], "segment")
 
 
@@ -134,25 +139,29 @@ def _predict_block(block: np.ndarray, spec: _Spec, block_id: tuple[int, ...]) ->
     return out
 
 
-def plan_for(config: Any, ny: int, nx: int, *, tile: int | None, halo: int,
+def plan_for(config: Any, ny: int, nx: int, *, tile: int | None, halo: int | None,
              batch_size: int) -> Plan:  # fmt: skip
     """How ``segment`` cuts an ``ny`` x ``nx`` scene for the checkpoint ``config``.
 
-    Window-free for a network with a bounded ``context`` (windows of ``tile`` px of core, or
-    :data:`WINDOW`; the halo is the context rounded up to the network's grid); blended windows
-    of ``tile`` px (the checkpoint's, or :data:`DEFAULT_TILE`) overlapping by ``halo`` otherwise.
+    Window-free for a network with a bounded ``context``: cores of ``tile`` px (or
+    :data:`WINDOW`) on a grid from the scene's first pixel, each read with ``halo`` px (or
+    :data:`FREE_HALO`; never more than the context) around it, rounded up to the network's
+    stride. Blended windows of ``tile`` px (the checkpoint's, or :data:`DEFAULT_TILE`)
+    overlapping by ``halo`` (or :data:`BLENDED_HALO`) otherwise.
     """
     from floodxr.models.context import alignment
 
     if config.context is not None:
         align = alignment(config)
         window = max(align, (tile // align) * align) if tile else WINDOW
-        return WindowFree(window=window, halo=-(-config.context // align) * align, align=align)
+        margin = min(FREE_HALO if halo is None else halo, config.context)
+        return WindowFree(window=window, halo=-(-margin // align) * align, align=align)
     window = min(tile or config.tile or DEFAULT_TILE, (min(ny, nx) // 16) * 16)
     if window < 16:
         raise InvalidOptionError(
             f"the scene is {ny} x {nx} px; a network needs at least 16 x 16 px"
         )
+    halo = BLENDED_HALO if halo is None else halo
     return Blended(window=window, halo=min(halo, window // 2), batch_size=batch_size)
 
 
