@@ -76,10 +76,15 @@ def measure(workers: int, resolution: float, catalog, basins: Path, model: str, 
         cluster = client.cluster
         client.close()
         cluster.close()
-    pixels = sum(v["grid"]["ny"] * v["grid"]["nx"] for v in json.loads(
-        (result.store / "manifest.json").read_text())["basins"].values())  # fmt: skip
+    grids = json.loads((result.store / "manifest.json").read_text())["basins"].values()
+    pixels = sum(v["grid"]["ny"] * v["grid"]["nx"] for v in grids)
+    units = len(result.computed) + 2
+    # every unit maps one basin on one pass: the pixels segmented, per second of the whole run
+    # (STAC search, reading the rasters, the network, the Zarr writes)
+    segmented = pixels / len(grids) * units
     return {"workers": workers, "resolution_m": resolution, "worker_environ": environ,
-            "units": len(result.computed) + 2, "basin_pixels": pixels, "seconds": round(seconds, 2),
+            "units": units, "basin_pixels": pixels, "seconds": round(seconds, 2),
+            "segmented_px_s": round(segmented / seconds),
             "peak_worker_rss_mib": round(peak.peak / 2**20, 1)}  # fmt: skip
 
 

@@ -103,6 +103,10 @@ def check_not_linear_attrs(obj: Any, who: str) -> None:
 
 def check_db_values(values: np.ndarray, who: str) -> None:
     """Refuse an array of (nodata-masked) Sentinel-1 values that cannot be dB backscatter."""
+    if values.size:  # the common case in two passes without a copy: NaN skipped, all in range
+        low, high = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)
+        if DB_FLOOR <= low < 0 and high <= DB_CEILING:  # False for NaN and inf too
+            return
     finite = values[np.isfinite(values)]
     if finite.size:
         check_db_summary(float(finite.min()), float(finite.max()), finite.size, who)

@@ -615,10 +615,10 @@ def _probability(items: Any, found: Any, grid: _Grid, chunk: int, model: str) ->
     """Water probability on ``grid``, computed with the radar around it in view."""
     from floodxr.data import stac
     from floodxr.options import OPTIONS
-    from floodxr.segment import segment
+    from floodxr.segment import BLENDED_HALO, segment
 
     # real pixels beyond the grid's edge, not a reflection, for the windows at the edge
-    margin = OPTIONS["halo"]
+    margin = OPTIONS["halo"] or BLENDED_HALO
     # big chunks for the network (each chunk recomputes a step of context on every side); the
     # writes use ``chunk``
     cube = stac.load(stac.items_of(items, like=found), kind="s1", bands=("vv", "vh"),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from floodxr.errors import FloodxrError, InvalidOptionError
+from floodxr.options import ENGINES, set_options
 
 __all__ = ["main"]
 
@@ -44,7 +45,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.model and args.method:
         raise InvalidOptionError("pass --method (a baseline) or --model (trained models), not both")
     if len(args.model or []) > 1:
-        summary = evaluate_models(args.data, args.model, **options)
+        with set_options(engine=args.engine):
+            summary = evaluate_models(args.data, args.model, **options)
         if args.json:
             print(json.dumps(summary))
         else:
@@ -55,7 +57,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                   f"{_format_number(summary['aggregate_iou_std'])}")  # fmt: skip
         return 0
     method = args.model[0] if args.model else (args.method or "otsu")
-    result = evaluate_split(args.data, method=method, **options)
+    with set_options(engine=args.engine):
+        result = evaluate_split(args.data, method=method, **options)
     if args.json:
         print(json.dumps(result))
     else:
@@ -192,6 +195,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", action="append", metavar="NAME_OR_PATH",
                           help="a trained model: registered name (student, teacher) or checkpoint "
                           "path; repeat for several runs (mean +- std)")  # fmt: skip
+    evaluate.add_argument("--engine", choices=ENGINES, default="auto",
+                          help="how --model runs: auto (default: int8 ONNX when the checkpoint "
+                          "has one, else ONNX Runtime, else torch), torch, onnx or "
+                          "onnx-int8")  # fmt: skip
     evaluate.add_argument("--threshold", type=float, metavar="DB",
                           help="the threshold in dB of --method fixed (e.g. -18)")
     evaluate.add_argument("--band", choices=("vv", "vh"), default="vh",

@@ -15,11 +15,11 @@ OPTIONS: dict[str, Any] = {
     "otsu_bimodality": 0.7,
     "progress": True,
     "tile": None,
-    "halo": 64,
+    "halo": None,
     "batch_size": 1,
     "device": "cpu",
     "torch_threads": None,
-    "engine": "torch",
+    "engine": "auto",
     "http_timeout": 30.0,
     "http_retries": 4,
     "http_backoff": 0.5,
@@ -105,17 +105,20 @@ def _device(value: Any) -> None:
         )
 
 
+#: How a model runs (``set_options(engine=...)``, ``floodxr evaluate --engine``).
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
+
 _VALIDATORS: dict[str, Callable[[Any], None]] = {
     "otsu_bins": _positive_int("otsu_bins", 2),
     "otsu_tile_size": _positive_int("otsu_tile_size", 8),
     "otsu_bimodality": _fraction("otsu_bimodality"),
     "progress": _boolean("progress"),
     "tile": _optional(_multiple_of_16("tile")),
-    "halo": _positive_int("halo", 0),
+    "halo": _optional(_positive_int("halo", 0)),
     "batch_size": _positive_int("batch_size", 1),
     "device": _device,
     "torch_threads": _optional_positive_int("torch_threads"),
-    "engine": _choice("engine", ("torch", "onnx")),
+    "engine": _choice("engine", ENGINES),
     "http_timeout": _positive_number("http_timeout"),
     "http_retries": _positive_int("http_retries", 0),
     "http_backoff": _positive_number("http_backoff"),
@@ -137,12 +140,15 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
         Show progress bars for long loops (evaluation over many chips).
     tile : int or None, default None
         Side of the square windows a network sees in :func:`floodxr.segment.segment`
-        (a multiple of 16). None: the window the model was trained on (its checkpoint's
-        ``tile``: the training crop rounded to the encoder's stride), else 320 (the paper's
-        321 px crops). A network sees best at the size it was trained at: DeepLab's image-level
-        pooling averages over the whole window.
-    halo : int, default 64
-        Overlap of neighbouring windows; predictions are blended across it. At most ``tile / 2``.
+        (a multiple of 16). For a network with global context (the paper's) None is the window
+        the model was trained on (its checkpoint's ``tile``), else 320 (the paper's 321 px
+        crops): DeepLab's image-level pooling averages over the whole window. For a window-free
+        network (bounded ``context``, e.g. the shipped student) it is the core each window
+        keeps, on a grid from the scene's first pixel; None: 512.
+    halo : int or None, default None
+        Blended windows: their overlap, blended across (None: 64; at most ``tile / 2``).
+        Window-free: the context each window reads beyond its core (None: 32 px, rounded up to
+        the network's stride; its full ``context`` gives exactly the unwindowed output).
     batch_size : int, default 1
         Windows per forward pass. On CPUs 1 is fastest and smallest (measured: batch 4 was 35 %
         slower and took 0.3 GiB more per thread); raise it on a GPU.
@@ -151,8 +157,12 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
     torch_threads : int or None, default None
         Torch intra-op threads per process; None picks cores / concurrent dask tasks so that
         dask threads and torch threads do not oversubscribe the cores.
-    engine : {"torch", "onnx"}, default "torch"
-        Run networks with eager torch or through an ONNX Runtime export (CPU).
+    engine : {"auto", "torch", "onnx", "onnx-int8"}, default "auto"
+        Run networks with eager torch, through an ONNX Runtime export (exported once per
+        machine and cached), or through the checkpoint's int8 model (``NAME.int8.onnx``, see
+        :func:`floodxr.models.onnx.quantize`). ``"auto"``: the int8 model when the checkpoint
+        has one (the shipped student does when it cost it less than 0.005 IoU), else ONNX
+        Runtime when it is installed and the model exports, else torch.
     http_timeout : float, default 30
         Seconds to wait for a STAC API or an asset server to connect or answer; no network call
         waits longer.

@@ -1,20 +1,11 @@
-"""Lazy, tiled, seamless segmentation of Sentinel-1 (and S1 + S2) cubes with a floodxr model.
+"""Lazy, chunked, seamless segmentation of Sentinel-1 (and S1 + S2) cubes with a floodxr model.
 
-How a scene is cut, so that any chunking gives the same answer as one big array:
-
-* The network sees square **windows** of ``tile`` px on one grid anchored at the scene's
-  top-left pixel, with a step of ``tile - halo``: neighbours overlap by ``halo`` px.
-* Every window's water probability is weighted by a ramp that rises over ``halo`` px from each
-  edge, and overlapping windows are blended by their weights. A pixel therefore always gets the
-  same windows with the same weights, whichever chunk computes it.
-* Dask chunks along ``y``/``x`` are (lazily) re-cut to multiples of the step, and
-  ``map_overlap`` gives each chunk one step of context on every side (reflected at the scene's
-  border), which is exactly what the windows touching its pixels need. Windows that straddle a
-  chunk border are computed by both chunks: bigger chunks waste less.
-
-Windows whose pixels are all NaN are skipped; NaN input pixels (any band) give NaN probability
-(255 in masks); inside a window they are filled with 0 (the bottom of the normalised range) so
-the network still sees their neighbours.
+Dask chunks along ``y``/``x`` are (lazily) re-cut to the network's grid, each chunk is given the
+context its windows need from its neighbours (``map_overlap``), and :mod:`floodxr.inference` runs
+the network over it: window-free with a thin halo for networks with a bounded context (the
+shipped student), blended overlapping windows for networks with global image pooling (the
+paper's). Either way any chunking gives the same answer as one big array. NaN input pixels (any
+band) give NaN probability (255 in masks).
 """
 
 from __future__ import annotations
@@ -35,8 +26,8 @@ from floodxr import threshold
 from floodxr._bands import S1_BANDS, XarrayObj, require_spatial, select_bands
 from floodxr._valid import check_db_values, check_not_linear_attrs, masked
 from floodxr.errors import InvalidOptionError, UnknownModelError
+from floodxr.inference import Blended, Plan, WindowFree, predict_block
 from floodxr.options import OPTIONS, set_options
-from floodxr.preprocess import clip_scale
 
 __all__ = ["segment", "THRESHOLD_MODELS", "Output"]
 
@@ -45,56 +36,14 @@ Output = Literal["probability", "mask"]
 THRESHOLD_MODELS = tuple(threshold.METHODS)
 #: Window side for a model whose checkpoint does not say what it was trained on (paper: 321).
 DEFAULT_TILE = 320
+#: Window core of a window-free network (its halo comes on top): CPU inference of a light
+#: network is fastest at about 512 px windows (larger ones leave the caches; docs/benchmarks.md).
+WINDOW = 512
+#: Context a window-free window reads beyond its core, and blended windows' overlap.
+FREE_HALO, BLENDED_HALO = 32, 64
 #: Attributes that describe the input's values, not the result's.
 _INPUT_ONLY_ATTRS = frozenset({"units", "long_name", "_FillValue", "scale_factor", "add_offset",
                                "valid_range", "normalization"})  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Window side, overlap and step for a scene of ``ny`` x ``nx`` pixels."""
-
-    window: int
-    halo: int
-
-    @property
-    def step(self) -> int:
-        return self.window - self.halo
-
-    @classmethod
-    def for_scene(cls, ny: int, nx: int, tile: int, halo: int) -> _Plan:
-        window = min(tile, (min(ny, nx) // 16) * 16)
-        if window < 16:
-            raise InvalidOptionError(
-                f"the scene is {ny} x {nx} px; a network needs at least 16 x 16 px"
-            )
-        return cls(window=window, halo=min(halo, window // 2))
-
-    def starts(self, n: int) -> list[int]:
-        """Window starts on the global grid: 0, step, ... until a window reaches ``n``."""
-        last = max(0, math.ceil((n - self.window) / self.step)) * self.step
-        return list(range(0, last + 1, self.step))
-
-    def starts_touching(self, n: int, offset: int, length: int) -> list[int]:
-        """Global starts of the windows that overlap pixels ``[offset, offset + length)``."""
-        return [g for g in self.starts(n) if g < offset + length and g + self.window > offset]
-
-    def ramp(self) -> np.ndarray:
-        edge = np.arange(self.window, dtype="float32") + 0.5
-        ramp = np.minimum(edge, self.window - edge + 1.0) / max(self.halo, 1)
-        return np.minimum(ramp, 1.0)
-
-    def aligned_chunks(self, chunks: tuple[int, ...]) -> tuple[int, ...]:
-        """Chunks that start on multiples of the step, none thinner than one step."""
-        n = sum(chunks)
-        size = max(self.step, round(max(chunks) / self.step) * self.step)
-        aligned = [size] * (n // size)
-        rest = n - sum(aligned)
-        if rest and aligned and rest < self.step:
-            aligned[-1] += rest
-        elif rest:
-            aligned.append(rest)
-        return tuple(aligned)
 
 
 @dataclass(frozen=True)
@@ -105,11 +54,11 @@ class _Spec:
     name: str
     device: str
     engine: str
-    batch_size: int
     torch_threads: int
-    plan: _Plan
+    plan: Plan
     sizes: tuple[int, int]
     chunk_starts: tuple[tuple[int, ...], tuple[int, ...]]
+    n_chunks: tuple[int, int]
     low: tuple[float, ...]
     high: tuple[float, ...]
     s1_bands: tuple[int, ...]
@@ -119,10 +68,11 @@ _THREAD = threading.local()
 
 
 def _network(spec: _Spec) -> Any:
-    if spec.engine == "onnx":
+    if spec.engine in ("onnx", "onnx-int8"):
         from floodxr.models.onnx import load_session
 
-        return load_session(spec.weights, threads=spec.torch_threads)
+        return load_session(spec.weights, threads=spec.torch_threads, device=spec.device,
+                            int8=spec.engine == "onnx-int8")  # fmt: skip
     import torch
 
     from floodxr import models
@@ -137,69 +87,82 @@ def _network(spec: _Spec) -> Any:
     return models.load(spec.name if known else spec.weights, device=spec.device)
 
 
+def _engine(engine: str, weights: Any, device: str) -> str:
+    """``"auto"``: the checkpoint's int8 model if it has one, else ONNX Runtime when it is
+    installed and the model exports, else torch."""
+    if engine != "auto":
+        return engine
+    from floodxr.models import onnx
+
+    if onnx.usable(weights, device=device, int8=True):
+        return "onnx-int8"
+    return "onnx" if onnx.usable(weights, device=device) else "torch"
+
+
 def _check_db(raw: np.ndarray, spec: _Spec) -> None:
-    if spec.s1_bands:
+    if len(spec.s1_bands) == raw.shape[0]:  # all radar: no copy
+        check_db_values(raw, "segment")
+    elif spec.s1_bands:
         check_db_values(raw[list(spec.s1_bands)], "segment")
 
 
 def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.ndarray:
-    """Blended water probability of the core of one padded ``(band, y, x)`` block."""
-    plan, step = spec.plan, spec.plan.step
-    core_y, core_x = raw.shape[-2] - 2 * step, raw.shape[-1] - 2 * step
+    """Water probability of the core of one ``(band, y, x)`` block with its context."""
     _check_db(raw, spec)
     low = np.array(spec.low, "float32")[:, None, None]
     high = np.array(spec.high, "float32")[:, None, None]
-    invalid = ~np.isfinite(raw).all(axis=0)
 
-    def window(y: int, x: int) -> np.ndarray:
-        # normalised per window, not per block: a block copy would double its memory
-        scaled = clip_scale(raw[:, y : y + plan.window, x : x + plan.window], low, high)
-        scaled[np.isnan(scaled)] = 0.0
-        return scaled
+    def network(batch: np.ndarray) -> np.ndarray:
+        # loaded only for blocks with valid pixels; cached per thread
+        return _network(spec).water_probability(batch)
 
-    def local(n: int, offset: int, core: int) -> list[int]:
-        return [g - offset + step for g in plan.starts_touching(n, offset, core)]
-
-    windows = [
-        (wy, wx)
-        for wy in local(spec.sizes[0], origin[0], core_y)
-        for wx in local(spec.sizes[1], origin[1], core_x)
-        if not invalid[wy : wy + plan.window, wx : wx + plan.window].all()
-    ]
-    if not windows:  # nothing valid in this block: no network needed
-        return np.full((core_y, core_x), np.nan, "float32")
-    network = _network(spec)  # once per block; the loaded model is cached per thread
-    numerator = np.zeros((core_y, core_x), "float32")
-    denominator = np.zeros((core_y, core_x), "float32")
-    weight = np.outer(plan.ramp(), plan.ramp())
-    for first in range(0, len(windows), spec.batch_size):
-        batch = windows[first : first + spec.batch_size]
-        stack = np.stack([window(y, x) for y, x in batch])
-        probabilities = network.water_probability(stack)
-        for (y, x), probability in zip(batch, probabilities, strict=True):
-            y0, x0 = max(y, step), max(x, step)
-            y1, x1 = min(y + plan.window, step + core_y), min(x + plan.window, step + core_x)
-            w = weight[y0 - y : y1 - y, x0 - x : x1 - x]
-            numerator[y0 - step : y1 - step, x0 - step : x1 - step] += (
-                w * probability[y0 - y : y1 - y, x0 - x : x1 - x]
-            )
-            denominator[y0 - step : y1 - step, x0 - step : x1 - step] += w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result = numerator / denominator
-    result[denominator == 0] = np.nan
-    result[invalid[step : step + core_y, step : step + core_x]] = np.nan
-    return result
+    return predict_block(raw, spec.plan, network, low=low, high=high, origin=origin,
+                         sizes=spec.sizes)  # fmt: skip
 
 
 def _predict_block(block: np.ndarray, spec: _Spec, block_id: tuple[int, ...]) -> np.ndarray:
-    origin = (spec.chunk_starts[0][block_id[-2]], spec.chunk_starts[1][block_id[-1]])
-    step = spec.plan.step
+    iy, ix = block_id[-2], block_id[-1]
+    origin = (spec.chunk_starts[0][iy], spec.chunk_starts[1][ix])
+    depth = spec.plan.depth
+    if isinstance(spec.plan, WindowFree):
+        # dask gave the neighbours' pixels; the scene's own border is mirrored here, as deep as
+        # the halo needs even when the scene is smaller than that
+        edges = [(depth if i == 0 else 0, depth if i == n - 1 else 0)
+                 for i, n in zip((iy, ix), spec.n_chunks, strict=True)]  # fmt: skip
+        if any(sum(e) for e in edges):
+            block = np.pad(block, [(0, 0)] * (block.ndim - 2) + edges, mode="symmetric")
     lead = block.shape[:-3]
-    out = np.empty(lead + (block.shape[-2] - 2 * step, block.shape[-1] - 2 * step), "float32")
+    out = np.empty(lead + (block.shape[-2] - 2 * depth, block.shape[-1] - 2 * depth), "float32")
     for index in np.ndindex(lead):
         out[index] = _predict_scene(block[index], origin, spec)
     _release_memory()
     return out
+
+
+def plan_for(config: Any, ny: int, nx: int, *, tile: int | None, halo: int | None,
+             batch_size: int) -> Plan:  # fmt: skip
+    """How ``segment`` cuts an ``ny`` x ``nx`` scene for the checkpoint ``config``.
+
+    Window-free for a network with a bounded ``context``: cores of ``tile`` px (or
+    :data:`WINDOW`) on a grid from the scene's first pixel, each read with ``halo`` px (or
+    :data:`FREE_HALO`; never more than the context) around it, rounded up to the network's
+    stride. Blended windows of ``tile`` px (the checkpoint's, or :data:`DEFAULT_TILE`)
+    overlapping by ``halo`` (or :data:`BLENDED_HALO`) otherwise.
+    """
+    from floodxr.models.context import alignment
+
+    if config.context is not None:
+        align = alignment(config)
+        window = max(align, (tile // align) * align) if tile else WINDOW
+        margin = min(FREE_HALO if halo is None else halo, config.context)
+        return WindowFree(window=window, halo=-(-margin // align) * align, align=align)
+    window = min(tile or config.tile or DEFAULT_TILE, (min(ny, nx) // 16) * 16)
+    if window < 16:
+        raise InvalidOptionError(
+            f"the scene is {ny} x {nx} px; a network needs at least 16 x 16 px"
+        )
+    halo = BLENDED_HALO if halo is None else halo
+    return Blended(window=window, halo=min(halo, window // 2), batch_size=batch_size)
 
 
 def _release_memory() -> None:
@@ -257,7 +220,7 @@ def segment(
     halo: int | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    engine: Literal["torch", "onnx"] | None = None,
+    engine: Literal["auto", "torch", "onnx", "onnx-int8"] | None = None,
 ) -> xr.DataArray:
     """Water probability (or mask) of a Sentinel-1 cube from a floodxr model, chunk by chunk.
 
@@ -313,8 +276,8 @@ def segment(
     require_spatial(da)
     da = da.transpose(..., "band", "y", "x")
     ny, nx = da.sizes["y"], da.sizes["x"]
-    tile = options["tile"] or config.tile or DEFAULT_TILE
-    plan = _Plan.for_scene(ny, nx, tile, options["halo"])
+    plan = plan_for(config, ny, nx, tile=options["tile"], halo=options["halo"],
+                    batch_size=options["batch_size"])  # fmt: skip
     lazy = isinstance(da.data, dsa.Array)
     data = da.data if lazy else dsa.from_array(da.data, chunks=-1)
     lead = data.ndim - 3
@@ -329,21 +292,23 @@ def segment(
         weights=str(weights),
         name=str(model),
         device=options["device"],
-        engine=options["engine"],
-        batch_size=options["batch_size"],
+        engine=_engine(options["engine"], weights, options["device"]),
         torch_threads=_torch_threads(n_blocks),
         plan=plan,
         sizes=(ny, nx),
         chunk_starts=(starts[0], starts[1]),
+        n_chunks=(len(starts[0]), len(starts[1])),
         low=tuple(config.normalization[b][0] for b in config.bands),
         high=tuple(config.normalization[b][1] for b in config.bands),
         s1_bands=tuple(i for i, b in enumerate(config.bands) if b in S1_BANDS),
     )
-    depth = {axis: 0 for axis in range(lead + 1)} | {lead + 1: plan.step, lead + 2: plan.step}
+    # window-free blocks mirror the scene's border themselves (_predict_block), as deep as the
+    # halo needs; blended ones get dask's reflection (their depth never exceeds the scene)
+    free = isinstance(plan, WindowFree)
+    depth = {axis: 0 for axis in range(lead + 1)} | {
+        lead + 1 + i: plan.depth if not free or len(starts[i]) > 1 else 0 for i in (0, 1)}
     boundary = {axis: "none" for axis in range(lead + 1)} | {
-        lead + 1: "reflect",
-        lead + 2: "reflect",
-    }
+        lead + 1 + i: "none" if free else "reflect" for i in (0, 1)}
     # the block function returns its core only, hence trim=False and the output chunks
     probability = dsa.map_overlap(
         _predict_block, data, depth=depth, boundary=boundary, trim=False, drop_axis=lead,

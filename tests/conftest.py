@@ -72,3 +72,11 @@ def loopback(shared_data, tmp_path_factory):
 def tiny_student(tmp_path_factory) -> str:
     """A small student fitted on synthetic scenes (seconds on a CPU): it really finds water."""
     return str(floodxr.testing.fit_tiny_student(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+@pytest.fixture(scope="session")
+def compact_student(tmp_path_factory) -> str:
+    """The same, with the compact architecture: a bounded context, run window-free."""
+    return str(floodxr.testing.fit_tiny_student(
+        tmp_path_factory.mktemp("models") / "compact", encoder="tu-mobilenetv2_050",
+        architecture="deeplabv3plus-s2-compact"))  # fmt: skip

@@ -176,6 +176,26 @@ def test_the_compact_architecture_sees_a_thin_neighbourhood():
         config.replace(output_stride=16)
 
 
+def test_a_shallow_encoder_keeps_only_the_blocks_it_uses():
+    from segmentation_models_pytorch.encoders import get_encoder
+
+    config = STUDENT.replace(encoder="tu-mobilenetv2_075", architecture="deeplabv3plus-s2-compact",
+                             output_stride=8, decoder_channels=16)  # fmt: skip
+    network = config.build().eval()
+    # timm builds all seven blocks and runs them; three make the stride-8 features
+    full = get_encoder("tu-mobilenetv2_075", in_channels=2, depth=3, weights=None,
+                       output_stride=8).eval()  # fmt: skip
+    assert len(network.encoder.model.blocks) == 3 < len(full.model.blocks) == 7
+    ours = sum(p.numel() for p in network.encoder.parameters())
+    assert ours < 0.1 * sum(p.numel() for p in full.parameters())
+    missing, _ = full.load_state_dict(network.encoder.state_dict(), strict=False)
+    assert all(".blocks." in key and int(key.split(".blocks.")[1][0]) >= 3 for key in missing)
+    image = torch.rand(1, 2, 96, 96)
+    with torch.no_grad():  # the same features: nothing used was dropped
+        for a, b in zip(network.encoder(image), full(image), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def _reach(config, size):
     """Rows of the input that the centre output pixel depends on (nonzero gradient)."""
     torch.manual_seed(0)
@@ -188,7 +208,7 @@ def _reach(config, size):
 
 def test_local_pooling_bounds_what_an_output_pixel_sees():
     # exact zeros of a gradient are structure, not float noise: the verdict is machine-free
-    shipped = models.read_config(models.resolve("student"))
+    shipped = models.read_config(models.resolve("teacher"))
     assert shipped.architecture == "deeplabv3plus-s2-local"
     config = STUDENT.replace(encoder=shipped.encoder, architecture=shipped.architecture,
                              decoder_channels=16)  # fmt: skip

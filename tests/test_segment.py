@@ -44,6 +44,49 @@ def test_tiled_equals_whole_array(tiny_student, big_scene, chunks):
     assert float(np.nanstd(whole.values)) > 0.3  # a real map, not a constant
 
 
+@pytest.mark.parametrize("chunks", [64, 100, {"y": 400, "x": 120}, {"y": 37, "x": 352}, 256])
+def test_window_free_chunks_equal_the_whole_array(compact_student, big_scene, chunks):
+    assert floodxr.models.read_config(compact_student).context == 69
+    # 128 px window cores: several windows and chunks on the 400 px scene (the default is 512)
+    whole = big_scene.s1.flood.segment(model=compact_student, tile=128)
+    sizes = chunks if isinstance(chunks, dict) else {"y": chunks, "x": chunks}
+    tiled = big_scene.s1.chunk(sizes).flood.segment(model=compact_student, tile=128)
+    assert float(np.nanmax(np.abs(tiled.values - whole.values))) < 1e-3
+    assert ((tiled.values >= 0.5) != (whole.values >= 0.5)).mean() < 1e-4
+    assert floodxr.metrics.iou(whole, big_scene.water) > 0.8  # a real map, not a constant
+
+
+def test_window_free_halo_the_full_context_is_exact_and_the_default_close(compact_student,
+                                                                           big_scene):  # fmt: skip
+    """With the full context as halo, windows give the network's output over the whole scene;
+    the default halo (32 px) differs from it near window borders only, by little."""
+    from floodxr import inference
+    from floodxr.preprocess import PAPER_RANGES
+
+    model = floodxr.models.load(compact_student)
+    raw = big_scene.s1.sel(band=["vv", "vh"]).values.astype("float32")
+    low = np.array([PAPER_RANGES[b][0] for b in ("vv", "vh")], "float32")[:, None, None]
+    high = np.array([PAPER_RANGES[b][1] for b in ("vv", "vh")], "float32")[:, None, None]
+
+    def run(halo, window):
+        plan = inference.WindowFree(window=window, halo=halo, align=8)
+        padded = np.pad(raw, ((0, 0), (halo, halo), (halo, halo)), mode="symmetric")
+        return inference.predict_block(padded, plan, model.water_probability, low=low, high=high,
+                                       origin=(0, 0), sizes=raw.shape[1:])  # fmt: skip
+
+    raw = raw[:, :192, :192]
+    whole = run(72, 192)
+    assert float(np.abs(run(72, 64) - whole).max()) < 1e-4  # 72 px >= the 69 px context
+    thin = run(32, 64)
+    assert float(np.abs(thin - whole).max()) > 1e-4  # the windows' borders show ...
+    assert ((thin >= 0.5) != (whole >= 0.5)).mean() < 0.01  # ... on few pixels' masks
+    # segment's default halo is that thin one; halo= the context gives the whole-scene output
+    default = big_scene.s1[:, :192, :192].flood.segment(model=compact_student, tile=64)
+    np.testing.assert_allclose(default.values, thin, atol=1e-5)
+    exact = big_scene.s1[:, :192, :192].flood.segment(model=compact_student, tile=64, halo=69)
+    np.testing.assert_allclose(exact.values, whole, atol=1e-4)
+
+
 def test_segment_is_lazy(tiny_student, big_scene, no_compute):
     lazy = big_scene.chunk({"y": 128, "x": 128}).s1
     for output in ("probability", "mask"):
@@ -122,12 +165,73 @@ def test_bad_inputs(tiny_student, big_scene):
         segment(big_scene.s1, model="nonexistent")
 
 
-def test_onnx_engine_matches_torch(tiny_student, big_scene, tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path))
-    torch_result = segment(big_scene.s1, model=tiny_student, **SMALL)
-    onnx_result = segment(big_scene.s1, model=tiny_student, engine="onnx", **SMALL)
+@pytest.mark.parametrize("student", ["tiny_student", "compact_student"])
+def test_onnx_engine_matches_torch_and_is_the_default(student, request, big_scene, tmp_path,
+                                                      monkeypatch):  # fmt: skip
+    import shutil
+
+    from floodxr.models import checkpoint, onnx
+    from floodxr.segment import _engine
+
+    monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model.safetensors"  # a fresh path: exported into this test's cache
+    for source, target in zip(checkpoint.paths(request.getfixturevalue(student)),
+                              checkpoint.paths(model), strict=True):  # fmt: skip
+        shutil.copy(source, target)
+    torch_result = segment(big_scene.s1, model=str(model), engine="torch", **SMALL)
+    onnx_result = segment(big_scene.s1, model=str(model), engine="onnx", **SMALL)
     np.testing.assert_allclose(onnx_result.values, torch_result.values, atol=1e-4)
-    assert list(tmp_path.glob("onnx/*.onnx"))
+    assert list(tmp_path.glob("cache/onnx/*.onnx"))
+    assert floodxr.get_options()["engine"] == "auto"
+    assert _engine("auto", model, "cpu") == "onnx"
+    # a model that does not export runs with torch, and says why
+    monkeypatch.setattr(onnx, "_USABLE", {})
+    monkeypatch.setattr(onnx, "_SESSIONS", {})
+    monkeypatch.setattr(onnx, "export", lambda *a: (_ for _ in ()).throw(RuntimeError("no op")))
+    shutil.rmtree(tmp_path / "cache")
+    with pytest.warns(floodxr.errors.FloodxrWarning, match="with torch: .*no op"):
+        assert _engine("auto", model, "cpu") == "torch"
+
+
+def test_an_int8_model_is_used_when_the_checkpoint_has_one(compact_student, big_scene, tmp_path,
+                                                          monkeypatch):  # fmt: skip
+    import shutil
+
+    import torch
+
+    from floodxr import models
+    from floodxr.models import checkpoint, onnx
+    from floodxr.preprocess import normalize
+    from floodxr.segment import _engine
+
+    monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model.safetensors"
+    for source, target in zip(checkpoint.paths(compact_student), checkpoint.paths(model),
+                              strict=True):  # fmt: skip
+        shutil.copy(source, target)
+    assert _engine("auto", model, "cpu") == "onnx"
+    calibration = [normalize(synthetic_scene((128, 128), seed=s).s1).values[None]
+                   for s in range(4)]  # fmt: skip
+    assert onnx.quantize(model, calibration) == tmp_path / "model.int8.onnx"
+    with pytest.raises(floodxr.errors.OutputExistsError):
+        onnx.quantize(model, calibration)
+    assert _engine("auto", model, "cpu") == "onnx-int8"
+    fp32 = segment(big_scene.s1, model=str(model), engine="onnx")
+    int8 = segment(big_scene.s1, model=str(model))
+    assert abs(floodxr.metrics.iou(int8, big_scene.water)
+               - floodxr.metrics.iou(fp32, big_scene.water)) < 0.02  # fmt: skip
+    # a new temperature (or recorded scores) keeps the network: the int8 model still applies
+    loaded = models.load(model)
+    models.save(loaded.module, loaded.config.replace(temperature=0.8), model, overwrite=True)
+    onnx.load_session(model, threads=1, int8=True)
+    # weights changed after quantising: the int8 file is refused, not silently used
+    with torch.no_grad():
+        next(loaded.module.parameters()).add_(0.01)
+    models.save(loaded.module, loaded.config, model, overwrite=True)
+    with pytest.raises(floodxr.errors.CheckpointError, match="other weights"):
+        onnx.load_session(model, threads=1, int8=True)
+    with pytest.warns(floodxr.errors.FloodxrWarning, match="without its int8 model"):
+        assert _engine("auto", model, "cpu") == "onnx"
 
 
 def test_options_apply(tiny_student, big_scene):
@@ -152,7 +256,8 @@ def test_real_chip_flows_through(shared_data, tiny_student):
                             model=tiny_student).values).all()  # fmt: skip
 
 
-def test_a_large_cube_stays_lazy_and_agrees(tiny_student):
+@pytest.mark.parametrize("student", ["tiny_student", "compact_student"])
+def test_a_large_cube_stays_lazy_and_agrees(student, request):
     """A lazily built 2048 x 2048 cube in 512 px chunks with a CRS: lazy, geo kept, equal to the
     unchunked run (every chunk border is crossed by windows from both sides)."""
     side = 2048
@@ -163,11 +268,12 @@ def test_a_large_cube_stays_lazy_and_agrees(tiny_student):
                         coords={"band": ["vv", "vh"], "y": 5e6 - 10 * np.arange(side),
                                 "x": 5e5 + 10 * np.arange(side)},
                         attrs={"units": "dB"}).rio.write_crs("EPSG:32631")  # fmt: skip
+    model = request.getfixturevalue(student)
     with dask.config.set(scheduler=lambda *a, **k: (_ for _ in ()).throw(AssertionError())):
-        lazy = segment(cube, model=tiny_student)
+        lazy = segment(cube, model=model)
     assert_geo_equal(lazy, cube)
     assert lazy.rio.crs.to_epsg() == 32631
-    whole = segment(cube.compute(), model=tiny_student)  # numpy in: one array, computed
+    whole = segment(cube.compute(), model=model)  # numpy in: one array, computed
     assert isinstance(whole.data, np.ndarray)
     tiled = lazy.values
     assert float(np.nanmax(np.abs(tiled - whole.values))) < 1e-3

@@ -111,6 +111,21 @@ def _conv_bn_relu(conv: nn.Module, channels: int) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
 
+def _drop_unused_blocks(encoder: nn.Module) -> None:
+    """Drop the blocks a shallow timm EfficientNet-family encoder would run for nothing.
+
+    timm's ``EfficientNetFeatures`` (MobileNet v2/v3, EfficientNet) runs every block whatever
+    features are asked for: with ``encoder_depth=3`` a MobileNetV2 would compute its four deepest
+    stages (93 % of its weights, dilated at stride 8) and throw them away. Their output is never
+    used, so dropping them changes no result."""
+    model: Any = getattr(encoder, "model", None)
+    stages = getattr(model, "_stage_out_idx", None)
+    blocks = getattr(model, "blocks", None)
+    if stages and getattr(model, "feature_hooks", 0) is None and isinstance(blocks,
+                                                                           nn.Sequential):
+        model.blocks = blocks[: max(stages)]  # block i ends stage i + 1
+
+
 class DeepLabV3PlusS2(nn.Module):
     """DeepLab v3+ with skips at strides 4 and 2; returns class logits ``(N, classes, H, W)``.
 
@@ -153,6 +168,7 @@ class DeepLabV3PlusS2(nn.Module):
             rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
         self.encoder = get_encoder(encoder, in_channels=in_channels, depth=encoder_depth,
                                    weights=None, output_stride=output_stride)  # fmt: skip
+        _drop_unused_blocks(self.encoder)
         channels = self.encoder.out_channels
         aspp = ASPP(channels[-1], aspp_channels, rates, separable=True, dropout=0.5)
         if pooling == "local":

@@ -53,6 +53,9 @@ class ModelConfig:
     tile: int | None = None
     #: logits are divided by it before the softmax (temperature scaling; 1: as trained)
     temperature: float = 1.0
+    #: px of input on each side that an output pixel depends on (measured by ``save``); None:
+    #: the whole window (global pooling) or unknown
+    context: int | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
     scores: Mapping[str, Any] = field(default_factory=dict)
 
@@ -87,6 +90,9 @@ class ModelConfig:
         if (isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float))
                 or not math.isfinite(self.temperature) or self.temperature <= 0):  # fmt: skip
             problems.append(f"temperature must be a positive number, got {self.temperature!r}")
+        if self.context is not None and (isinstance(self.context, bool)
+                                         or not isinstance(self.context, int) or self.context < 1):
+            problems.append(f"context must be a positive int or None, got {self.context!r}")
         if "water" not in self.classes:
             problems.append(f"classes must include 'water', got {self.classes!r}")
         if len(set(self.bands)) != len(self.bands):
@@ -169,7 +175,8 @@ def save(
     """Write ``model``'s weights and ``config`` as a floodxr checkpoint; returns the weights path.
 
     ``half=True`` stores floating-point tensors as float16 (half the size, for shipping); they
-    load back into the float32 network.
+    load back into the float32 network. The network's ``context`` is measured
+    (:func:`floodxr.models.context.radius`) and recorded, whatever ``config`` says.
 
     Examples
     --------
@@ -185,7 +192,10 @@ def save(
     if existing and not overwrite:
         raise OutputExistsError(f"{existing} exist already; pass overwrite=True or another path")
     weights.parent.mkdir(parents=True, exist_ok=True)
-    config = config.replace(provenance={"floodxr_version": _version(), **config.provenance})
+    from floodxr.models.context import radius
+
+    config = config.replace(provenance={"floodxr_version": _version(), **config.provenance},
+                            context=radius(config))  # fmt: skip
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -194,6 +204,7 @@ def save(
     save_file(state, str(weights), metadata={
         "format": FORMAT, "name": config.name, "bands": json.dumps(list(config.bands)),
         "normalization": json.dumps({b: list(v) for b, v in config.normalization.items()}),
+        "context": json.dumps(config.context),
     })  # fmt: skip
     config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights
@@ -247,6 +258,7 @@ def _check_inputs(config: ModelConfig, metadata: Mapping[str, str], source: Path
     try:
         bands = tuple(json.loads(metadata["bands"])) if "bands" in metadata else None
         ranges = json.loads(metadata["normalization"]) if "normalization" in metadata else None
+        context = json.loads(metadata["context"]) if "context" in metadata else config.context
     except ValueError as err:
         raise CheckpointError(f"the weights beside {str(source)!r} carry malformed metadata "
                               f"({err}); save the checkpoint again") from err  # fmt: skip
@@ -265,6 +277,12 @@ def _check_inputs(config: ModelConfig, metadata: Mapping[str, str], source: Path
                 f"{str(source)!r} changes the normalisation of bands {changed} from the one the "
                 f"weights were trained with ({ {b: ranges.get(b) for b in changed} }); restore it"
             )
+    if context != config.context:
+        raise CheckpointError(
+            f"{str(source)!r} says \"context\": {json.dumps(config.context)}, the weights were "
+            f"saved with {json.dumps(context)} (measured from the architecture); restore it "
+            "(a smaller context would cut chunks with too thin a halo)"
+        )
 
 
 def _signature(path: Path) -> tuple[int, int]:

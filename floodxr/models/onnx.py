@@ -1,28 +1,32 @@
-"""Run a floodxr checkpoint through ONNX Runtime (CPU): exported once per machine, then cached.
+"""Run a floodxr checkpoint through ONNX Runtime: exported once per machine, then cached.
 
-Selected with ``floodxr.set_options(engine="onnx")``. Needs the ``onnx`` extra
-(``pip install floodxr[onnx]``: onnx + onnxruntime).
+The default engine (``engine="auto"``) whenever onnxruntime is installed and the model exports;
+``engine="onnx"`` asks for it. On ``device="cuda"`` the CUDA execution provider is used when
+this onnxruntime build has it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import tempfile
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning
+from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning, OutputExistsError
 from floodxr.models import checkpoint, load
 
-__all__ = ["export", "load_session", "cache_dir"]
+__all__ = ["export", "load_session", "cache_dir", "usable", "quantize", "int8_path"]
 
 _LOCK = threading.Lock()
-_SESSIONS: dict[tuple[str, int, int], OnnxModel] = {}
+_SESSIONS: dict[tuple[str, int, int, str, bool], OnnxModel] = {}
 
 
 def cache_dir() -> Path:
@@ -75,8 +79,129 @@ def export(weights: str | Path, target: str | Path) -> Path:
     return target
 
 
-def _session(ort: Any, target: Path, options: Any) -> Any:
-    return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+def int8_path(weights: str | Path) -> Path:
+    """Where a checkpoint's int8 model lives: ``NAME.int8.onnx`` beside ``NAME.safetensors``."""
+    return checkpoint.paths(weights)[0].with_suffix(".int8.onnx")
+
+
+def _sha256(path: Path) -> str:
+    """The digest of a checkpoint's tensors (names, shapes, bytes), not of its metadata: the
+    temperature and the recorded scores may change without re-quantising."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    header.pop("__metadata__", None)
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    digest.update(raw[8 + size :])
+    return digest.hexdigest()
+
+
+def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
+             overwrite: bool = False) -> Path:  # fmt: skip
+    """Write an int8 copy of a checkpoint beside it (:func:`int8_path`); ``engine="onnx-int8"``.
+
+    ONNX Runtime's static quantisation (QDQ, int8 weights per output channel, uint8
+    activations), calibrated on ``calibration``: normalised float32 batches ``(N, bands, H, W)``
+    like those the network sees (e.g. scenes of the data it will map). Weights use 7 of their 8
+    bits (``reduce_range``): x86 CPUs without VNNI multiply uint8 x int8 pairs into int16, which
+    saturates at full range; at 7 bits every CPU computes the same integers. The file records the
+    SHA-256 of the tensors it was made from; changed weights make it refuse to load (a new
+    temperature or new recorded scores do not).
+    Measure the IoU it costs before using it (``examples/ship_models.py`` does for the shipped
+    student).
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    path = checkpoint.paths(weights)[0].resolve()
+    target = int8_path(path)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{str(target)!r} exists already; pass overwrite=True")
+    batches = iter([{"image": np.ascontiguousarray(b, "float32")} for b in calibration])
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(batches, None)
+
+    with tempfile.TemporaryDirectory() as folder:
+        fp32, prepared, int8 = (Path(folder) / f"{n}.onnx" for n in ("fp32", "pre", "int8"))
+        export(path, fp32)
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)  # fmt: skip
+        model = onnx.load(str(int8))
+        onnx.helper.set_model_props(model, {"floodxr_weights_sha256": _sha256(path)})
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        onnx.save(model, str(partial))
+    partial.replace(target)
+    return target
+
+
+def _int8_target(path: Path) -> Path:
+    target = int8_path(path)
+    if not target.is_file():
+        raise CheckpointError(
+            f"{str(path)!r} has no int8 model ({str(target)!r}); make one with "
+            "floodxr.models.onnx.quantize(weights, calibration), or use engine='onnx'"
+        )
+    import onnx
+
+    model = onnx.load(str(target), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    if props.get("floodxr_weights_sha256") != _sha256(path):
+        raise CheckpointError(
+            f"{str(target)!r} was made from other weights than {str(path)!r}; quantize the "
+            "checkpoint again (floodxr.models.onnx.quantize(..., overwrite=True)) or use "
+            "engine='onnx'"
+        )
+    return target
+
+
+def _providers(ort: Any, device: str) -> list[str]:
+    cuda = device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+
+
+def _session(ort: Any, target: Path, options: Any, device: str = "cpu") -> Any:
+    return ort.InferenceSession(str(target), options, providers=_providers(ort, device))
+
+
+_USABLE: dict[tuple[str, int, str, bool], bool] = {}
+
+
+def usable(weights: str | Path, *, device: str = "cpu", int8: bool = False) -> bool:
+    """Whether ONNX Runtime can run ``weights`` here: installed, exported (once, cached), loaded;
+    with ``int8``, whether its int8 model exists and loads (made from these weights).
+
+    ``engine="auto"`` asks this; a model that does not export falls back to torch, an int8 model
+    that does not load to float32, each with a :class:`~floodxr.errors.FloodxrWarning` saying why.
+    """
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    path = checkpoint.paths(weights)[0].resolve()
+    if int8 and not int8_path(path).is_file():
+        return False
+    key = (str(path), path.stat().st_mtime_ns, device, int8)
+    if key not in _USABLE:
+        try:
+            load_session(path, threads=1, device=device, int8=int8)
+            _USABLE[key] = True
+        except FloodxrError as err:
+            fallback = "without its int8 model" if int8 else "with torch"
+            warnings.warn(f"engine='auto' runs {str(path)!r} {fallback}: {err}", FloodxrWarning,
+                          stacklevel=3)  # fmt: skip
+            _USABLE[key] = False
+    return _USABLE[key]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +218,8 @@ class OnnxModel:
         return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
 
 
-def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
+def load_session(weights: str | Path, *, threads: int, device: str = "cpu",
+                 int8: bool = False) -> OnnxModel:  # fmt: skip
     """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process.
 
     Examples
@@ -114,30 +240,36 @@ def load_session(weights: str | Path, *, threads: int) -> OnnxModel:
         import onnxruntime as ort
     except ImportError as err:
         raise FloodxrError(
-            "engine='onnx' needs onnxruntime and onnx: pip install 'floodxr[onnx]', or use "
+            "engine='onnx' needs onnxruntime and onnx: pip install onnx onnxruntime, or use "
             "floodxr.set_options(engine='torch')"
         ) from err
     path = checkpoint.paths(weights)[0].resolve()
-    key = (str(path), path.stat().st_mtime_ns, threads)
+    key = (str(path), path.stat().st_mtime_ns, threads, device, int8)
     with _LOCK:
         if key not in _SESSIONS:
             digest = hashlib.sha256(f"{key[0]}:{key[1]}".encode()).hexdigest()[:16]
-            target = cache_dir() / f"{path.stem}-{digest}.onnx"
+            target = _int8_target(path) if int8 else cache_dir() / f"{path.stem}-{digest}.onnx"
             if not target.exists():
-                export(path, target)
+                try:
+                    export(path, target)
+                except Exception as err:  # the exporter raises many kinds
+                    raise CheckpointError(
+                        f"{str(path)!r} does not export to ONNX ({type(err).__name__}: {err}); "
+                        "use floodxr.set_options(engine='torch')"
+                    ) from err
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.enable_cpu_mem_arena = False  # the arena alone grows RSS by GiBs
             try:
-                session = _session(ort, target, options)
+                session = _session(ort, target, options, device)
             except Exception as err:  # onnxruntime raises its own unexported classes
                 # a truncated or corrupted cache file (a full disk, a killed copy): export again
                 warnings.warn(f"the cached ONNX export {str(target)!r} cannot be loaded ({err}); "
                               "exporting it again", FloodxrWarning, stacklevel=2)  # fmt: skip
                 export(path, target)
                 try:
-                    session = _session(ort, target, options)
+                    session = _session(ort, target, options, device)
                 except Exception as again:
                     raise CheckpointError(
                         f"ONNX Runtime cannot load the export of {str(path)!r} ({again}); use "

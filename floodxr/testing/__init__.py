@@ -145,12 +145,15 @@ def fit_tiny_student(
     decoder_channels: int = 32,
     steps: int = 40,
     seed: int = 0,
+    architecture: str = "deeplabv3plus-s2",
 ) -> Path:
     """Fit a small student on synthetic scenes for a few seconds and save it as a checkpoint.
 
     For tests, demos and doctests that need a network which really finds water, on any machine
     and offline. It is *not* the paper's training (see ``floodxr.train``): plain cross-entropy,
-    SGD, 8 synthetic 128 px scenes. Returns the weights path.
+    SGD, 8 synthetic 128 px scenes. ``architecture="deeplabv3plus-s2-compact"`` (output stride
+    8) gives a network with a bounded context, which ``segment`` runs window-free. Returns the
+    weights path.
 
     Examples
     --------
@@ -164,11 +167,13 @@ def fit_tiny_student(
     import torch
 
     from floodxr import models
+    from floodxr.models.checkpoint import STRIDE_8
     from floodxr.preprocess import normalize
 
     torch.manual_seed(seed)
     config = models.STUDENT.replace(
         name="tiny-student", encoder=encoder, decoder_channels=decoder_channels,
+        architecture=architecture, output_stride=8 if architecture in STRIDE_8 else 16,
         provenance={"data": "floodxr.testing.synthetic_scene seeds 0-7, 128 px",
                     "steps": steps, "seed": seed, "trainer": "floodxr.testing.fit_tiny_student"},
     )  # fmt: skip

@@ -274,8 +274,10 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
          bn_batches: int, progress: bool | None) -> RunResult:  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = {"model": {k: v for k, v in config.to_json().items() if k not in ("provenance",
-                                                                            "scores")},
+    # the context is measured from the architecture when a checkpoint is saved, not a setting:
+    # runs saved before it existed, or with it recorded, resume alike
+    run = {"model": {k: v for k, v in config.to_json().items()
+                     if k not in ("provenance", "scores", "context")},
            "schedule": schedule.__dict__, "seed": seed, "batch_size": dataset.batch_size,
            "crop": dataset.crop, "bn_batches": bn_batches, **(settings or {})}  # fmt: skip
     run = json.loads(json.dumps(run))
@@ -287,10 +289,12 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
     start, best_iou, best_step = 0, -math.inf, -1
     if state_path.is_file():
         tensors, meta = _read_state(state_path)
-        if meta["run"] != run:
+        saved = {**meta["run"], "model": {k: v for k, v in meta["run"]["model"].items()
+                                          if k != "context"}}
+        if saved != run:
             raise RunMismatchError(
                 f"{str(out)!r} holds a run with other settings ("
-                + "; ".join(_differences(meta["run"], run))
+                + "; ".join(_differences(saved, run))
                 + "); pass another output folder, or delete it to start again"
             )
         _restore(tensors, network, optimiser)
@@ -322,7 +326,9 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         threads = torch.get_num_threads()
         # loading the candidate builds networks (random init) in dask threads: keep that off the
         # training RNG, or dropout would differ between a resumed and an uninterrupted run
-        with torch.random.fork_rng(devices=[]), set_options(device=device, progress=False):
+        # eager torch: an ONNX export of every candidate would cost more than scoring it
+        with (torch.random.fork_rng(devices=[]),
+              set_options(device=device, progress=False, engine="torch")):  # fmt: skip
             iou = score(candidate, valid).pooled.iou
         torch.set_num_threads(threads)  # segment may set them in this thread
         network.train()
