@@ -69,8 +69,12 @@ def declared_nodata(da: xr.DataArray) -> float | None:
     return None if np.isnan(number_value) else number_value
 
 
-def masked(da: xr.DataArray) -> xr.DataArray:
+def masked(da: xr.DataArray, *, nonfinite: bool = True) -> xr.DataArray:
     """``da`` as floats with every invalid pixel (declared nodata, NaN, +-inf) set to NaN; lazy.
+
+    ``nonfinite=False`` leaves +-inf alone, for kernels that treat non-finite values as invalid
+    themselves: float data without a declared nodata value is then returned without a pass
+    over its pixels.
 
     Examples
     --------
@@ -82,10 +86,13 @@ def masked(da: xr.DataArray) -> xr.DataArray:
     """
     nodata = declared_nodata(da)
     values = da if da.dtype.kind == "f" and da.dtype.itemsize >= 4 else da.astype("float32")
-    keep = np.isfinite(values)
-    if nodata is not None:
-        keep = keep & (values != nodata)
-    out = values.where(keep)
+    if nonfinite:
+        keep = np.isfinite(values)
+        if nodata is not None:
+            keep = keep & (values != nodata)
+        out = values.where(keep)
+    else:
+        out = values.where(values != nodata) if nodata is not None else values.copy(deep=False)
     out.attrs = {k: v for k, v in da.attrs.items() if k not in _NODATA_ATTRS}
     out.encoding = {k: v for k, v in da.encoding.items() if k not in _NODATA_ATTRS}
     return out

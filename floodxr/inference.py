@@ -17,9 +17,9 @@ every network through :func:`predict_block` with a plan from :func:`plan_for`:
   of ``window - halo``, each weighted by a ramp rising over ``halo`` px from its edges and
   blended with its neighbours. A pixel always gets the same windows with the same weights.
 
-Invalid input pixels (NaN in any band) give NaN; inside a window they are 0 (the bottom of the
-normalised range) so the network still sees their neighbours; windows with no valid pixel are
-skipped.
+Invalid input pixels (NaN or +-inf in any band) give NaN; inside a window they are 0 (the bottom
+of the normalised range) so the network still sees their neighbours; windows with no valid pixel
+are skipped.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def predict_block(raw: np.ndarray, plan: Plan, network: Network, *, low: np.ndar
 def _scaled(window: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     # normalised per window, not per block: a block copy would double its memory
     scaled = clip_scale(window, low, high)
-    scaled[np.isnan(scaled)] = 0.0
+    scaled[~np.isfinite(window)] = 0.0  # NaN and +-inf: invalid, like NaN after masking
     return scaled
 
 

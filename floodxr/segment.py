@@ -181,16 +181,23 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
+def _as_float(da: xr.DataArray) -> xr.DataArray:
+    # floodxr.inference treats NaN and +-inf as invalid itself: only a declared nodata value
+    # (or an integer dtype) costs a pass over the pixels here
+    return masked(da, nonfinite=False)
+
+
 def _valid_bands(obj: XarrayObj, bands: tuple[str, ...]) -> xr.DataArray:
-    """The model's bands of ``obj`` in order, invalid pixels (each array's nodata) as NaN."""
+    """The model's bands of ``obj`` in order as floats, declared nodata as NaN (the kernel
+    treats NaN and +-inf as invalid)."""
     s1 = [b for b in bands if b in S1_BANDS]
     if isinstance(obj, xr.Dataset):
         for name in (b for b in s1 if b in obj.data_vars):
             check_not_linear_attrs(obj[name], "segment")
-        return select_bands(obj.map(masked), bands)
+        return select_bands(obj.map(_as_float), bands)
     if s1:
         check_not_linear_attrs(obj, "segment")
-    return select_bands(masked(obj), bands)
+    return select_bands(_as_float(obj), bands)
 
 
 def _torch_threads(n_blocks: int) -> int:
