@@ -1,7 +1,8 @@
 """Run a floodxr checkpoint through ONNX Runtime: exported once per machine, then cached.
 
-The default engine (``engine="auto"``) whenever onnxruntime is installed and the model exports;
-``engine="onnx"`` asks for it. On ``device="cuda"`` the CUDA execution provider is used when
+The default engine (``engine="auto"``) whenever onnxruntime is installed and the model exports
+(its int8 model first when the checkpoint has one, :func:`quantize`); ``engine="onnx"`` and
+``engine="onnx-int8"`` ask for one. On ``device="cuda"`` the CUDA execution provider is used when
 this onnxruntime build has it.
 """
 
