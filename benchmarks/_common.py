@@ -12,14 +12,16 @@ import xarray as xr
 from floodxr import models
 
 
-def checkpoint(encoder: str, decoder_channels: int,
-               architecture: str = "deeplabv3plus-s2") -> Path:  # fmt: skip
+def checkpoint(encoder: str, decoder_channels: int, architecture: str = "deeplabv3plus-s2") -> Path:
     """Speed does not depend on the weights, so an untrained network is enough."""
     from floodxr.models.checkpoint import STRIDE_8
 
-    config = models.STUDENT.replace(encoder=encoder, decoder_channels=decoder_channels,
-                                    architecture=architecture,
-                                    output_stride=8 if architecture in STRIDE_8 else 16)
+    config = models.STUDENT.replace(
+        encoder=encoder,
+        decoder_channels=decoder_channels,
+        architecture=architecture,
+        output_stride=8 if architecture in STRIDE_8 else 16,
+    )
     return models.save(config.build(), config, Path(tempfile.mkdtemp()) / "bench")
 
 
@@ -37,12 +39,19 @@ def scene(side: int, chunk: int, seed: int = 0) -> xr.DataArray:
         values += np.array([-12.0, -19.0], "float32")[:, None, None]
         return values
 
-    chunks = ((2,), dsa.core.normalize_chunks(chunk, (side,))[0],
-              dsa.core.normalize_chunks(chunk, (side,))[0])  # fmt: skip
+    chunks = (
+        (2,),
+        dsa.core.normalize_chunks(chunk, (side,))[0],
+        dsa.core.normalize_chunks(chunk, (side,))[0],
+    )
     data = dsa.map_blocks(noise, chunks=chunks, dtype="float32", meta=np.array((), "float32"))
     return xr.DataArray(
-        data, dims=("band", "y", "x"),
-        coords={"band": ["vv", "vh"], "y": 5e6 - 10 * (np.arange(side) + 0.5),
-                "x": 5e5 + 10 * (np.arange(side) + 0.5)},
+        data,
+        dims=("band", "y", "x"),
+        coords={
+            "band": ["vv", "vh"],
+            "y": 5e6 - 10 * (np.arange(side) + 0.5),
+            "x": 5e5 + 10 * (np.arange(side) + 0.5),
+        },
         attrs={"units": "dB"},
-    ).rio.write_crs("EPSG:32631")  # fmt: skip
+    ).rio.write_crs("EPSG:32631")

@@ -56,21 +56,27 @@ class PeakRss:
         self._thread.join()
 
 
-def measure(workers: int, resolution: float, catalog, basins: Path, model: str, work: Path,
-            environ: bool) -> dict:  # fmt: skip
+def measure(
+    workers: int, resolution: float, catalog, basins: Path, model: str, work: Path, environ: bool
+) -> dict:
     from floodxr import basin
 
     client = basin.start_cluster(workers, environ=basin.WORKER_ENVIRON if environ else None)
     try:
-        common = {"datetime": "2019-09-01/2019-09-30", "catalog": catalog, "model": model,
-                  "resolution": resolution, "reference": "2019-09-01/2019-09-15",
-                  "client": client, "progress": False}  # fmt: skip
+        common = {
+            "datetime": "2019-09-01/2019-09-30",
+            "catalog": catalog,
+            "model": model,
+            "resolution": resolution,
+            "reference": "2019-09-01/2019-09-15",
+            "client": client,
+            "progress": False,
+        }
         basin.run(basins, store=work / f"warm-{workers}-{resolution}.zarr", **common)
         pids = list(client.run(os.getpid).values())
         with PeakRss(pids) as peak:
             start = time.perf_counter()
-            result = basin.run(basins, store=work / f"timed-{workers}-{resolution}.zarr",
-                               **common)  # fmt: skip
+            result = basin.run(basins, store=work / f"timed-{workers}-{resolution}.zarr", **common)
             seconds = time.perf_counter() - start
     finally:
         cluster = client.cluster
@@ -82,19 +88,28 @@ def measure(workers: int, resolution: float, catalog, basins: Path, model: str, 
     # every unit maps one basin on one pass: the pixels segmented, per second of the whole run
     # (STAC search, reading the rasters, the network, the Zarr writes)
     segmented = pixels / len(grids) * units
-    return {"workers": workers, "resolution_m": resolution, "worker_environ": environ,
-            "units": units, "basin_pixels": pixels, "seconds": round(seconds, 2),
-            "segmented_px_s": round(segmented / seconds),
-            "peak_worker_rss_mib": round(peak.peak / 2**20, 1)}  # fmt: skip
+    return {
+        "workers": workers,
+        "resolution_m": resolution,
+        "worker_environ": environ,
+        "units": units,
+        "basin_pixels": pixels,
+        "seconds": round(seconds, 2),
+        "segmented_px_s": round(segmented / seconds),
+        "peak_worker_rss_mib": round(peak.peak / 2**20, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=float, nargs="+", default=[10.0])
     parser.add_argument("--model", default="student")
-    parser.add_argument("--nanny-defaults", action="store_true",
-                        help="start workers with distributed's own environment (malloc trim "
-                        "threshold 64 KiB, OpenMP threads unset) instead of WORKER_ENVIRON")
+    parser.add_argument(
+        "--nanny-defaults",
+        action="store_true",
+        help="start workers with distributed's own environment (malloc trim "
+        "threshold 64 KiB, OpenMP threads unset) instead of WORKER_ENVIRON",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
 
@@ -104,8 +119,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="basin-bench-"))
     port = free_port()
-    world = write_stac_world(work / "world", data_dir=SAMPLE_DIR,
-                             asset_base=f"http://127.0.0.1:{port}/assets")  # fmt: skip
+    world = write_stac_world(
+        work / "world", data_dir=SAMPLE_DIR, asset_base=f"http://127.0.0.1:{port}/assets"
+    )
     basins = work / "basins.geojson"
     basins.write_text(json.dumps(SYNTHETIC_BASINS))
     rows = []
@@ -113,15 +129,25 @@ def main() -> None:
         catalog = stac.get_catalog("planetary-computer").with_url(server.url)
         for resolution in args.resolution:
             for workers in (1, 2):
-                row = measure(workers, resolution, catalog, basins, args.model, work,
-                              environ=not args.nanny_defaults)  # fmt: skip
+                row = measure(
+                    workers,
+                    resolution,
+                    catalog,
+                    basins,
+                    args.model,
+                    work,
+                    environ=not args.nanny_defaults,
+                )
                 rows.append(row)
                 print(json.dumps(row) if args.json else row, flush=True)
-    speedups = {str(r): round(next(x["seconds"] for x in rows if x["workers"] == 1
-                                   and x["resolution_m"] == r)
-                              / next(x["seconds"] for x in rows if x["workers"] == 2
-                                     and x["resolution_m"] == r), 2)
-                for r in args.resolution}  # fmt: skip
+    speedups = {
+        str(r): round(
+            next(x["seconds"] for x in rows if x["workers"] == 1 and x["resolution_m"] == r)
+            / next(x["seconds"] for x in rows if x["workers"] == 2 and x["resolution_m"] == r),
+            2,
+        )
+        for r in args.resolution
+    }
     summary = {"speedup_2_vs_1_workers": speedups, "cores": os.cpu_count()}
     print(json.dumps(summary) if args.json else summary)
 

@@ -8,7 +8,7 @@ teacher and for the non-learned baselines (per-chip Otsu on VH, one fixed VH thr
 weak labels on the chips with S2, and prints one JSON object: per method its command, aggregate
 and mean IoU, ECE (models), per-chip IoU, and how many chips with water the
 student wins against per-chip Otsu. The chips are test-split chips: never trained on, but
-looked at while building the synthetic world (see floodxr.testing.world), so an honest score
+looked at while building the synthetic world (see floodxr.data.synthetic), so an honest score
 needs chips nobody looked at.
 """
 
@@ -64,8 +64,17 @@ def main() -> None:
     floodxr = Path(sys.executable).with_name("floodxr")
     results = {}
     for name, options in METHODS.items():
-        command = [str(floodxr), "evaluate", *options, "--data", str(args.data), "--split",
-                   "test", "--json", "--no-progress"]  # fmt: skip
+        command = [
+            str(floodxr),
+            "evaluate",
+            *options,
+            "--data",
+            str(args.data),
+            "--split",
+            "test",
+            "--json",
+            "--no-progress",
+        ]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         result = json.loads(done.stdout)
         results[name] = {
@@ -75,14 +84,18 @@ def main() -> None:
             "ece": result["ece"],
             "reliability": result["reliability"],
             "per_chip": {row["chip"]: row["iou"] for row in result["chips"]},
-            "water_chips": sorted(row["chip"] for row in result["chips"]
-                                  if row["tp"] + row["fn"] > 0),  # fmt: skip
+            "water_chips": sorted(
+                row["chip"] for row in result["chips"] if row["tp"] + row["fn"] > 0
+            ),
         }
     results["S2 weak labels"] = {
         "command": "python benchmarks/dev_chips.py (floodxr.preprocess.weak_labels of S2Hand)",
-        "per_chip": s2_weak_labels(args.data), "aggregate_iou": None, "mean_iou": None,
-        "ece": None, "reliability": None,
-    }  # fmt: skip
+        "per_chip": s2_weak_labels(args.data),
+        "aggregate_iou": None,
+        "mean_iou": None,
+        "ece": None,
+        "reliability": None,
+    }
     student, otsu = results["student"]["per_chip"], results["otsu"]["per_chip"]
     water = results["student"]["water_chips"]
     summary = {

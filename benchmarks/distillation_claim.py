@@ -24,20 +24,36 @@ def one_seed(seed: int, steps: int) -> dict:
     from floodxr import train
     from floodxr.evaluation import score
 
-    config = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=32, crop=96, batch_size=8,
-                               steps=steps, eval_every=50, checkpoint_every=steps, threads=2,
-                               seed=seed)  # fmt: skip
+    config = train.CPU.replace(
+        encoder="tu-lcnet_100",
+        decoder_channels=32,
+        crop=96,
+        batch_size=8,
+        steps=steps,
+        eval_every=50,
+        checkpoint_every=steps,
+        threads=2,
+        seed=seed,
+    )
     out = Path(tempfile.mkdtemp())
     labelled = train.synthetic_source(12, seed=11, size=256)
     external = train.synthetic_source(24, seed=12, size=256)
     valid = train.synthetic_source(6, seed=13, size=256)
     test = train.synthetic_source(10, seed=14, size=256)
-    teacher = train.teacher(labelled, valid=valid, out=out / "teacher", config=config,
-                            progress=False)  # fmt: skip
-    student = train.student([labelled, external], teacher=teacher.best, valid=valid,
-                            out=out / "student", config=config, progress=False)  # fmt: skip
-    weak = train.supervised(external, labels="weak", valid=valid, out=out / "weak", config=config,
-                            progress=False)  # fmt: skip
+    teacher = train.teacher(
+        labelled, valid=valid, out=out / "teacher", config=config, progress=False
+    )
+    student = train.student(
+        [labelled, external],
+        teacher=teacher.best,
+        valid=valid,
+        out=out / "student",
+        config=config,
+        progress=False,
+    )
+    weak = train.supervised(
+        external, labels="weak", valid=valid, out=out / "weak", config=config, progress=False
+    )
     scores = {}
     for name, run in (("teacher", teacher), ("student", student), ("weak", weak)):
         scores[name] = round(score(run.best, test.scenes, progress=False).aggregate_iou, 4)
@@ -58,11 +74,17 @@ def main() -> None:
             print(runs[-1], flush=True)
     gains = [r["gain"] for r in runs]
     spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
-    result = {"setting": "training notebook (150-step default)", "steps": args.steps,
-              "runs": runs, "gain_mean": round(statistics.fmean(gains), 4),
-              "gain_std": round(spread, 4), "gain_sem": round(spread / len(gains) ** 0.5, 4),
-              "student_wins": sum(g > 0 for g in gains), "n_seeds": len(gains),
-              "seconds": round(time.perf_counter() - began)}  # fmt: skip
+    result = {
+        "setting": "training notebook (150-step default)",
+        "steps": args.steps,
+        "runs": runs,
+        "gain_mean": round(statistics.fmean(gains), 4),
+        "gain_std": round(spread, 4),
+        "gain_sem": round(spread / len(gains) ** 0.5, 4),
+        "student_wins": sum(g > 0 for g in gains),
+        "n_seeds": len(gains),
+        "seconds": round(time.perf_counter() - began),
+    }
     print(json.dumps(result))
 
 

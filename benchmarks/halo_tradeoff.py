@@ -46,14 +46,30 @@ def main() -> None:
 
     def run(raw: np.ndarray, core: int, halo: int) -> np.ndarray:
         padded = np.pad(raw, ((0, 0), (halo, halo), (halo, halo)), mode="symmetric")
-        return predict_block(padded, WindowFree(window=core, halo=halo, align=align), network,
-                             low=low, high=high, origin=(0, 0), sizes=raw.shape[1:])  # fmt: skip
+        return predict_block(
+            padded,
+            WindowFree(window=core, halo=halo, align=align),
+            network,
+            low=low,
+            high=high,
+            origin=(0, 0),
+            sizes=raw.shape[1:],
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingChipsWarning)
         chips = list(sen1floods11.read_split(args.data, "test").open())
-    totals = {h: {"abs_sum": 0.0, "abs_max": 0.0, "pixels": 0, "flipped": 0, "d_intersection": 0,
-                  "d_union": 0} for h in args.halo}  # fmt: skip
+    totals = {
+        h: {
+            "abs_sum": 0.0,
+            "abs_max": 0.0,
+            "pixels": 0,
+            "flipped": 0,
+            "d_intersection": 0,
+            "d_union": 0,
+        }
+        for h in args.halo
+    }
     for chip in chips:
         raw = chip.s1.sel(band=list(config.bands)).values.astype("float32")
         side = -(-max(raw.shape[1:]) // align) * align
@@ -77,11 +93,18 @@ def main() -> None:
                     t["d_intersection"] += sign * int((water & truth).sum())
                     t["d_union"] += sign * int((water | truth).sum())
     for halo, t in totals.items():
-        row = {"model": args.model, "engine": engine, "core": args.core, "halo": halo,
-               "full_context_halo": full, "mean_abs_change": round(t["abs_sum"] / t["pixels"], 6),
-               "max_abs_change": round(t["abs_max"], 4),
-               "mask_flipped_pct": round(100 * t["flipped"] / t["pixels"], 4),
-               "d_intersection_px": t["d_intersection"], "d_union_px": t["d_union"]}  # fmt: skip
+        row = {
+            "model": args.model,
+            "engine": engine,
+            "core": args.core,
+            "halo": halo,
+            "full_context_halo": full,
+            "mean_abs_change": round(t["abs_sum"] / t["pixels"], 6),
+            "max_abs_change": round(t["abs_max"], 4),
+            "mask_flipped_pct": round(100 * t["flipped"] / t["pixels"], 4),
+            "d_intersection_px": t["d_intersection"],
+            "d_union_px": t["d_union"],
+        }
         print(json.dumps(row) if args.json else row)
 
 

@@ -22,8 +22,15 @@ import time
 from pathlib import Path
 
 
-def measure(side: int, model: str, encoder: str | None, architecture: str,
-            decoder_channels: int, chunk: int, engine: str) -> dict:  # fmt: skip
+def measure(
+    side: int,
+    model: str,
+    encoder: str | None,
+    architecture: str,
+    decoder_channels: int,
+    chunk: int,
+    engine: str,
+) -> dict:
     import floodxr
     from floodxr import models
 
@@ -40,10 +47,18 @@ def measure(side: int, model: str, encoder: str | None, architecture: str,
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     config = models.read_config(weights)
-    return {"side": side, "model": encoder or model, "encoder": config.encoder,
-            "architecture": config.architecture, "decoder_channels": config.decoder_channels,
-            "chunk": chunk, "engine": engine, "peak_rss_mib": round(peak_kib / 1024),
-            "seconds": round(seconds, 1), "px_s": round(side * side / seconds)}  # fmt: skip
+    return {
+        "side": side,
+        "model": encoder or model,
+        "encoder": config.encoder,
+        "architecture": config.architecture,
+        "decoder_channels": config.decoder_channels,
+        "chunk": chunk,
+        "engine": engine,
+        "peak_rss_mib": round(peak_kib / 1024),
+        "seconds": round(seconds, 1),
+        "px_s": round(side * side / seconds),
+    }
 
 
 def main() -> None:
@@ -54,23 +69,50 @@ def main() -> None:
     parser.add_argument("--architecture", default="deeplabv3plus-s2-compact")
     parser.add_argument("--decoder-channels", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=2048)
-    parser.add_argument("--engine", choices=("auto", "torch", "onnx", "onnx-int8"),
-                        default="auto")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx", "onnx-int8"), default="auto")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.side[0], args.model, args.encoder, args.architecture,
-                                 args.decoder_channels, args.chunk, args.engine)))  # fmt: skip
+        print(
+            json.dumps(
+                measure(
+                    args.side[0],
+                    args.model,
+                    args.encoder,
+                    args.architecture,
+                    args.decoder_channels,
+                    args.chunk,
+                    args.engine,
+                )
+            )
+        )
         return
     for side in args.side:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", "--side", str(side), "--model", args.model,
-             *(["--encoder", args.encoder] if args.encoder else []),
-             "--architecture", args.architecture, "--decoder-channels",
-             str(args.decoder_channels), "--chunk", str(args.chunk), "--engine", args.engine],
-            capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--side",
+                str(side),
+                "--model",
+                args.model,
+                *(["--encoder", args.encoder] if args.encoder else []),
+                "--architecture",
+                args.architecture,
+                "--decoder-channels",
+                str(args.decoder_channels),
+                "--chunk",
+                str(args.chunk),
+                "--engine",
+                args.engine,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
         result = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result) if args.json else result)
 

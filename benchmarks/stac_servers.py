@@ -28,8 +28,12 @@ from floodxr.testing.stac import free_port, iter_items, write_stac_world
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -43,20 +47,31 @@ def _cases(items: list[dict]) -> dict[str, tuple[dict, list[str]]]:
     s1 = next(i for i in items if i["id"] == "India_900498_S1")
     start, end = _time(s1) - dt.timedelta(hours=36), _time(s1) + dt.timedelta(hours=36)
     stamp = "%Y-%m-%dT%H:%M:%SZ"
-    window = {"collections": ["sen1floods11-s2"], "bbox": s1["bbox"],
-              "datetime": f"{start:{stamp}}/{end:{stamp}}"}  # fmt: skip
-    inside = [i for i in items if i["collection"] == "sen1floods11-s2"
-              and start <= _time(i) <= end and i["bbox"] == s1["bbox"]]  # fmt: skip
+    window = {
+        "collections": ["sen1floods11-s2"],
+        "bbox": s1["bbox"],
+        "datetime": f"{start:{stamp}}/{end:{stamp}}",
+    }
+    inside = [
+        i
+        for i in items
+        if i["collection"] == "sen1floods11-s2"
+        and start <= _time(i) <= end
+        and i["bbox"] == s1["bbox"]
+    ]
     clear = [i["id"] for i in inside if i["properties"]["eo:cloud_cover"] <= 12]
     cloud_filter = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, 12]}
     return {
         "bbox+datetime": (window, sorted(i["id"] for i in inside)),
-        "cql2 cloud filter": (window | {"filter": cloud_filter, "filter-lang": "cql2-json"},
-                              sorted(clear)),
-        "all s1 (paged by 4)": ({"collections": ["sen1floods11-s1"], "limit": 4},
-                                sorted(i["id"] for i in items
-                                       if i["collection"] == "sen1floods11-s1")),
-    }  # fmt: skip
+        "cql2 cloud filter": (
+            window | {"filter": cloud_filter, "filter-lang": "cql2-json"},
+            sorted(clear),
+        ),
+        "all s1 (paged by 4)": (
+            {"collections": ["sen1floods11-s1"], "limit": 4},
+            sorted(i["id"] for i in items if i["collection"] == "sen1floods11-s1"),
+        ),
+    }
 
 
 def _search_all(url: str, body: dict) -> list[str]:
@@ -77,8 +92,9 @@ def _search_all(url: str, body: dict) -> list[str]:
 def _measure(name: str, command: list[str], env: dict, port: int, items: list[dict]) -> dict:
     url = f"http://127.0.0.1:{port}"
     began = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         while True:
             try:
@@ -113,8 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a Sen1Floods11 folder")
     parser.add_argument("--static", help="python with stac-fastapi-static + uvicorn")
-    parser.add_argument("--geoparquet", help="python with stac-fastapi-geoparquet and, beside "
-                        "it, the rustac command (to write the stac-geoparquet file)")
+    parser.add_argument(
+        "--geoparquet",
+        help="python with stac-fastapi-geoparquet and, beside "
+        "it, the rustac command (to write the stac-geoparquet file)",
+    )
     parser.add_argument("--rustac", help="the rustac command")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -125,16 +144,32 @@ def main() -> None:
     server_script = Path(__file__).parents[1] / "floodxr" / "testing" / "_server.py"
     if args.static:
         port = free_port()
-        command = [args.static, str(server_script), "--catalog", str(world.catalog),
-                   "--assets", str(world.assets), "--port", str(port)]  # fmt: skip
+        command = [
+            args.static,
+            str(server_script),
+            "--catalog",
+            str(world.catalog),
+            "--assets",
+            str(world.assets),
+            "--port",
+            str(port),
+        ]
         results.append(_measure("stac-fastapi-static", command, {}, port, items))
     if args.geoparquet:
         parquet = root / "items.parquet"
         rustac = str(Path(args.geoparquet).with_name("rustac"))
         subprocess.run([rustac, "translate", str(_dump(items, root)), str(parquet)], check=True)
         port = free_port()
-        command = [args.geoparquet, "-m", "uvicorn", "stac_fastapi.geoparquet.main:app",
-                   "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+        command = [
+            args.geoparquet,
+            "-m",
+            "uvicorn",
+            "stac_fastapi.geoparquet.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         env = {"STAC_FASTAPI_GEOPARQUET_HREF": str(parquet), "PATH": "/usr/bin:/bin"}
         results.append(_measure("stac-fastapi-geoparquet", command, env, port, items))
     if args.rustac:

@@ -24,18 +24,30 @@ def run(threads: int, steps: int) -> dict:
 
     from floodxr import train
 
-    config = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=32, crop=96, batch_size=8,
-                               steps=steps, eval_every=steps, checkpoint_every=steps,
-                               threads=threads)  # fmt: skip
+    config = train.CPU.replace(
+        encoder="tu-lcnet_100",
+        decoder_channels=32,
+        crop=96,
+        batch_size=8,
+        steps=steps,
+        eval_every=steps,
+        checkpoint_every=steps,
+        threads=threads,
+    )
     labelled = train.synthetic_source(4, seed=11, size=128)
     valid = train.synthetic_source(2, seed=13, size=128)
-    result = train.teacher(labelled, valid=valid, out=tempfile.mkdtemp(), config=config,
-                           progress=False)  # fmt: skip
+    result = train.teacher(
+        labelled, valid=valid, out=tempfile.mkdtemp(), config=config, progress=False
+    )
     weights = load_file(str(result.runs[0].last))
     digest = hashlib.sha256(b"".join(weights[k].numpy().tobytes() for k in sorted(weights)))
-    return {"threads": threads, "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
-            "weights_sha256": digest.hexdigest()[:16], "valid_iou": round(result.best_iou, 4)}
+    return {
+        "threads": threads,
+        "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+        "weights_sha256": digest.hexdigest()[:16],
+        "valid_iou": round(result.best_iou, 4),
+    }
 
 
 def main() -> None:

@@ -55,15 +55,23 @@ def main() -> None:
         change = dict(change)
         stage = change.pop("stage", "supervised")
         augment = Augment(**{"s1_jitter": (0.05, 0.05), **change.pop("augment", {})})
-        config = train.CPU.replace(steps=args.steps, eval_every=args.steps, threads=2,
-                                   augment=augment, **change)  # fmt: skip
+        config = train.CPU.replace(
+            steps=args.steps, eval_every=args.steps, threads=2, augment=augment, **change
+        )
         out = args.out / f"variant{index}"
         if stage == "student":
-            run = train.student([hand, external], teacher=args.teacher, valid=valid, out=out,
-                                config=config, progress=not args.json)  # fmt: skip
+            run = train.student(
+                [hand, external],
+                teacher=args.teacher,
+                valid=valid,
+                out=out,
+                config=config,
+                progress=not args.json,
+            )
         else:
-            run = train.supervised(hand, labels="hand", valid=valid, out=out, config=config,
-                                   progress=not args.json)  # fmt: skip
+            run = train.supervised(
+                hand, labels="hand", valid=valid, out=out, config=config, progress=not args.json
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MissingChipsWarning)
             dev = evaluate_split(args.data, method=str(run.best), progress=False)

@@ -41,11 +41,13 @@ def main() -> None:
     parser.add_argument("--vv", default="vv", help="asset key of VV (with --collection)")
     parser.add_argument("--vh", default="vh", help="asset key of VH (with --collection)")
     parser.add_argument("--units", default="linear", choices=["dB", "linear"])
-    parser.add_argument("--bbox", type=float, nargs=4, required=True,
-                        metavar=("WEST", "SOUTH", "EAST", "NORTH"))  # fmt: skip
+    parser.add_argument(
+        "--bbox", type=float, nargs=4, required=True, metavar=("WEST", "SOUTH", "EAST", "NORTH")
+    )
     parser.add_argument("--datetime", required=True, help="e.g. 2019-09-10/2019-09-20")
-    parser.add_argument("--model", default="otsu",
-                        help="otsu, otsu-tiled, a registered model or a checkpoint")  # fmt: skip
+    parser.add_argument(
+        "--model", default="otsu", help="otsu, otsu-tiled, a registered model or a checkpoint"
+    )
     parser.add_argument("--resolution", type=float, default=None, help="metres; default native")
     parser.add_argument("--out", type=Path, default=Path("stac_flood_map"))
     args = parser.parse_args()
@@ -64,8 +66,9 @@ def main() -> None:
     figure, axes = plt.subplots(1, columns, figsize=(4.5 * columns, 4), squeeze=False)
     for index, axis in enumerate(axes[0]):
         scene = water.isel(time=index)
-        scene.where(scene != 255).plot.imshow(ax=axis, cmap="Blues", vmin=0, vmax=1,
-                                              add_colorbar=False)  # fmt: skip
+        scene.where(scene != 255).plot.imshow(
+            ax=axis, cmap="Blues", vmin=0, vmax=1, add_colorbar=False
+        )
         axis.set_title(f"{str(scene['time'].values)[:10]}: {float(areas[index]):.2f} km² water")
         axis.set_aspect("equal")
     figure.tight_layout()

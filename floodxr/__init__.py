@@ -4,33 +4,30 @@ Importing floodxr registers the ``.flood`` accessor on ``xarray.DataArray`` and
 ``xarray.Dataset`` (and rioxarray's ``.rio``).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 import rioxarray  # noqa: F401  registers .rio, which every floodxr result carries
 
-from floodxr import accessor, data, metrics, preprocess, segment, testing, threshold, writers
+from floodxr import accessor, data, metrics, preprocess, segment, threshold, writers
 from floodxr.accessor import FloodAccessor
+from floodxr.bands import VERSION
 from floodxr.errors import FloodxrError, FloodxrWarning
 from floodxr.options import get_options, set_options
 
 
 def __getattr__(name: str) -> object:
-    # floodxr.models pulls in torch (~0.5 GiB, seconds); thresholding users never pay for it
-    if name == "models":
-        import floodxr.models
+    # loaded on first use: floodxr.models pulls in torch (~0.5 GiB, seconds), which thresholding
+    # users never pay for; floodxr.testing holds test helpers that no floodxr module imports
+    if name in ("models", "testing"):
+        import importlib
 
-        return floodxr.models
+        return importlib.import_module(f"floodxr.{name}")
     raise AttributeError(f"module 'floodxr' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"models"})
+    return sorted(set(globals()) | {"models", "testing"})
 
 
-try:
-    __version__ = version("floodxr")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = VERSION
 
 __all__ = [
     "FloodAccessor",

@@ -1,4 +1,5 @@
-"""One rule for every entry point: which pixels are valid, and what is dB backscatter.
+"""The checks every entry point runs on its input: which pixels are valid, what is dB
+backscatter, which bands and dimensions an array has.
 
 A pixel is invalid when it is NaN, +-inf (``to_db`` of zero power gives -inf) or equal to the
 nodata value its array declares: rioxarray's ``rio.nodata``, which reads ``_FillValue``,
@@ -23,16 +24,45 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from floodxr._bands import S1_BANDS
-from floodxr.errors import InvalidOptionError, NotANumberError, UnitsError
+from floodxr.bands import S1_BANDS, XarrayObj
+from floodxr.errors import (
+    InvalidOptionError,
+    MissingBandError,
+    MissingDimensionError,
+    NotANumberError,
+    UnitsError,
+)
 
-__all__ = ["DB_UNITS", "LINEAR_UNITS", "declared_nodata", "masked", "require_db",
-           "check_db_values", "check_db_summary", "check_not_linear_attrs",
-           "number"]  # fmt: skip
+__all__ = [
+    "as_band_array",
+    "require_spatial",
+    "select_band",
+    "select_bands",
+    "DB_UNITS",
+    "LINEAR_UNITS",
+    "declared_nodata",
+    "masked",
+    "require_db",
+    "check_db_values",
+    "check_db_summary",
+    "check_not_linear_attrs",
+    "number",
+]
 
 DB_UNITS = frozenset({"db", "decibel", "decibels"})
-LINEAR_UNITS = frozenset({"linear", "power", "1", "intensity", "amplitude^2", "amplitude",
-                          "natural", "linear power", "dn"})  # fmt: skip
+LINEAR_UNITS = frozenset(
+    {
+        "linear",
+        "power",
+        "1",
+        "intensity",
+        "amplitude^2",
+        "amplitude",
+        "natural",
+        "linear power",
+        "dn",
+    }
+)
 #: Finite pixels a block needs before its values say anything about units.
 MIN_EVIDENCE = 256
 #: Physically possible Sentinel-1 backscatter in dB (the noise floor is near -30 dB, the
@@ -138,12 +168,20 @@ def check_db_summary(low: float, high: float, count: int, who: str) -> None:
         )
 
 
-def _check_block(block: np.ndarray, who: str, band_axis: int | None,
-                 s1: np.ndarray | None, block_info: Any = None) -> np.ndarray:  # fmt: skip
+def _check_block(
+    block: np.ndarray,
+    who: str,
+    band_axis: int | None,
+    s1: np.ndarray | None,
+    block_info: Any = None,
+) -> np.ndarray:
     values = block
     if band_axis is not None and s1 is not None:
-        start, stop = (block_info[0]["array-location"][band_axis] if block_info
-                       else (0, block.shape[band_axis]))  # fmt: skip
+        start, stop = (
+            block_info[0]["array-location"][band_axis]
+            if block_info
+            else (0, block.shape[band_axis])
+        )
         keep = np.flatnonzero(s1[start:stop])
         values = np.take(block, keep, axis=band_axis)
     check_db_values(values, who)
@@ -166,15 +204,28 @@ def require_db(da: xr.DataArray, who: str, *, bands: Sequence[str] | None = None
         band_axis = da.dims.index("band")
     check_not_linear_attrs(da, who)
     if isinstance(da.data, dsa.Array):
-        data = dsa.map_blocks(_check_block, da.data, who=who, band_axis=band_axis, s1=s1,
-                              dtype=da.dtype, meta=np.array((), da.dtype))  # fmt: skip
+        data = dsa.map_blocks(
+            _check_block,
+            da.data,
+            who=who,
+            band_axis=band_axis,
+            s1=s1,
+            dtype=da.dtype,
+            meta=np.array((), da.dtype),
+        )
         return da.copy(data=data)
     _check_block(np.asarray(da.data), who, band_axis, s1)
     return da
 
 
-def number(value: Any, name: str, *, minimum: float | None = None, above: float | None = None,
-           integer: bool = False) -> Any:  # fmt: skip
+def number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    integer: bool = False,
+) -> Any:
     """``value`` if it is a real number (not a bool or a string) within the bounds, else raise.
 
     Examples
@@ -201,3 +252,57 @@ def number(value: Any, name: str, *, minimum: float | None = None, above: float 
     if above is not None and not float(value) > above:
         raise InvalidOptionError(f"{name} must be {what} > {above}, got {value!r}")
     return value
+
+
+def as_band_array(obj: XarrayObj) -> xr.DataArray:
+    """Return ``obj`` as a DataArray with a ``band`` dimension.
+
+    A Dataset with one variable per band becomes a DataArray stacked along ``band`` (lazily).
+    """
+    if isinstance(obj, xr.Dataset):
+        return obj.to_dataarray(dim="band")
+    if "band" not in obj.dims:
+        raise MissingDimensionError(
+            f"expected a 'band' dimension, got dims {tuple(obj.dims)}; add one with "
+            "da.expand_dims(band=['vh']) or pass a Dataset with one variable per band"
+        )
+    return obj
+
+
+def require_spatial(da: xr.DataArray) -> None:
+    """Raise unless ``da`` has ``y`` and ``x`` as its last two dimensions."""
+    if tuple(da.dims[-2:]) != ("y", "x"):
+        raise MissingDimensionError(
+            f"expected the last two dimensions to be ('y', 'x'), got {tuple(da.dims)}; "
+            "rename them with da.rename(lat='y', lon='x') and order them with "
+            "da.transpose(..., 'y', 'x')"
+        )
+
+
+def select_bands(obj: XarrayObj, bands: Sequence[str]) -> xr.DataArray:
+    """Select ``bands`` (in that order) from ``obj`` along ``band``, with a fixing message."""
+    da = as_band_array(obj)
+    found = tuple(str(b) for b in da["band"].values)
+    repeated = sorted({b for b in found if found.count(b) > 1})
+    if repeated:
+        raise MissingBandError(
+            f"bands {repeated} appear more than once on dim 'band' ({found}); keep one of each, "
+            "e.g. da.drop_duplicates('band')"
+        )
+    missing = [b for b in bands if b not in found]
+    if missing:
+        hint = ""
+        lowered = {b.lower(): b for b in found}
+        renames = {lowered[b.lower()]: b for b in missing if b.lower() in lowered}
+        if renames:
+            hint = f"; rename them with da.assign_coords(band=...) mapping {renames}"
+        raise MissingBandError(
+            f"expected bands {tuple(bands)} on dim 'band', got {found}; missing {tuple(missing)}"
+            + (hint or "; select or load the missing bands first")
+        )
+    return da.sel(band=list(bands))
+
+
+def select_band(obj: XarrayObj, band: str) -> xr.DataArray:
+    """One band of ``obj`` as a DataArray without the ``band`` dimension."""
+    return select_bands(obj, [band]).squeeze("band", drop=True)

@@ -7,7 +7,7 @@ from typing import Any
 import xarray as xr
 
 from floodxr import metrics, plot, preprocess, segment, threshold, writers
-from floodxr._bands import Polarisation
+from floodxr.bands import Polarisation
 from floodxr.errors import WrongTypeError
 
 __all__ = ["FloodAccessor"]
@@ -94,8 +94,10 @@ class FloodAccessor:
     def plot(self, water: xr.DataArray | None = None, **kwargs: Any) -> Any:
         """Backscatter with a water mask / probability on top; see :func:`floodxr.plot.overlay`."""
         if not isinstance(self._obj, xr.DataArray):
-            raise WrongTypeError("plot draws a Sentinel-1 DataArray with a 'band' dim; pick it, "
-                                 "e.g. ds['s1'].flood.plot(water)")  # fmt: skip
+            raise WrongTypeError(
+                "plot draws a Sentinel-1 DataArray with a 'band' dim; pick it, "
+                "e.g. ds['s1'].flood.plot(water)"
+            )
         return plot.overlay(self._obj, water, **kwargs)
 
     def area_km2(self) -> xr.DataArray:

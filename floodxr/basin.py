@@ -52,8 +52,8 @@ import xarray as xr
 from affine import Affine
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from floodxr._bands import NODATA
 from floodxr._valid import masked, number
+from floodxr.bands import NODATA, S1_BANDS
 from floodxr.errors import (
     BasinInputError,
     FloodxrWarning,
@@ -147,8 +147,14 @@ class _Grid:
         west, south, east, north = basin.projected(epsg).bounds
         west, south = (math.floor(v / resolution) * resolution for v in (west, south))
         east, north = (math.ceil(v / resolution) * resolution for v in (east, north))
-        return cls(epsg, resolution, west, north, round((north - south) / resolution),
-                   round((east - west) / resolution))  # fmt: skip
+        return cls(
+            epsg,
+            resolution,
+            west,
+            north,
+            round((north - south) / resolution),
+            round((east - west) / resolution),
+        )
 
     @property
     def transform(self) -> Affine:
@@ -159,19 +165,32 @@ class _Grid:
         from rioxarray.rioxarray import affine_to_coords
 
         data = dsa.zeros((self.ny, self.nx), dtype="uint8", chunks=chunk)
-        da = xr.DataArray(data, dims=("y", "x"),
-                          coords=affine_to_coords(self.transform, self.nx, self.ny))  # fmt: skip
+        da = xr.DataArray(
+            data, dims=("y", "x"), coords=affine_to_coords(self.transform, self.nx, self.ny)
+        )
         return da.rio.write_crs(f"EPSG:{self.epsg}").rio.write_transform(self.transform)
 
     def padded(self, margin: int) -> _Grid:
         """The grid grown by ``margin`` px on every side."""
         pad = margin * self.resolution
-        return _Grid(self.epsg, self.resolution, self.west - pad, self.north + pad,
-                     self.ny + 2 * margin, self.nx + 2 * margin)  # fmt: skip
+        return _Grid(
+            self.epsg,
+            self.resolution,
+            self.west - pad,
+            self.north + pad,
+            self.ny + 2 * margin,
+            self.nx + 2 * margin,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epsg": self.epsg, "resolution": self.resolution, "west": self.west,
-                "north": self.north, "ny": self.ny, "nx": self.nx}  # fmt: skip
+        return {
+            "epsg": self.epsg,
+            "resolution": self.resolution,
+            "west": self.west,
+            "north": self.north,
+            "ny": self.ny,
+            "nx": self.nx,
+        }
 
 
 @dataclass(frozen=True)
@@ -323,8 +342,12 @@ def _geojson_pairs(path: Path, id_column: str) -> list[tuple[Any, Any]]:
 # the cluster and the model
 
 
-def start_cluster(workers: int | None = None, *, threads_per_worker: int = 1,
-                  environ: Mapping[str, str] | None = WORKER_ENVIRON) -> Client:  # fmt: skip
+def start_cluster(
+    workers: int | None = None,
+    *,
+    threads_per_worker: int = 1,
+    environ: Mapping[str, str] | None = WORKER_ENVIRON,
+) -> Client:
     """A LocalCluster of worker processes set up for torch (``environ``: :data:`WORKER_ENVIRON`;
     None keeps distributed's defaults).
 
@@ -347,9 +370,13 @@ def start_cluster(workers: int | None = None, *, threads_per_worker: int = 1,
     settings = {"distributed.nanny.pre-spawn-environ": pre_spawn} if pre_spawn else {}
     ours = dict(os.environ)
     with dask.config.set(settings):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=":0",
-                               env=after_spawn)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=":0",
+            env=after_spawn,
+        )
     # the nanny writes its pre-spawn variables into this process's environment and leaves them
     # there (distributed 2026.8): they would reach every later subprocess of the caller
     os.environ.clear()
@@ -376,7 +403,6 @@ class _ShipModel(WorkerPlugin):
         models.register(self.name, folder / f"{self.name}.safetensors")
 
 
-
 def _ship_model(client: Client, weights: Path, digest: str) -> str:
     """Send the checkpoint to every worker once; returns the name the graphs use."""
     from floodxr import models
@@ -385,8 +411,7 @@ def _ship_model(client: Client, weights: Path, digest: str) -> str:
     name = f"floodxr-{digest[:16]}"
     models.register(name, weights)
     config = checkpoint.paths(weights)[1]
-    client.register_plugin(_ShipModel(name, weights.read_bytes(), config.read_bytes()),
-                           name=name)  # fmt: skip
+    client.register_plugin(_ShipModel(name, weights.read_bytes(), config.read_bytes()), name=name)
     return name
 
 
@@ -408,8 +433,13 @@ class _Store:
                     f"{str(path)!r} exists and is not a floodxr basin store (no {_MANIFEST}); "
                     "choose a new --store"
                 )
-            self.manifest = {"format": _FORMAT, "settings": None, "basins": {}, "units": {},
-                             "references": {}}  # fmt: skip
+            self.manifest = {
+                "format": _FORMAT,
+                "settings": None,
+                "basins": {},
+                "units": {},
+                "references": {},
+            }
 
     def save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -424,16 +454,20 @@ class _Store:
             return
         changed = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
         if changed:
-            detail = "; ".join(f"{k}: store has {a!r}, asked {b!r}"
-                               for k, (a, b) in changed.items())  # fmt: skip
+            detail = "; ".join(
+                f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in changed.items()
+            )
             raise RunMismatchError(
                 f"{str(self.path)!r} was made with other settings ({detail}); run with the same "
                 "settings to resume, or choose a new --store"
             )
 
     def check_basin(self, basin: Basin, grid: _Grid) -> None:
-        entry = {"fingerprint": basin.fingerprint(), "grid": grid.to_dict(),
-                 "basin_km2": basin.area_km2}  # fmt: skip
+        entry = {
+            "fingerprint": basin.fingerprint(),
+            "grid": grid.to_dict(),
+            "basin_km2": basin.area_km2,
+        }
         old = self.manifest["basins"].setdefault(basin.id, entry)
         if old["fingerprint"] != entry["fingerprint"]:
             raise RunMismatchError(
@@ -457,39 +491,69 @@ class _Store:
         probability = dsa.full(shape, np.nan, dtype="float32", chunks=chunks)
         water = dsa.full(shape, NODATA, dtype="uint8", chunks=chunks)
         ds = xr.Dataset(
-            {"probability": (("time", "y", "x"), probability,
-                             {"long_name": "water probability", "units": "1"}),
-             "water": (("time", "y", "x"), water,
-                       {"long_name": "water mask", "flag_values": [0, 1],
-                        "flag_meanings": "not_water water"})},
+            {
+                "probability": (
+                    ("time", "y", "x"),
+                    probability,
+                    {"long_name": "water probability", "units": "1"},
+                ),
+                "water": (
+                    ("time", "y", "x"),
+                    water,
+                    {
+                        "long_name": "water mask",
+                        "flag_values": [0, 1],
+                        "flag_meanings": "not_water water",
+                    },
+                ),
+            },
             coords={**coords, "time": np.array(times, dtype="datetime64[ns]")},
             attrs={"basin_id": basin.id, "crs": f"EPSG:{grid.epsg}"},
-        )  # fmt: skip
+        )
         ds = ds.rio.write_crs(f"EPSG:{grid.epsg}").rio.write_transform(grid.transform)
         for name in ("probability", "water"):
             ds[name].attrs["grid_mapping"] = "spatial_ref"
         if (self.path / basin.id).exists():
-            ds.to_zarr(self.path, group=basin.id, append_dim="time", compute=False,
-                       consolidated=False)  # fmt: skip
+            ds.to_zarr(
+                self.path, group=basin.id, append_dim="time", compute=False, consolidated=False
+            )
         else:
-            encoding = {"probability": {"_FillValue": np.float32(np.nan)},
-                        "water": {"_FillValue": np.uint8(NODATA)},
-                        "time": {"units": "microseconds since 1970-01-01",
-                                 "dtype": "int64"}}  # fmt: skip
-            ds.to_zarr(self.path, group=basin.id, mode="w-", compute=False, consolidated=False,
-                       encoding=encoding)  # fmt: skip
+            encoding = {
+                "probability": {"_FillValue": np.float32(np.nan)},
+                "water": {"_FillValue": np.uint8(NODATA)},
+                "time": {"units": "microseconds since 1970-01-01", "dtype": "int64"},
+            }
+            ds.to_zarr(
+                self.path,
+                group=basin.id,
+                mode="w-",
+                compute=False,
+                consolidated=False,
+                encoding=encoding,
+            )
 
     def add_reference(self, basin: Basin, grid: _Grid, chunk: int) -> None:
         import zarr
 
         group = zarr.open_group(str(self.path / basin.id), mode="r+")
         if "reference" not in group:
-            array = group.create_array("reference", shape=(grid.ny, grid.nx), dtype="uint8",
-                                       chunks=(chunk, chunk), fill_value=NODATA,
-                                       dimension_names=("y", "x"))  # fmt: skip
-            array.attrs.update({"long_name": "reference water", "flag_values": [0, 1],
-                                "flag_meanings": "not_water water", "_FillValue": NODATA,
-                                "grid_mapping": "spatial_ref"})  # fmt: skip
+            array = group.create_array(
+                "reference",
+                shape=(grid.ny, grid.nx),
+                dtype="uint8",
+                chunks=(chunk, chunk),
+                fill_value=NODATA,
+                dimension_names=("y", "x"),
+            )
+            array.attrs.update(
+                {
+                    "long_name": "reference water",
+                    "flag_values": [0, 1],
+                    "flag_meanings": "not_water water",
+                    "_FillValue": NODATA,
+                    "grid_mapping": "spatial_ref",
+                }
+            )
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -542,6 +606,7 @@ def _write_block(values: np.ndarray, target: _Target, y0: int, x0: int) -> np.nd
     seen = np.isfinite(probability)
     water[seen] = probability[seen] >= 0.5
     rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)
+
     def array(name: str) -> Any:
         return zarr.open_array(os.path.join(target.store, target.basin, name), mode="r+")
 
@@ -573,9 +638,13 @@ def _unit_graph(probability: xr.DataArray, target: _Target, chunk: int) -> Any:
     data = probability.data.reshape(probability.shape[-2:]).rechunk((chunk, chunk))
     starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
     blocks = data.to_delayed()
-    parts = [dask.delayed(_write_block, pure=True)(blocks[i, j], target, int(starts[0][i]),
-                                                   int(starts[1][j]))
-             for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]  # fmt: skip
+    parts = [
+        dask.delayed(_write_block, pure=True)(
+            blocks[i, j], target, int(starts[0][i]), int(starts[1][j])
+        )
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
     return dask.delayed(_total, pure=True)(parts)
 
 
@@ -605,8 +674,9 @@ def _search(basin: Basin, datetime: Any, catalog: Any) -> pystac.ItemCollection 
     from floodxr.data import stac
 
     try:
-        return stac.search_s1(datetime=datetime, intersects=mapping(basin.geometry),
-                              catalog=catalog)  # fmt: skip
+        return stac.search_s1(
+            datetime=datetime, intersects=mapping(basin.geometry), catalog=catalog
+        )
     except NoItemsError:
         return None
 
@@ -621,15 +691,25 @@ def _probability(items: Any, found: Any, grid: _Grid, chunk: int, model: str) ->
     margin = OPTIONS["halo"] or BLENDED_HALO
     # big chunks for the network (each chunk recomputes a step of context on every side); the
     # writes use ``chunk``
-    cube = stac.load(stac.items_of(items, like=found), kind="s1", bands=("vv", "vh"),
-                     like=grid.padded(margin).template(chunk), chunks=max(chunk, _LOAD_CHUNK),
-                     mosaic=True)  # fmt: skip
+    cube = stac.load(
+        stac.items_of(items, like=found),
+        kind="s1",
+        bands=S1_BANDS,
+        like=grid.padded(margin).template(chunk),
+        chunks=max(chunk, _LOAD_CHUNK),
+        mosaic=True,
+    )
     probability = segment(cube, model=model)
     return probability.isel(y=slice(margin, margin + grid.ny), x=slice(margin, margin + grid.nx))
 
 
-def _settings(model_id: str, resolution: float, catalog: Any, reference: Any, chunk: int,
-              ) -> dict[str, Any]:  # fmt: skip
+def _settings(
+    model_id: str,
+    resolution: float,
+    catalog: Any,
+    reference: Any,
+    chunk: int,
+) -> dict[str, Any]:
     from floodxr.data import stac
     from floodxr.options import OPTIONS
 
@@ -645,9 +725,16 @@ def _settings(model_id: str, resolution: float, catalog: Any, reference: Any, ch
         reference = {"mask": dask.base.tokenize(reference)}
     elif reference is not None:
         reference = {"dates": str(stac.format_datetime(reference))}
-    return {"model": model_id, "resolution": float(resolution), "catalog": cat.url,
-            "collection": cat.s1.id, "reference": reference, "chunk": int(chunk),
-            "tile": OPTIONS["tile"], "halo": OPTIONS["halo"]}  # fmt: skip
+    return {
+        "model": model_id,
+        "resolution": float(resolution),
+        "catalog": cat.url,
+        "collection": cat.s1.id,
+        "reference": reference,
+        "chunk": int(chunk),
+        "tile": OPTIONS["tile"],
+        "halo": OPTIONS["halo"],
+    }
 
 
 def run(
@@ -721,9 +808,16 @@ def run(
                                    store="valencia.zarr", reference="2019-08-01/2019-08-31")
         result.areas.plot(x="time", y="flood_km2")
     """
-    parsed, weights = check_inputs(basins, datetime=datetime, store=store, model=model,
-                                   resolution=resolution, reference=reference, chunk=chunk,
-                                   id_column=id_column)  # fmt: skip
+    parsed, weights = check_inputs(
+        basins,
+        datetime=datetime,
+        store=store,
+        model=model,
+        resolution=resolution,
+        reference=reference,
+        chunk=chunk,
+        id_column=id_column,
+    )
     store_path = Path(store)
     table_path = Path(table) if table else store_path.with_suffix(".areas.csv")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -735,9 +829,18 @@ def run(
         client = start_cluster(workers)
     try:
         name = _ship_model(client, weights, digest)
-        result = _run(parsed, state, client, name, datetime=datetime, catalog=catalog,
-                      resolution=resolution, reference=reference, chunk=chunk,
-                      progress=progress)  # fmt: skip
+        result = _run(
+            parsed,
+            state,
+            client,
+            name,
+            datetime=datetime,
+            catalog=catalog,
+            resolution=resolution,
+            reference=reference,
+            chunk=chunk,
+            progress=progress,
+        )
     finally:
         if own_client:
             cluster = client.cluster
@@ -752,9 +855,17 @@ def run(
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".nc", ".zarr", ".img", ".jp2")
 
 
-def check_inputs(basins: Any, *, datetime: Any, store: str | Path, model: str = "student",
-                 resolution: float = 10.0, reference: Any = None, chunk: int = 1024,
-                 id_column: str = "id") -> tuple[list[Basin], Path]:  # fmt: skip
+def check_inputs(
+    basins: Any,
+    *,
+    datetime: Any,
+    store: str | Path,
+    model: str = "student",
+    resolution: float = 10.0,
+    reference: Any = None,
+    chunk: int = 1024,
+    id_column: str = "id",
+) -> tuple[list[Basin], Path]:
     """Check a basin run's inputs before any cluster starts or any request is sent.
 
     Returns the parsed basins and the model's weights path; raises a named error otherwise
@@ -797,8 +908,10 @@ def check_inputs(basins: Any, *, datetime: Any, store: str | Path, model: str = 
 def _check_reference(reference: Any) -> None:
     if reference is None or isinstance(reference, xr.DataArray):
         return
-    if isinstance(reference, Path) or (isinstance(reference, str) and (
-            Path(reference).suffix.lower() in _RASTER_SUFFIXES or Path(reference).exists())):
+    if isinstance(reference, Path) or (
+        isinstance(reference, str)
+        and (Path(reference).suffix.lower() in _RASTER_SUFFIXES or Path(reference).exists())
+    ):
         path = Path(reference)
         if not path.is_file():
             raise BasinInputError(
@@ -818,9 +931,19 @@ def _check_reference(reference: Any) -> None:
         ) from err
 
 
-def _run(basins: list[Basin], state: _Store, client: Client, model: str, *, datetime: Any,
-         catalog: Any, resolution: float, reference: Any, chunk: int, progress: bool,
-         ) -> dict[str, list[str]]:  # fmt: skip
+def _run(
+    basins: list[Basin],
+    state: _Store,
+    client: Client,
+    model: str,
+    *,
+    datetime: Any,
+    catalog: Any,
+    resolution: float,
+    reference: Any,
+    chunk: int,
+    progress: bool,
+) -> dict[str, list[str]]:
     from floodxr.options import set_options
 
     computed: list[str] = []
@@ -834,8 +957,11 @@ def _run(basins: list[Basin], state: _Store, client: Client, model: str, *, date
         found = _search(basin, datetime, catalog)
         if found is None:
             empty.append(basin.id)
-            warnings.warn(f"basin {basin.id!r}: no Sentinel-1 acquisition in {datetime!r}",
-                          FloodxrWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"basin {basin.id!r}: no Sentinel-1 acquisition in {datetime!r}",
+                FloodxrWarning,
+                stacklevel=3,
+            )
             continue
         passes = _acquisitions(found)
         known = state.times(basin.id)
@@ -853,8 +979,14 @@ def _run(basins: list[Basin], state: _Store, client: Client, model: str, *, date
             if unit.key in state.manifest["units"]:
                 skipped.append(unit.key)
                 continue
-            target = _Target(str(state.path), basin.id, target_geometry, grid,
-                             times.index(when), reference is not None)  # fmt: skip
+            target = _Target(
+                str(state.path),
+                basin.id,
+                target_geometry,
+                grid,
+                times.index(when),
+                reference is not None,
+            )
             # one torch thread per worker thread: fast on shared cores, and identical results
             # whichever worker computes a chunk
             with set_options(torch_threads=1):
@@ -862,30 +994,39 @@ def _run(basins: list[Basin], state: _Store, client: Client, model: str, *, date
             pending.append((unit, _unit_graph(probability, target, chunk)))
     state.save()
     if references:
-        done = _compute(client, [(f"{b.id}/reference", g) for b, g in references], progress,
-                        "reference water")  # fmt: skip
+        done = _compute(
+            client, [(f"{b.id}/reference", g) for b, g in references], progress, "reference water"
+        )
         for basin, _ in references:
             water, _, observed = done[f"{basin.id}/reference"]
-            state.manifest["references"][basin.id] = {"water_km2": water,
-                                                      "observed_km2": observed}  # fmt: skip
+            state.manifest["references"][basin.id] = {"water_km2": water, "observed_km2": observed}
         state.save()
     units = {u.key: u for u, _ in pending}
-    finished = _compute(client, [(u.key, g) for u, g in pending], progress, "basin units",
-                        on_done=lambda key, areas: _record(state, units[key], areas))  # fmt: skip
+    finished = _compute(
+        client,
+        [(u.key, g) for u, g in pending],
+        progress,
+        "basin units",
+        on_done=lambda key, areas: _record(state, units[key], areas),
+    )
     computed.extend(k for k in units if k in finished)
     return {"computed": computed, "skipped": skipped, "empty": empty}
 
 
 def _record(state: _Store, unit: _Unit, areas: np.ndarray) -> None:
-    entry: dict[str, Any] = {"basin": unit.basin.id, "time": _iso(unit.time),
-             "items": [item.id for item in unit.items]}  # fmt: skip
+    entry: dict[str, Any] = {
+        "basin": unit.basin.id,
+        "time": _iso(unit.time),
+        "items": [item.id for item in unit.items],
+    }
     entry |= {k: (None if np.isnan(v) else float(v)) for k, v in zip(_AREAS, areas, strict=True)}
     state.manifest["units"][unit.key] = entry
     state.save()
 
 
-def _compute(client: Client, graphs: list[tuple[str, Any]], progress: bool, what: str,
-             on_done: Any = None) -> dict[str, np.ndarray]:  # fmt: skip
+def _compute(
+    client: Client, graphs: list[tuple[str, Any]], progress: bool, what: str, on_done: Any = None
+) -> dict[str, np.ndarray]:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -904,8 +1045,9 @@ def _compute(client: Client, graphs: list[tuple[str, Any]], progress: bool, what
     return done
 
 
-def _reference_graph(basin: Basin, grid: _Grid, reference: Any, catalog: Any, model: str,
-                     chunk: int) -> xr.DataArray:  # fmt: skip
+def _reference_graph(
+    basin: Basin, grid: _Grid, reference: Any, catalog: Any, model: str, chunk: int
+) -> xr.DataArray:
     """The reference layer as a lazy 'probability' (1 water, 0 dry, NaN unknown) on the grid."""
     if isinstance(reference, (str, Path)) and Path(reference).is_file():
         import rioxarray
@@ -923,8 +1065,12 @@ def _reference_graph(basin: Basin, grid: _Grid, reference: Any, catalog: Any, mo
             )
         mask = masked(reference)
         on_grid = mask.rio.write_nodata(np.nan).rio.reproject(
-            f"EPSG:{grid.epsg}", shape=(grid.ny, grid.nx), transform=grid.transform,
-            resampling=Resampling.nearest, nodata=np.nan)  # fmt: skip
+            f"EPSG:{grid.epsg}",
+            shape=(grid.ny, grid.nx),
+            transform=grid.transform,
+            resampling=Resampling.nearest,
+            nodata=np.nan,
+        )
         seen = np.unique(on_grid.values[np.isfinite(on_grid.values)])
         if not np.isin(seen, (0.0, 1.0)).all():
             raise BasinInputError(
@@ -933,8 +1079,9 @@ def _reference_graph(basin: Basin, grid: _Grid, reference: Any, catalog: Any, mo
                 "nodata value (mask.rio.write_nodata(255))"
             )
         values = np.where(np.isnan(on_grid.values), np.nan, on_grid.values > 0)
-        return grid.template(chunk).copy(data=dsa.from_array(values.astype("float32"),
-                                                             chunks=chunk))  # fmt: skip
+        return grid.template(chunk).copy(
+            data=dsa.from_array(values.astype("float32"), chunks=chunk)
+        )
     found = _search(basin, reference, catalog)
     if found is None:
         raise NoItemsError(
@@ -984,9 +1131,15 @@ def report(store: str | Path) -> pd.DataFrame:
     rows = []
     for entry in manifest["units"].values():
         basin = manifest["basins"][entry["basin"]]
-        rows.append({"basin": entry["basin"], "time": pd.Timestamp(entry["time"]),
-                     **{k: entry[k] for k in _AREAS}, "basin_km2": basin["basin_km2"],
-                     "items": " ".join(entry["items"])})  # fmt: skip
+        rows.append(
+            {
+                "basin": entry["basin"],
+                "time": pd.Timestamp(entry["time"]),
+                **{k: entry[k] for k in _AREAS},
+                "basin_km2": basin["basin_km2"],
+                "items": " ".join(entry["items"]),
+            }
+        )
     columns = ["basin", "time", *_AREAS, "basin_km2", "items"]
     frame = pd.DataFrame(rows, columns=columns)
     for key in _AREAS:  # a unit without a reference has no flood area: None in JSON, NaN here
@@ -1015,9 +1168,13 @@ def open_basin(store: str | Path, basin_id: str) -> xr.Dataset:
     """
     path = Path(store)
     if not (path / str(basin_id)).exists():
-        known = sorted(json.loads((path / _MANIFEST).read_text())["basins"]) if (
-            path / _MANIFEST).is_file() else []  # fmt: skip
+        known = (
+            sorted(json.loads((path / _MANIFEST).read_text())["basins"])
+            if (path / _MANIFEST).is_file()
+            else []
+        )
         raise BasinInputError(f"no basin {basin_id!r} in {str(path)!r}; it holds {known}")
-    ds = xr.open_zarr(path, group=str(basin_id), consolidated=False, decode_coords="all",
-                      mask_and_scale=False)  # fmt: skip
+    ds = xr.open_zarr(
+        path, group=str(basin_id), consolidated=False, decode_coords="all", mask_and_scale=False
+    )
     return ds.sortby("time")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from floodxr.bands import S1_BANDS
 from floodxr.errors import FloodxrError, InvalidOptionError
 from floodxr.options import ENGINES, set_options
 
@@ -20,16 +21,20 @@ def _format_number(value: float | None) -> str:
 
 def _print_table(result: dict[str, Any]) -> None:
     band = f" (band {result['band']})" if result["band"] else ""
-    print(f"{result['method']}{band} on split {result['split']}: {result['n_chips']} chips "
-          f"scored, {result['n_missing']} listed but absent, {result['n_skipped']} without S2, "
-          f"{result['n_failed']} unreadable")
+    print(
+        f"{result['method']}{band} on split {result['split']}: {result['n_chips']} chips "
+        f"scored, {result['n_missing']} listed but absent, {result['n_skipped']} without S2, "
+        f"{result['n_failed']} unreadable"
+    )
     for failure in result["failed"]:
         print(f"unreadable: {failure['chip']}: {failure['error']}")
     width = max([len("chip")] + [len(row["chip"]) for row in result["chips"]])
     print(f"{'chip':<{width}}  {'IoU':>7}  {'intersection':>12}  {'union':>9}")
     for row in result["chips"]:
-        print(f"{row['chip']:<{width}}  {_format_number(row['iou']):>7}  "
-              f"{row['intersection']:>12}  {row['union']:>9}")  # fmt: skip
+        print(
+            f"{row['chip']:<{width}}  {_format_number(row['iou']):>7}  "
+            f"{row['intersection']:>12}  {row['union']:>9}"
+        )
     for key in ("aggregate_iou", "mean_iou", "precision", "recall", "f1", "accuracy", "ece"):
         if result.get(key) is not None or key != "ece":
             print(f"{key:<14} {_format_number(result[key])}")
@@ -38,10 +43,15 @@ def _print_table(result: dict[str, Any]) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from floodxr.evaluation import evaluate_models, evaluate_split
 
-    options = {"band": args.band, "split": args.split, "split_file": args.split_file,
-               "metadata": args.metadata, "progress": not args.no_progress,
-               "threshold_db": args.threshold,
-               "on_error": "skip" if args.skip_unreadable else "raise"}  # fmt: skip
+    options = {
+        "band": args.band,
+        "split": args.split,
+        "split_file": args.split_file,
+        "metadata": args.metadata,
+        "progress": not args.no_progress,
+        "threshold_db": args.threshold,
+        "on_error": "skip" if args.skip_unreadable else "raise",
+    }
     if args.model and args.method:
         raise InvalidOptionError("pass --method (a baseline) or --model (trained models), not both")
     if len(args.model or []) > 1:
@@ -52,9 +62,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         else:
             for run in summary["runs"]:
                 _print_table(run)
-            print(f"aggregate IoU over {summary['n_runs']} models: "
-                  f"{_format_number(summary['aggregate_iou_mean'])} +- "
-                  f"{_format_number(summary['aggregate_iou_std'])}")  # fmt: skip
+            print(
+                f"aggregate IoU over {summary['n_runs']} models: "
+                f"{_format_number(summary['aggregate_iou_mean'])} +- "
+                f"{_format_number(summary['aggregate_iou_std'])}"
+            )
         return 0
     method = args.model[0] if args.model else (args.method or "otsu")
     with set_options(engine=args.engine):
@@ -74,8 +86,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"flooded area: {result.water_km2:.3f} km2 (hand label: {result.label_water_km2:.3f} km2)"
     )
-    print(f"water IoU against the hand label: {result.iou:.4f} (global Otsu on VH: "
-          f"{result.otsu_iou:.4f})")
+    print(
+        f"water IoU against the hand label: {result.iou:.4f} (global Otsu on VH: "
+        f"{result.otsu_iou:.4f})"
+    )
     print(f"wrote {result.geotiff} and {result.png}")
     return 0
 
@@ -113,25 +127,39 @@ def _print_areas(areas: Any) -> None:
     header = f"{'basin':<12} {'time (UTC)':<20} {'water km2':>10} {'flood km2':>10} {'observed':>9}"
     print(header)
     for row in areas.itertuples():
-        flood = "" if row.flood_km2 is None or row.flood_km2 != row.flood_km2 else (
-            f"{row.flood_km2:.4f}")  # fmt: skip
-        print(f"{row.basin:<12} {row.time:%Y-%m-%d %H:%M:%S}  {row.water_km2:>10.4f} "
-              f"{flood:>10} {row.observed_fraction:>8.1%}")  # fmt: skip
+        flood = (
+            ""
+            if row.flood_km2 is None or row.flood_km2 != row.flood_km2
+            else (f"{row.flood_km2:.4f}")
+        )
+        print(
+            f"{row.basin:<12} {row.time:%Y-%m-%d %H:%M:%S}  {row.water_km2:>10.4f} "
+            f"{flood:>10} {row.observed_fraction:>8.1%}"
+        )
 
 
 def _basin(args: argparse.Namespace) -> int:
     from floodxr import basin
 
     if args.scheduler and args.workers:
-        raise InvalidOptionError("--workers starts a LocalCluster; with --scheduler the "
-                                 "cluster's own workers are used: pass one of them")
+        raise InvalidOptionError(
+            "--workers starts a LocalCluster; with --scheduler the "
+            "cluster's own workers are used: pass one of them"
+        )
     if args.workers is not None and args.workers < 1:
         raise InvalidOptionError(f"--workers must be at least 1, got {args.workers}")
     catalog = _catalog(args.catalog, args.profile)
     # everything that can be checked is checked before a cluster starts
-    basin.check_inputs(args.basins, datetime=args.datetime, store=args.store, model=args.model,
-                       resolution=args.resolution, reference=args.reference, chunk=args.chunk,
-                       id_column=args.id_column)  # fmt: skip
+    basin.check_inputs(
+        args.basins,
+        datetime=args.datetime,
+        store=args.store,
+        model=args.model,
+        resolution=args.resolution,
+        reference=args.reference,
+        chunk=args.chunk,
+        id_column=args.id_column,
+    )
     if args.scheduler:
         from distributed import Client
 
@@ -140,19 +168,30 @@ def _basin(args: argparse.Namespace) -> int:
         client = basin.start_cluster(args.workers)
     print(f"dask dashboard: {client.dashboard_link}", flush=True)
     try:
-        result = basin.run(args.basins, datetime=args.datetime,
-                           catalog=catalog, store=args.store,
-                           model=args.model, resolution=args.resolution, reference=args.reference,
-                           client=client, table=args.table, id_column=args.id_column,
-                           chunk=args.chunk, progress=not args.no_progress)  # fmt: skip
+        result = basin.run(
+            args.basins,
+            datetime=args.datetime,
+            catalog=catalog,
+            store=args.store,
+            model=args.model,
+            resolution=args.resolution,
+            reference=args.reference,
+            client=client,
+            table=args.table,
+            id_column=args.id_column,
+            chunk=args.chunk,
+            progress=not args.no_progress,
+        )
     finally:
         cluster = None if args.scheduler else client.cluster
         client.close()
         if cluster is not None:
             cluster.close()
     _print_areas(result.areas)
-    print(f"units computed now: {len(result.computed)}, already in the store: "
-          f"{len(result.skipped)}; basins without acquisitions: {result.empty or 'none'}")
+    print(
+        f"units computed now: {len(result.computed)}, already in the store: "
+        f"{len(result.skipped)}; basins without acquisitions: {result.empty or 'none'}"
+    )
     print(f"wrote {result.store} and {result.table}")
     return 0
 
@@ -173,8 +212,9 @@ def _basin_report(args: argparse.Namespace) -> int:
 
 
 def _add_overrides(parser: argparse.ArgumentParser, text: str) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help=text)  # fmt: skip
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=text
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -192,17 +232,30 @@ def _parser() -> argparse.ArgumentParser:
         "Chips listed in the split but absent are skipped and counted.",
     )
     evaluate.add_argument("--method", choices=METHODS, help="a baseline (default otsu)")
-    evaluate.add_argument("--model", action="append", metavar="NAME_OR_PATH",
-                          help="a trained model: registered name (student, teacher) or checkpoint "
-                          "path; repeat for several runs (mean +- std)")  # fmt: skip
-    evaluate.add_argument("--engine", choices=ENGINES, default="auto",
-                          help="how --model runs: auto (default: int8 ONNX when the checkpoint "
-                          "has one, else ONNX Runtime, else torch), torch, onnx or "
-                          "onnx-int8")  # fmt: skip
-    evaluate.add_argument("--threshold", type=float, metavar="DB",
-                          help="the threshold in dB of --method fixed (e.g. -18)")
-    evaluate.add_argument("--band", choices=("vv", "vh"), default="vh",
-                          help="polarisation to threshold (default vh)")  # fmt: skip
+    evaluate.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_PATH",
+        help="a trained model: registered name (student, teacher) or checkpoint "
+        "path; repeat for several runs (mean +- std)",
+    )
+    evaluate.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="how --model runs: auto (default: int8 ONNX when the checkpoint "
+        "has one, else ONNX Runtime, else torch), torch, onnx or "
+        "onnx-int8",
+    )
+    evaluate.add_argument(
+        "--threshold",
+        type=float,
+        metavar="DB",
+        help="the threshold in dB of --method fixed (e.g. -18)",
+    )
+    evaluate.add_argument(
+        "--band", choices=S1_BANDS, default="vh", help="polarisation to threshold (default vh)"
+    )
     evaluate.add_argument("--data", required=True, help="Sen1Floods11 folder (S1Hand/, LabelHand/)")
     evaluate.add_argument("--split", default="test", help="train, valid, test or bolivia")
     evaluate.add_argument(
@@ -212,9 +265,12 @@ def _parser() -> argparse.ArgumentParser:
         "--metadata", help="event GeoJSON (default DATA/Sen1Floods11_Metadata.geojson)"
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--skip-unreadable", action="store_true",
-                          help="score the other chips when a chip's files cannot be read (they "
-                          "are listed as failed) instead of stopping")  # fmt: skip
+    evaluate.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="score the other chips when a chip's files cannot be read (they "
+        "are listed as failed) instead of stopping",
+    )
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(run=_evaluate)
 
@@ -248,8 +304,9 @@ def _parser() -> argparse.ArgumentParser:
         "student}.yaml (those present, resuming finished work) and score each, and Otsu, on the "
         "test scenes of its configuration.",
     )
-    table.add_argument("--configs", required=True,
-                       help="folder of stage configurations, e.g. examples/configs/cpu")
+    table.add_argument(
+        "--configs", required=True, help="folder of stage configurations, e.g. examples/configs/cpu"
+    )
     _add_overrides(table, "change an entry of every configuration, e.g. settings.steps=50")
     table.add_argument("--json", action="store_true", help="print the rows as JSON")
     table.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -265,20 +322,28 @@ def _parser() -> argparse.ArgumentParser:
     basin.add_argument("--basins", required=True, help="GeoJSON of basin polygons (lon/lat)")
     basin.add_argument("--id-column", default="id", help="property holding the basin id")
     basin.add_argument("--datetime", required=True, help="STAC interval START/END")
-    basin.add_argument("--catalog", default="planetary-computer",
-                       help="catalog name or STAC API URL")  # fmt: skip
-    basin.add_argument("--profile", default="planetary-computer",
-                       help="profile naming the collections of a --catalog URL")  # fmt: skip
+    basin.add_argument(
+        "--catalog", default="planetary-computer", help="catalog name or STAC API URL"
+    )
+    basin.add_argument(
+        "--profile",
+        default="planetary-computer",
+        help="profile naming the collections of a --catalog URL",
+    )
     basin.add_argument("--store", required=True, help="output Zarr store (a folder)")
     basin.add_argument("--table", help="area table CSV (default STORE.areas.csv)")
     basin.add_argument("--model", default="student", help="model name or checkpoint path")
     basin.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres")
-    basin.add_argument("--reference", help="pre-flood STAC interval, or a water mask GeoTIFF: "
-                       "flood = water minus reference water")  # fmt: skip
+    basin.add_argument(
+        "--reference",
+        help="pre-flood STAC interval, or a water mask GeoTIFF: "
+        "flood = water minus reference water",
+    )
     basin.add_argument("--chunk", type=int, default=1024, help="chunk side in pixels")
     basin.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")
-    basin.add_argument("--workers", type=int, help="LocalCluster worker processes (default: "
-                       "one per core)")  # fmt: skip
+    basin.add_argument(
+        "--workers", type=int, help="LocalCluster worker processes (default: one per core)"
+    )
     basin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     basin.set_defaults(run=_basin)
 

@@ -53,16 +53,23 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
         )
     folders = [str(p) for p in (geotiff, png) if p.is_dir()]
     if folders:
-        raise OutputPathError(f"{folders} are folders where the demo writes files; move them or "
-                              "choose another output folder")  # fmt: skip
+        raise OutputPathError(
+            f"{folders} are folders where the demo writes files; move them or "
+            "choose another output folder"
+        )
     chip = sen1floods11.open_chip(sen1floods11.SAMPLE_DIR, sen1floods11.SAMPLE_CHIP)
     assert chip.label is not None  # the bundled chip ships its label
     mask = segment(chip.s1, model="student", output="mask")
     mask.rio.to_raster(geotiff, compress="deflate", tiled=True)
     method = f"{mask.attrs['floodxr_model']} ({Path(mask.attrs['floodxr_checkpoint']).name})"
     score = confusion(mask, chip.label)
-    fig = side_by_side(chip.s1, mask, label=chip.label, band="vh",
-                       title=f"{chip.id}: {method}, water IoU {score.iou:.3f}")  # fmt: skip
+    fig = side_by_side(
+        chip.s1,
+        mask,
+        label=chip.label,
+        band="vh",
+        title=f"{chip.id}: {method}, water IoU {score.iou:.3f}",
+    )
     fig.savefig(png, dpi=90)
     return DemoResult(
         chip=chip.id,

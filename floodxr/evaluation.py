@@ -29,7 +29,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from floodxr import threshold
-from floodxr._bands import S1_BANDS
+from floodxr.bands import S1_BANDS
 from floodxr.data import sen1floods11
 from floodxr.data.scene import Scene
 from floodxr.errors import (
@@ -44,8 +44,17 @@ from floodxr.metrics import Calibration, Confusion, aggregate_iou, calibration, 
 from floodxr.options import OPTIONS
 from floodxr.segment import segment
 
-__all__ = ["METHODS", "Method", "SceneScore", "Scores", "evaluate_models", "evaluate_split",
-           "fit_temperature", "predict", "score"]  # fmt: skip
+__all__ = [
+    "METHODS",
+    "Method",
+    "SceneScore",
+    "Scores",
+    "evaluate_models",
+    "evaluate_split",
+    "fit_temperature",
+    "predict",
+    "score",
+]
 
 Method = Literal["otsu", "otsu-tiled", "fixed", "event-threshold"]
 Predictor = Callable[[Scene, str, Mapping[str, Any], "float | None"], xr.DataArray]
@@ -55,8 +64,9 @@ def _s1(scene: Scene) -> xr.DataArray:
     return scene.image.sel(band=[b for b in scene.bands if b in S1_BANDS])
 
 
-def _event_threshold(scene: Scene, band: str, events: Mapping[str, Any],
-                     _: float | None) -> xr.DataArray:  # fmt: skip
+def _event_threshold(
+    scene: Scene, band: str, events: Mapping[str, Any], _: float | None
+) -> xr.DataArray:
     if band != "vh":
         raise InvalidOptionError(
             f"event-threshold uses the per-event VH thresholds of the metadata; got band "
@@ -123,7 +133,7 @@ def predict(
     >>> predict(scene, method="fixed", threshold_db=-18.0).attrs["floodxr_method"]
     "fixed(band='vh', threshold=-18.0)"
     """
-    if band not in ("vv", "vh"):
+    if band not in S1_BANDS:
         raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
     if str(method) in _PREDICTORS:
         return _PREDICTORS[str(method)](scene, band, events or {}, threshold_db)
@@ -198,13 +208,21 @@ class Scores:
             "accuracy": _number(pooled.accuracy),
             "ece": None if cal is None else _number(cal.ece),
             "reliability": None if cal is None else cal.curve(),
-            "scenes": [{"name": s.name, "iou": _number(s.confusion.iou),
-                        "intersection": s.confusion.intersection, "union": s.confusion.union,
-                        "tp": s.confusion.tp, "fp": s.confusion.fp, "fn": s.confusion.fn,
-                        "tn": s.confusion.tn,
-                        "ece": None if s.calibration is None else _number(s.calibration.ece)}
-                       for s in self.scenes],
-        }  # fmt: skip
+            "scenes": [
+                {
+                    "name": s.name,
+                    "iou": _number(s.confusion.iou),
+                    "intersection": s.confusion.intersection,
+                    "union": s.confusion.union,
+                    "tp": s.confusion.tp,
+                    "fp": s.confusion.fp,
+                    "fn": s.confusion.fn,
+                    "tn": s.confusion.tn,
+                    "ece": None if s.calibration is None else _number(s.calibration.ece),
+                }
+                for s in self.scenes
+            ],
+        }
 
 
 def score(
@@ -242,18 +260,22 @@ def score(
         if is_model and not set(bands) <= set(scene.bands):
             skipped.append(scene.name)
             continue
-        prediction = predict(scene, method=method, band=band, events=events,
-                             threshold_db=threshold_db)  # fmt: skip
+        prediction = predict(
+            scene, method=method, band=band, events=events, threshold_db=threshold_db
+        )
         if is_model:
             prediction = prediction.compute()
-        rows.append(SceneScore(scene.name, confusion(prediction, scene.label),
-                               calibration(prediction, scene.label) if is_model else None))
+        rows.append(
+            SceneScore(
+                scene.name,
+                confusion(prediction, scene.label),
+                calibration(prediction, scene.label) if is_model else None,
+            )
+        )
     return Scores(str(method), tuple(rows), tuple(skipped))
 
 
-def fit_temperature(
-    model: str | Path, scenes: Iterable[Scene], *, pixels: int = 200_000
-) -> float:
+def fit_temperature(model: str | Path, scenes: Iterable[Scene], *, pixels: int = 200_000) -> float:
     """The temperature that makes ``model``'s water probability honest on labelled ``scenes``.
 
     Temperature scaling (Guo et al. 2017): the logits are divided by one number ``T``, chosen to
@@ -306,8 +328,10 @@ def _reading(chip: str, root: Path) -> Iterator[None]:
     except FloodxrError as err:
         if not isinstance(err, AssetReadError):
             raise
-        raise ChipReadError(f"chip {chip!r}: {err}; or skip unreadable chips (on_error='skip', "
-                            "floodxr evaluate --skip-unreadable)") from err  # fmt: skip
+        raise ChipReadError(
+            f"chip {chip!r}: {err}; or skip unreadable chips (on_error='skip', "
+            "floodxr evaluate --skip-unreadable)"
+        ) from err
     except (OSError, RuntimeError) as err:  # rasterio's RasterioIOError is an OSError
         raise ChipReadError(
             f"chip {chip!r} under {str(root)!r} cannot be read ({type(err).__name__}: "
@@ -316,8 +340,9 @@ def _reading(chip: str, root: Path) -> Iterator[None]:
         ) from err
 
 
-def _chip_scenes(root: Path, chips: Sequence[str], on_error: str,
-                 failed: list[dict[str, str]]) -> Iterator[Scene]:  # fmt: skip
+def _chip_scenes(
+    root: Path, chips: Sequence[str], on_error: str, failed: list[dict[str, str]]
+) -> Iterator[Scene]:
     for chip_id in chips:
         try:
             with _reading(chip_id, root):
@@ -376,7 +401,7 @@ def evaluate_split(
     is_model = method not in _PREDICTORS
     if is_model:
         _model_bands(method)  # an unknown name fails before any chip is read
-    if band not in ("vv", "vh"):
+    if band not in S1_BANDS:
         raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
     _require_threshold(str(method), threshold_db)  # before any chip is read
     root = Path(data)
@@ -388,10 +413,15 @@ def evaluate_split(
         )
     show = OPTIONS["progress"] if progress is None else progress
     failed: list[dict[str, str]] = []
-    scenes = tqdm(_chip_scenes(root, chips.chips, on_error, failed), total=len(chips),
-                  desc=f"{method} on {split}", disable=not show)  # fmt: skip
-    result = score(method, scenes, band=band, events=events, threshold_db=threshold_db,
-                   progress=False).to_dict()  # fmt: skip
+    scenes = tqdm(
+        _chip_scenes(root, chips.chips, on_error, failed),
+        total=len(chips),
+        desc=f"{method} on {split}",
+        disable=not show,
+    )
+    result = score(
+        method, scenes, band=band, events=events, threshold_db=threshold_db, progress=False
+    ).to_dict()
     chip_rows = [{"chip": row.pop("name"), **row} for row in result.pop("scenes")]
     result.pop("n_scenes")
     return {
@@ -409,9 +439,7 @@ def evaluate_split(
     }
 
 
-def evaluate_models(
-    data: str | Path, models: Sequence[str], **kwargs: Any
-) -> dict[str, Any]:
+def evaluate_models(data: str | Path, models: Sequence[str], **kwargs: Any) -> dict[str, Any]:
     """:func:`evaluate_split` for each of ``models`` (runs of one setting) with mean and std.
 
     Returns ``{"runs": [...], "n_runs", "aggregate_iou_mean", "aggregate_iou_std",

@@ -49,8 +49,10 @@ class WindowFree:
 
     def __post_init__(self) -> None:
         if self.halo % self.align or self.window % self.align:
-            raise InvalidOptionError(f"window ({self.window}) and halo ({self.halo}) must be "
-                                     f"multiples of {self.align} px")  # fmt: skip
+            raise InvalidOptionError(
+                f"window ({self.window}) and halo ({self.halo}) must be "
+                f"multiples of {self.align} px"
+            )
 
     @property
     def depth(self) -> int:
@@ -61,8 +63,9 @@ class WindowFree:
         """Chunks on the windows' grid (multiples of ``window``), none thinner than the halo."""
         return _aligned(chunks, self.window, max(self.align, self.halo))
 
-    def predict(self, raw: np.ndarray, low: np.ndarray, high: np.ndarray,
-                network: Network) -> np.ndarray:  # fmt: skip
+    def predict(
+        self, raw: np.ndarray, low: np.ndarray, high: np.ndarray, network: Network
+    ) -> np.ndarray:
         h = self.halo
         core_y, core_x = raw.shape[-2] - 2 * h, raw.shape[-1] - 2 * h
         invalid = ~np.isfinite(raw).all(axis=0)
@@ -109,27 +112,41 @@ class Blended:
         ramp = np.minimum(edge, self.window - edge + 1.0) / max(self.halo, 1)
         return np.minimum(ramp, 1.0)
 
-    def predict(self, raw: np.ndarray, low: np.ndarray, high: np.ndarray, network: Network,
-                origin: tuple[int, int], sizes: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    def predict(
+        self,
+        raw: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        network: Network,
+        origin: tuple[int, int],
+        sizes: tuple[int, int],
+    ) -> np.ndarray:
         step, window = self.step, self.window
         core_y, core_x = raw.shape[-2] - 2 * step, raw.shape[-1] - 2 * step
         invalid = ~np.isfinite(raw).all(axis=0)
 
         def local(n: int, offset: int, core: int) -> list[int]:
             # the global windows that overlap the core, in block coordinates
-            return [g - offset + step for g in self.starts(n)
-                    if g < offset + core and g + window > offset]  # fmt: skip
+            return [
+                g - offset + step
+                for g in self.starts(n)
+                if g < offset + core and g + window > offset
+            ]
 
-        windows = [(wy, wx) for wy in local(sizes[0], origin[0], core_y)
-                   for wx in local(sizes[1], origin[1], core_x)
-                   if not invalid[wy : wy + window, wx : wx + window].all()]  # fmt: skip
+        windows = [
+            (wy, wx)
+            for wy in local(sizes[0], origin[0], core_y)
+            for wx in local(sizes[1], origin[1], core_x)
+            if not invalid[wy : wy + window, wx : wx + window].all()
+        ]
         numerator = np.zeros((core_y, core_x), "float32")
         denominator = np.zeros((core_y, core_x), "float32")
         weight = np.outer(self.ramp(), self.ramp())
         for first in range(0, len(windows), self.batch_size):
             batch = windows[first : first + self.batch_size]
-            stack = np.stack([_scaled(raw[:, y : y + window, x : x + window], low, high)
-                              for y, x in batch])  # fmt: skip
+            stack = np.stack(
+                [_scaled(raw[:, y : y + window, x : x + window], low, high) for y, x in batch]
+            )
             for (y, x), probability in zip(batch, network(stack), strict=True):
                 y0, x0 = max(y, step), max(x, step)
                 y1, x1 = min(y + window, step + core_y), min(x + window, step + core_x)
@@ -147,9 +164,16 @@ class Blended:
 Plan = WindowFree | Blended
 
 
-def predict_block(raw: np.ndarray, plan: Plan, network: Network, *, low: np.ndarray,
-                  high: np.ndarray, origin: tuple[int, int],
-                  sizes: tuple[int, int]) -> np.ndarray:  # fmt: skip
+def predict_block(
+    raw: np.ndarray,
+    plan: Plan,
+    network: Network,
+    *,
+    low: np.ndarray,
+    high: np.ndarray,
+    origin: tuple[int, int],
+    sizes: tuple[int, int],
+) -> np.ndarray:
     """Water probability of the core of one ``(band, y, x)`` block in dB.
 
     ``raw`` holds the core and ``plan.depth`` px of context on every side (neighbouring

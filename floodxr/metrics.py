@@ -18,21 +18,29 @@ from dataclasses import asdict, dataclass
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-from pyproj import CRS, Geod
 
-from floodxr._bands import NODATA
 from floodxr._valid import declared_nodata, masked, number
+from floodxr.bands import NODATA
 from floodxr.errors import (
-    InvalidGridError,
     InvalidLabelError,
     MissingDimensionError,
     NotAMaskError,
     ShapeMismatchError,
     WrongTypeError,
 )
+from floodxr.grid import pixel_area_km2
 
-__all__ = ["Calibration", "Confusion", "calibration", "confusion", "iou", "aggregate_iou",
-           "mean_iou", "pixel_area_km2", "water_area_km2"]  # fmt: skip
+__all__ = [
+    "Calibration",
+    "Confusion",
+    "calibration",
+    "confusion",
+    "iou",
+    "aggregate_iou",
+    "mean_iou",
+    "pixel_area_km2",
+    "water_area_km2",
+]
 
 #: Equal-width probability bins of :func:`calibration` (the usual 10 of the ECE literature).
 CALIBRATION_BINS = 10
@@ -48,8 +56,9 @@ class Confusion:
     tn: int = 0
 
     def __add__(self, other: Confusion) -> Confusion:
-        return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn,
-                         self.tn + other.tn)  # fmt: skip
+        return Confusion(
+            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
+        )
 
     @property
     def intersection(self) -> int:
@@ -86,9 +95,16 @@ class Confusion:
 
     def scores(self) -> dict[str, float | int]:
         """Counts and scores as a plain dict (JSON-ready; NaN where undefined)."""
-        return {**asdict(self), "intersection": self.intersection, "union": self.union,
-                "iou": self.iou, "precision": self.precision, "recall": self.recall,
-                "f1": self.f1, "accuracy": self.accuracy}  # fmt: skip
+        return {
+            **asdict(self),
+            "intersection": self.intersection,
+            "union": self.union,
+            "iou": self.iou,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "accuracy": self.accuracy,
+        }
 
 
 @dataclass(frozen=True)
@@ -119,20 +135,28 @@ class Calibration:
         total = sum(self.count)
         if not total:
             return math.nan
-        return sum(abs(p - w) for n, p, w in zip(self.count, self.probability, self.water,
-                                                   strict=True) if n) / total  # fmt: skip
+        return (
+            sum(
+                abs(p - w)
+                for n, p, w in zip(self.count, self.probability, self.water, strict=True)
+                if n
+            )
+            / total
+        )
 
     def curve(self) -> dict[str, list[float | None]]:
         """Per bin: lower edge, mean probability, water fraction, pixel count (for plots)."""
         bins = len(self.count)
         return {
             "lower": [k / bins for k in range(bins)],
-            "mean_probability": [p / n if n else None
-                                 for n, p in zip(self.count, self.probability, strict=True)],
-            "water_fraction": [w / n if n else None
-                               for n, w in zip(self.count, self.water, strict=True)],
+            "mean_probability": [
+                p / n if n else None for n, p in zip(self.count, self.probability, strict=True)
+            ],
+            "water_fraction": [
+                w / n if n else None for n, w in zip(self.count, self.water, strict=True)
+            ],
             "count": [float(n) for n in self.count],
-        }  # fmt: skip
+        }
 
 
 def calibration(
@@ -157,8 +181,10 @@ def calibration(
     truth = np.asarray(label.values).ravel()
     valid = np.isfinite(values) & ((truth == 0) | (truth == 1))
     if (values[valid] < 0).any() or (values[valid] > 1).any():
-        raise InvalidLabelError("the probability has values outside [0, 1]; pass a floodxr "
-                                "water probability (segment(..., output='probability'))")
+        raise InvalidLabelError(
+            "the probability has values outside [0, 1]; pass a floodxr "
+            "water probability (segment(..., output='probability'))"
+        )
     values, truth = values[valid], truth[valid] == 1
     index = np.minimum((values * bins).astype("int64"), bins - 1)
     return Calibration(
@@ -236,8 +262,9 @@ def confusion(
             "they differ only by rounding"
         ) from err
     if label.dtype.kind not in "biuf":
-        raise WrongTypeError(f"label must be numeric (1 water, 0 not water, -1 invalid), got "
-                             f"dtype {label.dtype}")  # fmt: skip
+        raise WrongTypeError(
+            f"label must be numeric (1 water, 0 not water, -1 invalid), got dtype {label.dtype}"
+        )
     number(threshold, "threshold")
     water, valid_prediction = _predicted_water(prediction, threshold)
     valid = valid_prediction & ((label == 0) | (label == 1))
@@ -249,7 +276,7 @@ def confusion(
         "tn": (~water & ~truth & valid).sum(),
         "bad_label": (~_label_allowed(label)).sum(),
         "bad_prediction": (~_prediction_allowed(prediction)).sum(),
-    }  # fmt: skip
+    }
     # scalar coordinates (a scene's time, id) may differ between prediction and label
     counts = xr.Dataset({k: v.reset_coords(drop=True) for k, v in sums.items()}).compute()
     found = {str(k): int(v) for k, v in counts.items()}
@@ -261,8 +288,11 @@ def confusion(
             "xr.where(label == <water value>, 1, 0) (floodxr never guesses which value is water)"
         )
     if found.pop("bad_prediction"):
-        kind = ("probabilities in [0, 1]" if prediction.dtype.kind == "f"
-                else "a mask of 0 (not water), 1 (water) and 255 (nodata)")  # fmt: skip
+        kind = (
+            "probabilities in [0, 1]"
+            if prediction.dtype.kind == "f"
+            else "a mask of 0 (not water), 1 (water) and 255 (nodata)"
+        )
         raise InvalidLabelError(
             f"the prediction is not {kind}: it has other values (dtype {prediction.dtype}); pass "
             "a floodxr mask or probability (segment, otsu), not backscatter"
@@ -306,63 +336,6 @@ def mean_iou(confusions: Iterable[Confusion]) -> float:
     """
     values = [c.iou for c in confusions if c.union]
     return float(np.mean(values)) if values else math.nan
-
-
-def pixel_area_km2(obj: xr.DataArray) -> xr.DataArray:
-    """Area of each pixel in km², on the WGS84 ellipsoid for geographic CRSs.
-
-    For a geographic CRS (like Sen1Floods11's EPSG:4326) each row's pixel area is the geodesic
-    area of its cell; for a projected CRS it is the cell area in the CRS's linear unit,
-    converted to metres (exact for equal-area projections, within UTM's 0.1 % scale error).
-
-    Returns
-    -------
-    DataArray
-        float64 ``(y, x)`` (broadcast from ``(y, 1)`` for geographic grids).
-
-    Examples
-    --------
-    >>> import floodxr
-    >>> scene = floodxr.testing.synthetic_scene(seed=0)  # 10 m UTM pixels
-    >>> float(floodxr.metrics.pixel_area_km2(scene.s1)[0, 0])
-    0.0001
-    """
-    crs = obj.rio.crs
-    if crs is None:
-        raise MissingDimensionError(
-            "pixel_area_km2 needs a CRS; set one with da.rio.write_crs('EPSG:32633')"
-        )
-    transform = obj.rio.transform()
-    ny, nx = obj.sizes["y"], obj.sizes["x"]
-    proj = CRS.from_user_input(crs)
-    if proj.is_geographic:
-        top, bottom = transform.f, transform.f + ny * transform.e
-        if transform.b or transform.d or max(abs(top), abs(bottom)) > 90 + 1e-9:
-            raise InvalidGridError(
-                f"the grid's latitudes run from {bottom:.6g} to {top:.6g} (transform "
-                f"{tuple(transform)[:6]}) on the geographic CRS {crs}: beyond +-90 degrees or "
-                "rotated; the CRS or the coordinates are wrong: set the CRS the coordinates are in "
-                "(da.rio.write_crs('EPSG:32633')) or fix the y coordinate"
-            )
-        geod = Geod(ellps="WGS84")
-        lon0, width = transform.c, transform.a
-        rows = []
-        for row in range(ny):
-            top = transform.f + row * transform.e
-            bottom = top + transform.e
-            cell, _ = geod.polygon_area_perimeter(
-                [lon0, lon0 + width, lon0 + width, lon0], [top, top, bottom, bottom]
-            )
-            rows.append(abs(cell) / 1e6)
-        per_row = np.array(rows)
-    else:
-        unit = proj.axis_info[0].unit_conversion_factor
-        per_row = np.full(ny, abs(transform.a * transform.e - transform.b * transform.d)
-                          * unit**2 / 1e6)  # fmt: skip
-    area = xr.DataArray(np.broadcast_to(per_row[:, None], (ny, nx)), dims=("y", "x"),
-                        coords={"y": obj["y"], "x": obj["x"]}, name="pixel_area")  # fmt: skip
-    area.attrs["units"] = "km2"
-    return area
 
 
 def _mask_values_block(block: np.ndarray, allowed: tuple[float, ...]) -> np.ndarray:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from floodxr._bands import select_band
+from floodxr._valid import select_band
+from floodxr.bands import NODATA
 from floodxr.errors import MissingDimensionError
 
 if TYPE_CHECKING:
@@ -49,9 +50,16 @@ def _scale_bar(axis: Axes, crs: object, x: np.ndarray, y: np.ndarray) -> None:
     height = abs(float(y[-1] - y[0])) * 0.012
     axis.add_patch(Rectangle((left, bottom), span, height, color="white", ec="black", lw=0.8))
     text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    axis.text(left + span / 2, bottom + height * 1.8, text, ha="center", va="bottom",
-              fontsize="small", color="white",
-              bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})  # fmt: skip
+    axis.text(
+        left + span / 2,
+        bottom + height * 1.8,
+        text,
+        ha="center",
+        va="bottom",
+        fontsize="small",
+        color="white",
+        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0},
+    )
 
 
 def overlay(
@@ -106,25 +114,34 @@ def overlay(
         if layer.dtype.kind == "f":
             kind = "water probability"
             ramp = LinearSegmentedColormap.from_list("water", [(*blue, 0.0), (*blue, 0.9)])
-            shown = ax.imshow(np.where(np.isfinite(layer), layer, np.nan), cmap=ramp, vmin=0,
-                              vmax=1, extent=extent, interpolation="nearest")  # fmt: skip
+            shown = ax.imshow(
+                np.where(np.isfinite(layer), layer, np.nan),
+                cmap=ramp,
+                vmin=0,
+                vmax=1,
+                extent=extent,
+                interpolation="nearest",
+            )
             ax.figure.colorbar(shown, ax=ax, shrink=0.7, label="water probability")
             handles.append(Patch(color=(*blue, 0.9), label="water probability (opacity)"))
         else:
             kind = "water mask"
             rgba = np.zeros(layer.shape + (4,), "float32")
             rgba[layer == 1] = (*blue, 0.75)
-            rgba[layer == 255] = (0.0, 0.0, 0.0, 0.6)
+            rgba[layer == NODATA] = (0.0, 0.0, 0.0, 0.6)
             ax.imshow(rgba, extent=extent, interpolation="nearest")
-            handles += [Patch(color=(*blue, 0.75), label="water"),
-                        Patch(color=(0, 0, 0, 0.6), label="no data")]  # fmt: skip
+            handles += [
+                Patch(color=(*blue, 0.75), label="water"),
+                Patch(color=(0, 0, 0, 0.6), label="no data"),
+            ]
     ax.legend(handles=handles, loc="upper right", fontsize="small")
     crs = s1.rio.crs
     _scale_bar(ax, crs, x, y)
     ax.set_xlabel(f"x ({crs})" if crs else "x")
     ax.set_ylabel(f"y ({crs})" if crs else "y")
-    ax.set_title(title or f"Sentinel-1 {band.upper()}" + (f" with {kind}" if water is not None
-                                                          else ""))  # fmt: skip
+    ax.set_title(
+        title or f"Sentinel-1 {band.upper()}" + (f" with {kind}" if water is not None else "")
+    )
     return ax
 
 
@@ -169,11 +186,14 @@ def side_by_side(
         axis.imshow(_mask_rgb(np.asarray(data.values)), extent=extent, interpolation="nearest")
         axis.set_title(name)
     axes[-1].legend(
-        handles=[Patch(color=_MASK_COLOURS[1], label="water"),
-                 Patch(color=_MASK_COLOURS[0], label="not water"),
-                 Patch(color=_NODATA_COLOUR, label="no data")],
-        loc="lower right", fontsize="small",
-    )  # fmt: skip
+        handles=[
+            Patch(color=_MASK_COLOURS[1], label="water"),
+            Patch(color=_MASK_COLOURS[0], label="not water"),
+            Patch(color=_NODATA_COLOUR, label="no data"),
+        ],
+        loc="lower right",
+        fontsize="small",
+    )
     crs = s1.rio.crs
     for axis in axes:
         axis.set_xlabel(f"x ({crs})" if crs else "x")
@@ -245,10 +265,13 @@ def reliability(curves: Mapping[str, Mapping[str, list[float | None]]]) -> Figur
     axis = fig.subplots()
     axis.plot([0, 1], [0, 1], color="0.6", ls="--", label="calibrated")
     for label, curve in curves.items():
-        points = [(p, w) for p, w in zip(curve["mean_probability"], curve["water_fraction"],
-                                         strict=True) if p is not None and w is not None]
+        points = [
+            (p, w)
+            for p, w in zip(curve["mean_probability"], curve["water_fraction"], strict=True)
+            if p is not None and w is not None
+        ]
         if points:
-            axis.plot(*zip(*points, strict=True), marker="o", label=label)  # fmt: skip
+            axis.plot(*zip(*points, strict=True), marker="o", label=label)
     axis.set_xlabel("predicted water probability (bin mean)")
     axis.set_ylabel("fraction that is water")
     axis.set_xlim(0, 1)
@@ -278,11 +301,18 @@ def basin_areas(areas: pd.DataFrame) -> Figure:
     axis = fig.subplots()
     for index, (basin_id, rows) in enumerate(areas.groupby("basin", sort=True)):
         colour = f"C{index % 10}"
-        axis.plot(rows["time"], rows["water_km2"], marker="o", color=colour,
-                  label=f"{basin_id}: water")  # fmt: skip
+        axis.plot(
+            rows["time"], rows["water_km2"], marker="o", color=colour, label=f"{basin_id}: water"
+        )
         if rows["flood_km2"].notna().any():
-            axis.plot(rows["time"], rows["flood_km2"], marker="s", ls="--", color=colour,
-                      label=f"{basin_id}: flood (new water)")  # fmt: skip
+            axis.plot(
+                rows["time"],
+                rows["flood_km2"],
+                marker="s",
+                ls="--",
+                color=colour,
+                label=f"{basin_id}: flood (new water)",
+            )
     axis.set_ylabel("area (km²)")
     axis.set_xlabel("acquisition time (UTC)")
     axis.legend(fontsize="small")

@@ -12,15 +12,17 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from floodxr._bands import XarrayObj, as_band_array, select_band
 from floodxr._valid import (
     DB_UNITS,
     LINEAR_UNITS,
+    as_band_array,
     check_not_linear_attrs,
     masked,
     number,
     require_db,
+    select_band,
 )
+from floodxr.bands import PAPER_RANGES, S1_BANDS, XarrayObj
 from floodxr.errors import InvalidOptionError, MissingBandError, UnitsError
 
 __all__ = [
@@ -34,15 +36,6 @@ __all__ = [
     "ndvi",
     "weak_labels",
 ]
-
-
-#: Clip ranges of the paper (appendix A): S1 in dB, S2 in reflectance x 10000, scaled to [0, 1].
-PAPER_RANGES: Mapping[str, tuple[float, float]] = {
-    "vv": (-20.0, 0.0),
-    "vh": (-30.0, 0.0),
-    **{b: (0.0, 3000.0) for b in ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08",
-                                  "B8A", "B09", "B10", "B11", "B12")},
-}  # fmt: skip
 
 
 def _units(obj: XarrayObj) -> str | None:
@@ -190,7 +183,7 @@ def normalize(
             f"{tuple(table)}"
         )
     if isinstance(obj, xr.Dataset):
-        for name in (b for b in bands if b in ("vv", "vh")):
+        for name in (b for b in bands if b in S1_BANDS):
             check_not_linear_attrs(obj[name], "normalize")
         da = as_band_array(obj.map(masked))
     else:
@@ -198,8 +191,9 @@ def normalize(
     da = require_db(da, "normalize")  # the Sentinel-1 bands only
     lows = xr.DataArray([table[b][0] for b in bands], dims="band", coords={"band": da["band"]})
     highs = xr.DataArray([table[b][1] for b in bands], dims="band", coords={"band": da["band"]})
-    scaled = xr.apply_ufunc(clip_scale, da, lows, highs, dask="parallelized",
-                            output_dtypes=[np.float32])  # fmt: skip
+    scaled = xr.apply_ufunc(
+        clip_scale, da, lows, highs, dask="parallelized", output_dtypes=[np.float32]
+    )
     scaled.attrs = {**da.attrs, "units": "1", "normalization": "floodxr.preprocess.normalize"}
     return scaled
 
@@ -323,6 +317,9 @@ def weak_labels(
             f"unknown weak-label method {method!r}; choose 'sen1floods11' or 'ndwi'"
         )
     labels = xr.where(valid, water.astype("int8"), np.int8(-1)).astype("int8")
-    labels.attrs = {"long_name": f"weak water label ({rule})", "flag_values": [-1, 0, 1],
-                    "flag_meanings": "invalid not_water water"}  # fmt: skip
+    labels.attrs = {
+        "long_name": f"weak water label ({rule})",
+        "flag_values": [-1, 0, 1],
+        "flag_meanings": "invalid not_water water",
+    }
     return labels.rio.write_nodata(-1, encoded=False).rename("weak_label")

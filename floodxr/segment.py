@@ -23,8 +23,14 @@ import numpy as np
 import xarray as xr
 
 from floodxr import threshold
-from floodxr._bands import S1_BANDS, XarrayObj, require_spatial, select_bands
-from floodxr._valid import check_db_values, check_not_linear_attrs, masked
+from floodxr._valid import (
+    check_db_values,
+    check_not_linear_attrs,
+    masked,
+    require_spatial,
+    select_bands,
+)
+from floodxr.bands import S1_BANDS, XarrayObj
 from floodxr.errors import InvalidOptionError, UnknownModelError
 from floodxr.inference import Blended, Plan, WindowFree, predict_block
 from floodxr.options import OPTIONS, set_options
@@ -42,8 +48,17 @@ WINDOW = 512
 #: Context a window-free window reads beyond its core, and blended windows' overlap.
 FREE_HALO, BLENDED_HALO = 32, 64
 #: Attributes that describe the input's values, not the result's.
-_INPUT_ONLY_ATTRS = frozenset({"units", "long_name", "_FillValue", "scale_factor", "add_offset",
-                               "valid_range", "normalization"})  # fmt: skip
+_INPUT_ONLY_ATTRS = frozenset(
+    {
+        "units",
+        "long_name",
+        "_FillValue",
+        "scale_factor",
+        "add_offset",
+        "valid_range",
+        "normalization",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +86,12 @@ def _network(spec: _Spec) -> Any:
     if spec.engine in ("onnx", "onnx-int8"):
         from floodxr.models.onnx import load_session
 
-        return load_session(spec.weights, threads=spec.torch_threads, device=spec.device,
-                            int8=spec.engine == "onnx-int8")  # fmt: skip
+        return load_session(
+            spec.weights,
+            threads=spec.torch_threads,
+            device=spec.device,
+            int8=spec.engine == "onnx-int8",
+        )
     import torch
 
     from floodxr import models
@@ -116,8 +135,9 @@ def _predict_scene(raw: np.ndarray, origin: tuple[int, int], spec: _Spec) -> np.
         # loaded only for blocks with valid pixels; cached per thread
         return _network(spec).water_probability(batch)
 
-    return predict_block(raw, spec.plan, network, low=low, high=high, origin=origin,
-                         sizes=spec.sizes)  # fmt: skip
+    return predict_block(
+        raw, spec.plan, network, low=low, high=high, origin=origin, sizes=spec.sizes
+    )
 
 
 def _predict_block(block: np.ndarray, spec: _Spec, block_id: tuple[int, ...]) -> np.ndarray:
@@ -127,8 +147,10 @@ def _predict_block(block: np.ndarray, spec: _Spec, block_id: tuple[int, ...]) ->
     if isinstance(spec.plan, WindowFree):
         # dask gave the neighbours' pixels; the scene's own border is mirrored here, as deep as
         # the halo needs even when the scene is smaller than that
-        edges = [(depth if i == 0 else 0, depth if i == n - 1 else 0)
-                 for i, n in zip((iy, ix), spec.n_chunks, strict=True)]  # fmt: skip
+        edges = [
+            (depth if i == 0 else 0, depth if i == n - 1 else 0)
+            for i, n in zip((iy, ix), spec.n_chunks, strict=True)
+        ]
         if any(sum(e) for e in edges):
             block = np.pad(block, [(0, 0)] * (block.ndim - 2) + edges, mode="symmetric")
     lead = block.shape[:-3]
@@ -139,8 +161,9 @@ def _predict_block(block: np.ndarray, spec: _Spec, block_id: tuple[int, ...]) ->
     return out
 
 
-def plan_for(config: Any, ny: int, nx: int, *, tile: int | None, halo: int | None,
-             batch_size: int) -> Plan:  # fmt: skip
+def plan_for(
+    config: Any, ny: int, nx: int, *, tile: int | None, halo: int | None, batch_size: int
+) -> Plan:
     """How ``segment`` cuts an ``ny`` x ``nx`` scene for the checkpoint ``config``.
 
     Window-free for a network with a bounded ``context``: cores of ``tile`` px (or
@@ -213,8 +236,7 @@ def _threshold_segment(obj: XarrayObj, method: str, output: Output) -> xr.DataAr
     if output == "mask":
         return mask
     probability = mask.where(mask != threshold.NODATA).astype("float32")
-    probability.attrs = {"long_name": "water probability", "units": "1",
-                         "floodxr_model": method}  # fmt: skip
+    probability.attrs = {"long_name": "water probability", "units": "1", "floodxr_model": method}
     return probability.rename("water_probability")
 
 
@@ -270,9 +292,17 @@ def segment(
         )
     if model in THRESHOLD_MODELS:
         return _threshold_segment(obj, model, output)
-    with_overrides = {k: v for k, v in {"tile": tile, "halo": halo, "batch_size": batch_size,
-                                        "device": device, "engine": engine}.items()
-                      if v is not None}  # fmt: skip
+    with_overrides = {
+        k: v
+        for k, v in {
+            "tile": tile,
+            "halo": halo,
+            "batch_size": batch_size,
+            "device": device,
+            "engine": engine,
+        }.items()
+        if v is not None
+    }
     with set_options(**with_overrides):
         options = dict(OPTIONS)
     from floodxr import models  # torch is imported only when a network is asked for
@@ -283,16 +313,20 @@ def segment(
     require_spatial(da)
     da = da.transpose(..., "band", "y", "x")
     ny, nx = da.sizes["y"], da.sizes["x"]
-    plan = plan_for(config, ny, nx, tile=options["tile"], halo=options["halo"],
-                    batch_size=options["batch_size"])  # fmt: skip
+    plan = plan_for(
+        config, ny, nx, tile=options["tile"], halo=options["halo"], batch_size=options["batch_size"]
+    )
     lazy = isinstance(da.data, dsa.Array)
     data = da.data if lazy else dsa.from_array(da.data, chunks=-1)
     lead = data.ndim - 3
     data = data.rechunk(
-        {**{axis: 1 for axis in range(lead)}, lead: -1,
-         lead + 1: plan.aligned_chunks(data.chunks[lead + 1]),
-         lead + 2: plan.aligned_chunks(data.chunks[lead + 2])}
-    )  # fmt: skip
+        {
+            **{axis: 1 for axis in range(lead)},
+            lead: -1,
+            lead + 1: plan.aligned_chunks(data.chunks[lead + 1]),
+            lead + 2: plan.aligned_chunks(data.chunks[lead + 2]),
+        }
+    )
     starts = tuple(tuple(int(s) for s in np.cumsum((0,) + c[:-1])) for c in data.chunks[-2:])
     n_blocks = math.prod(len(c) for c in data.chunks)
     spec = _Spec(
@@ -313,21 +347,34 @@ def segment(
     # halo needs; blended ones get dask's reflection (their depth never exceeds the scene)
     free = isinstance(plan, WindowFree)
     depth = {axis: 0 for axis in range(lead + 1)} | {
-        lead + 1 + i: plan.depth if not free or len(starts[i]) > 1 else 0 for i in (0, 1)}
+        lead + 1 + i: plan.depth if not free or len(starts[i]) > 1 else 0 for i in (0, 1)
+    }
     boundary = {axis: "none" for axis in range(lead + 1)} | {
-        lead + 1 + i: "none" if free else "reflect" for i in (0, 1)}
+        lead + 1 + i: "none" if free else "reflect" for i in (0, 1)
+    }
     # the block function returns its core only, hence trim=False and the output chunks
     probability = dsa.map_overlap(
-        _predict_block, data, depth=depth, boundary=boundary, trim=False, drop_axis=lead,
-        chunks=data.chunks[:lead] + data.chunks[lead + 1 :], dtype=np.float32,
-        meta=np.array((), dtype=np.float32), spec=spec,
-    )  # fmt: skip
+        _predict_block,
+        data,
+        depth=depth,
+        boundary=boundary,
+        trim=False,
+        drop_axis=lead,
+        chunks=data.chunks[:lead] + data.chunks[lead + 1 :],
+        dtype=np.float32,
+        meta=np.array((), dtype=np.float32),
+        spec=spec,
+    )
     template = da.isel(band=0, drop=True)
     result = template.copy(data=probability if lazy else probability.compute())
     kept = {k: v for k, v in da.attrs.items() if k not in _INPUT_ONLY_ATTRS}
-    result.attrs = kept | {"long_name": "water probability", "units": "1",
-                           "valid_range": [0.0, 1.0], "floodxr_model": config.name,
-                           "floodxr_checkpoint": str(weights)}  # fmt: skip
+    result.attrs = kept | {
+        "long_name": "water probability",
+        "units": "1",
+        "valid_range": [0.0, 1.0],
+        "floodxr_model": config.name,
+        "floodxr_checkpoint": str(weights),
+    }
     result = result.rename("water_probability")
     if output == "mask":
         return _to_mask(result)
@@ -343,6 +390,9 @@ def _mask_block(probability: np.ndarray) -> np.ndarray:
 def _to_mask(probability: xr.DataArray) -> xr.DataArray:
     mask = xr.apply_ufunc(_mask_block, probability, dask="parallelized", output_dtypes=[np.uint8])
     kept = {k: v for k, v in probability.attrs.items() if k not in ("units", "valid_range")}
-    mask.attrs = kept | {"long_name": "water mask", "flag_values": [0, 1],
-                         "flag_meanings": "not_water water"}  # fmt: skip
+    mask.attrs = kept | {
+        "long_name": "water mask",
+        "flag_values": [0, 1],
+        "flag_meanings": "not_water water",
+    }
     return mask.rio.write_nodata(threshold.NODATA, encoded=False).rename("water")

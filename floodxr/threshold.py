@@ -28,7 +28,6 @@ import numpy as np
 import xarray as xr
 from skimage.filters import threshold_otsu
 
-from floodxr._bands import NODATA, Polarisation, XarrayObj, require_spatial, select_band
 from floodxr._valid import (
     check_db_summary,
     check_db_values,
@@ -36,13 +35,22 @@ from floodxr._valid import (
     masked,
     number,
     require_db,
+    require_spatial,
+    select_band,
 )
+from floodxr.bands import NODATA, S1_BANDS, Polarisation, XarrayObj
 from floodxr.errors import FloodxrWarning, InvalidOptionError
 from floodxr.options import OPTIONS
 
 __all__ = [
-    "otsu_threshold", "otsu", "otsu_tiled_threshold", "otsu_tiled", "fixed", "NODATA", "METHODS",
-]  # fmt: skip
+    "otsu_threshold",
+    "otsu",
+    "otsu_tiled_threshold",
+    "otsu_tiled",
+    "fixed",
+    "NODATA",
+    "METHODS",
+]
 
 
 Range = tuple[Any, Any]
@@ -167,8 +175,11 @@ def _scene_threshold(
         rng = _finite_range(scene)
         return combine([per_block(scene, rng)], rng)
     blocks = scene.to_delayed().ravel()
-    rng = dask.delayed(_merge_ranges)([dask.delayed(_finite_range)(b) for b in blocks],
-                                      [dask.delayed(_finite_count)(b) for b in blocks], who)
+    rng = dask.delayed(_merge_ranges)(
+        [dask.delayed(_finite_range)(b) for b in blocks],
+        [dask.delayed(_finite_count)(b) for b in blocks],
+        who,
+    )
     parts = [dask.delayed(per_block)(b, rng) for b in blocks]
     threshold = dask.delayed(lambda p, r: np.asarray(combine(p, r), dtype=np.float64))(parts, rng)
     return dsa.from_delayed(threshold, shape=(), dtype=np.float64)
@@ -180,15 +191,21 @@ def _scene_thresholds(
     require_spatial(values)
     lead_shape = values.shape[:-2]
     data = values.data
-    scenes = [_scene_threshold(data[index], per_block, combine, who)
-              for index in np.ndindex(lead_shape)]  # fmt: skip
+    scenes = [
+        _scene_threshold(data[index], per_block, combine, who) for index in np.ndindex(lead_shape)
+    ]
     if isinstance(data, dsa.Array):
         stacked = dsa.stack(scenes).reshape(lead_shape) if scenes else dsa.zeros(lead_shape)
     else:
         stacked = np.array(scenes, dtype=np.float64).reshape(lead_shape)
     coords = values.isel(y=0, x=0, drop=True).coords
-    return xr.DataArray(stacked, dims=values.dims[:-2], coords=coords, name="threshold",
-                        attrs={"units": values.attrs.get("units", "dB")})  # fmt: skip
+    return xr.DataArray(
+        stacked,
+        dims=values.dims[:-2],
+        coords=coords,
+        name="threshold",
+        attrs={"units": values.attrs.get("units", "dB")},
+    )
 
 
 def _mask_block(values: np.ndarray, threshold: np.ndarray) -> np.ndarray:
@@ -213,7 +230,7 @@ def _apply(values: xr.DataArray, threshold: xr.DataArray | float, method: str) -
 
 def _band_values(obj: XarrayObj, band: str, who: str) -> xr.DataArray:
     """One polarisation in dB with its invalid pixels as NaN, the dB checks attached."""
-    if band not in ("vv", "vh"):
+    if band not in S1_BANDS:
         raise InvalidOptionError(f"band must be 'vv' or 'vh', got {band!r}")
     if isinstance(obj, xr.Dataset) and band in obj.data_vars:
         values = obj[band]
@@ -279,7 +296,10 @@ def otsu(obj: XarrayObj, *, band: Polarisation = "vh", nbins: int | None = None)
 
 
 def _tiled_thresholds(
-    values: xr.DataArray, tile_size: int | None, min_score: float | None, nbins: int | None,
+    values: xr.DataArray,
+    tile_size: int | None,
+    min_score: float | None,
+    nbins: int | None,
     who: str,
 ) -> xr.DataArray:
     tile = OPTIONS["otsu_tile_size"] if tile_size is None else tile_size
@@ -339,8 +359,13 @@ def otsu_tiled_threshold(
     >>> type(threshold.data).__name__, round(float(threshold), 1)
     ('Array', -23.0)
     """
-    return _tiled_thresholds(_band_values(obj, band, "otsu_tiled_threshold"), tile_size,
-                             min_score, nbins, "otsu_tiled_threshold")
+    return _tiled_thresholds(
+        _band_values(obj, band, "otsu_tiled_threshold"),
+        tile_size,
+        min_score,
+        nbins,
+        "otsu_tiled_threshold",
+    )
 
 
 def otsu_tiled(

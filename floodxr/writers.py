@@ -109,8 +109,9 @@ def output_folder(path: str | Path) -> Path:
 def _staging(path: Path, suffix: str) -> Path:
     """A fresh hidden name beside ``path`` for the partial output (never a user's own file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".floodxr-partial{suffix}",
-                                    dir=path.parent)  # fmt: skip
+    handle, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".floodxr-partial{suffix}", dir=path.parent
+    )
     os.close(handle)
     os.unlink(name)  # the name is ours; the writers create the file or the store themselves
     return Path(name)
@@ -186,8 +187,10 @@ def block_regions(obj: xr.DataArray | xr.Dataset, group: int | None = None) -> I
         yield {}
         return
     group = group or dask.config.get("num_workers", None) or os.cpu_count() or 1
-    spans = {dim: list(itertools.pairwise(np.cumsum((0, *sizes)).tolist()))
-             for dim, sizes in chunks.items()}  # fmt: skip
+    spans = {
+        dim: list(itertools.pairwise(np.cumsum((0, *sizes)).tolist()))
+        for dim, sizes in chunks.items()
+    }
     outer = [d for d in spans if d != "x"]
     x_spans = spans.get("x", [(0, obj.sizes["x"])])
     for combo in itertools.product(*(spans[d] for d in outer)):
@@ -219,19 +222,26 @@ def to_cog(
     ('GTiff', 255.0, 32633)
     """
     if not isinstance(da, xr.DataArray):
-        raise WrongTypeError(f"to_cog writes one DataArray, got {type(da).__name__}; pick a "
-                             "variable, e.g. ds['water']")  # fmt: skip
+        raise WrongTypeError(
+            f"to_cog writes one DataArray, got {type(da).__name__}; pick a "
+            "variable, e.g. ds['water']"
+        )
     path = _target(path, overwrite, "file")
     extra = [d for d in da.dims if d not in ("band", "y", "x")]
     if extra or da.dims[-2:] != ("y", "x"):
         raise MissingDimensionError(
             f"a GeoTIFF holds (y, x) or (band, y, x), got dims {tuple(da.dims)}; "
-            + (f"write one file per {extra[0]} (da.isel({extra[0]}=i)) or use to_zarr"
-               if extra else "order them with da.transpose(..., 'y', 'x')")
-        )  # fmt: skip
+            + (
+                f"write one file per {extra[0]} (da.isel({extra[0]}=i)) or use to_zarr"
+                if extra
+                else "order them with da.transpose(..., 'y', 'x')"
+            )
+        )
     if da.rio.crs is None:
-        raise InvalidGridError("the array has no CRS, so a GeoTIFF of it would be nowhere; set "
-                               "it with da.rio.write_crs('EPSG:32633')")  # fmt: skip
+        raise InvalidGridError(
+            "the array has no CRS, so a GeoTIFF of it would be nowhere; set "
+            "it with da.rio.write_crs('EPSG:32633')"
+        )
     da = north_up(da)
     if da.dtype == bool or da.dtype.kind == "f" and da.dtype.itemsize < 4:
         da = da.astype("uint8" if da.dtype == bool else "float32")
@@ -242,11 +252,20 @@ def to_cog(
     staging = _staging(path, ".tif")
     final = _staging(path, ".cog.tif")
     profile = {
-        "driver": "GTiff", "height": da.sizes["y"], "width": da.sizes["x"], "count": bands,
-        "dtype": da.dtype.name, "crs": da.rio.crs, "transform": da.rio.transform(),
-        "nodata": nodata, "tiled": True, "blockxsize": blocksize, "blockysize": blocksize,
-        "compress": "deflate", "BIGTIFF": "IF_SAFER",
-    }  # fmt: skip
+        "driver": "GTiff",
+        "height": da.sizes["y"],
+        "width": da.sizes["x"],
+        "count": bands,
+        "dtype": da.dtype.name,
+        "crs": da.rio.crs,
+        "transform": da.rio.transform(),
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
     try:
         with rasterio.open(staging, "w", **profile) as dst:
             for region in _progress(list(block_regions(da)), f"writing {path.name}"):
@@ -255,11 +274,20 @@ def to_cog(
                 layers = region.get("band", slice(0, bands))
                 height, width = rows.stop - rows.start, cols.stop - cols.start
                 values = np.asarray(da.isel(region).values).reshape(-1, height, width)
-                dst.write(values, indexes=list(range(layers.start + 1, layers.stop + 1)),
-                          window=Window(cols.start, rows.start, width, height))  # fmt: skip
+                dst.write(
+                    values,
+                    indexes=list(range(layers.start + 1, layers.stop + 1)),
+                    window=Window(cols.start, rows.start, width, height),
+                )
         resampling = "AVERAGE" if da.dtype.kind == "f" else "NEAREST"
-        rasterio.shutil.copy(staging, final, driver="COG", compress="DEFLATE",
-                             blocksize=blocksize, overview_resampling=resampling)  # fmt: skip
+        rasterio.shutil.copy(
+            staging,
+            final,
+            driver="COG",
+            compress="DEFLATE",
+            blocksize=blocksize,
+            overview_resampling=resampling,
+        )
         final.replace(path)
     finally:
         _remove(staging)

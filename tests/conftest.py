@@ -62,8 +62,11 @@ def loopback(shared_data, tmp_path_factory):
     from floodxr.testing.stac import StacServer, free_port, write_stac_world
 
     port = free_port()
-    world = write_stac_world(tmp_path_factory.mktemp("stac"), data_dir=shared_data,
-                             asset_base=f"http://127.0.0.1:{port}/assets")  # fmt: skip
+    world = write_stac_world(
+        tmp_path_factory.mktemp("stac"),
+        data_dir=shared_data,
+        asset_base=f"http://127.0.0.1:{port}/assets",
+    )
     with StacServer(world, port=port) as server:
         yield server
 
@@ -77,6 +80,10 @@ def tiny_student(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def compact_student(tmp_path_factory) -> str:
     """The same, with the compact architecture: a bounded context, run window-free."""
-    return str(floodxr.testing.fit_tiny_student(
-        tmp_path_factory.mktemp("models") / "compact", encoder="tu-mobilenetv2_050",
-        architecture="deeplabv3plus-s2-compact"))  # fmt: skip
+    return str(
+        floodxr.testing.fit_tiny_student(
+            tmp_path_factory.mktemp("models") / "compact",
+            encoder="tu-mobilenetv2_050",
+            architecture="deeplabv3plus-s2-compact",
+        )
+    )

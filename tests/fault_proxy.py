@@ -14,8 +14,14 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # not forwarded; accept-encoding so that answers come back uncompressed and can be rewritten
-_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length",
-        "accept-encoding"}  # fmt: skip
+_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "host",
+    "content-length",
+    "accept-encoding",
+}
 
 
 class FaultProxy:
@@ -58,8 +64,9 @@ class FaultProxy:
             request.send_header("Content-Length", "0")
             request.end_headers()
             return
-        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port,
-                                                timeout=30)  # fmt: skip
+        connection = http.client.HTTPConnection(
+            self.upstream.hostname, self.upstream.port, timeout=30
+        )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         connection.request(request.command, request.path, body=body, headers=headers)
         answer = connection.getresponse()

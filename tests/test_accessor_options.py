@@ -17,8 +17,9 @@ def test_accessor_is_registered_and_stateless(scene):
 def test_accessor_forwards_to_module_functions(scene):
     s1 = scene.s1
     xr.testing.assert_identical(s1.flood.otsu(band="vv"), threshold.otsu(s1, band="vv"))
-    xr.testing.assert_identical(s1.flood.otsu_tiled(tile_size=32),
-                                threshold.otsu_tiled(s1, tile_size=32))  # fmt: skip
+    xr.testing.assert_identical(
+        s1.flood.otsu_tiled(tile_size=32), threshold.otsu_tiled(s1, tile_size=32)
+    )
     xr.testing.assert_identical(s1.flood.threshold(-20.0), threshold.fixed(s1, -20.0))
     xr.testing.assert_identical(s1.flood.normalize(), preprocess.normalize(s1))
     xr.testing.assert_identical(s1.flood.from_db(), preprocess.from_db(s1))

@@ -23,13 +23,17 @@ from floodxr.testing.stac import SYNTHETIC_BASINS, synthetic_water_km2
 
 DATES = "2019-09-01/2019-09-30"
 BEFORE = "2019-09-01/2019-09-15"  # the first pass only: the flood's reference
-UNITS = {f"{b}/{t}" for b in ("west", "east") for t in ("2019-09-13T05:59:50Z",
-                                                      "2019-09-25T05:59:50Z")}  # fmt: skip
+UNITS = {
+    f"{b}/{t}" for b in ("west", "east") for t in ("2019-09-13T05:59:50Z", "2019-09-25T05:59:50Z")
+}
 
 
 def checksums(store: Path) -> dict[str, str]:
-    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(store.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +61,17 @@ def client():
 def first(client, basins_file, catalog, tiny_student, tmp_path_factory) -> basin.BasinRun:
     """One uninterrupted run: the store every other run must reproduce byte for byte."""
     store = tmp_path_factory.mktemp("first") / "out.zarr"
-    return basin.run(basins_file, datetime=DATES, catalog=catalog, store=store,
-                     model=tiny_student, reference=BEFORE, client=client, chunk=256,
-                     progress=False)  # fmt: skip
+    return basin.run(
+        basins_file,
+        datetime=DATES,
+        catalog=catalog,
+        store=store,
+        model=tiny_student,
+        reference=BEFORE,
+        client=client,
+        chunk=256,
+        progress=False,
+    )
 
 
 def test_a_run_maps_every_basin_and_pass_into_one_store(first):
@@ -80,9 +92,12 @@ def test_a_run_maps_every_basin_and_pass_into_one_store(first):
 
 
 def test_areas_match_the_synthetic_truth_within_one_percent(first):
-    truth = {f["properties"]["id"]: [synthetic_water_km2(shape(f["geometry"]), i, spacing=4)
-                    for i in (0, 1)]
-             for f in SYNTHETIC_BASINS["features"]}  # fmt: skip
+    truth = {
+        f["properties"]["id"]: [
+            synthetic_water_km2(shape(f["geometry"]), i, spacing=4) for i in (0, 1)
+        ]
+        for f in SYNTHETIC_BASINS["features"]
+    }
     areas = first.areas.set_index(["basin", first.areas["time"].dt.day])
     for basin_id, (before, after) in truth.items():
         row0, row1 = areas.loc[(basin_id, 13)], areas.loc[(basin_id, 25)]
@@ -128,23 +143,40 @@ def test_the_model_travels_once_to_each_worker(first, client, tiny_student):
 
 def test_a_rerun_does_nothing(first, client, basins_file, catalog, tiny_student):
     before = checksums(first.store)
-    again = basin.run(basins_file, datetime=DATES, catalog=catalog, store=first.store,
-                      model=tiny_student, reference=BEFORE, client=client, chunk=256,
-                      progress=False)  # fmt: skip
+    again = basin.run(
+        basins_file,
+        datetime=DATES,
+        catalog=catalog,
+        store=first.store,
+        model=tiny_student,
+        reference=BEFORE,
+        client=client,
+        chunk=256,
+        progress=False,
+    )
     assert again.computed == [] and set(again.skipped) == UNITS
     assert checksums(first.store) == before
 
 
-def test_a_killed_worker_still_gives_the_same_store(first, client, basins_file, catalog,
-                                                    tiny_student, tmp_path):  # fmt: skip
+def test_a_killed_worker_still_gives_the_same_store(
+    first, client, basins_file, catalog, tiny_student, tmp_path
+):
     store = tmp_path / "killed.zarr"
     outcome: dict[str, object] = {}
 
     def work() -> None:
         try:
-            outcome["run"] = basin.run(basins_file, datetime=DATES, catalog=catalog, store=store,
-                                       model=tiny_student, reference=BEFORE, client=client,
-                                       chunk=256, progress=False)  # fmt: skip
+            outcome["run"] = basin.run(
+                basins_file,
+                datetime=DATES,
+                catalog=catalog,
+                store=store,
+                model=tiny_student,
+                reference=BEFORE,
+                client=client,
+                chunk=256,
+                progress=False,
+            )
         except BaseException as err:  # noqa: BLE001  re-raised in the test's thread
             outcome["error"] = err
 
@@ -166,15 +198,36 @@ def test_a_killed_worker_still_gives_the_same_store(first, client, basins_file, 
     assert checksums(store) == checksums(first.store)
 
 
-def test_a_killed_run_resumes_from_the_command_line(first, basins_file, loopback, tiny_student,
-                                                    tmp_path):  # fmt: skip
+def test_a_killed_run_resumes_from_the_command_line(
+    first, basins_file, loopback, tiny_student, tmp_path
+):
     store = tmp_path / "resumed.zarr"
-    command = [sys.executable, "-m", "floodxr.cli", "basin", "--basins", str(basins_file),
-               "--datetime", DATES, "--catalog", loopback.url, "--store", str(store),
-               "--model", tiny_student, "--reference", BEFORE, "--chunk", "256",
-               "--workers", "1", "--no-progress"]  # fmt: skip
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "floodxr.cli",
+        "basin",
+        "--basins",
+        str(basins_file),
+        "--datetime",
+        DATES,
+        "--catalog",
+        loopback.url,
+        "--store",
+        str(store),
+        "--model",
+        tiny_student,
+        "--reference",
+        BEFORE,
+        "--chunk",
+        "256",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     manifest = store / "manifest.json"
     deadline = time.monotonic() + 180
     while process.poll() is None and time.monotonic() < deadline:
@@ -189,20 +242,25 @@ def test_a_killed_run_resumes_from_the_command_line(first, basins_file, loopback
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"units computed now: {len(UNITS - done)}, already in the store: {len(done)}" in (
-        resumed.stdout)  # fmt: skip
+        resumed.stdout
+    )
     assert checksums(store) == checksums(first.store)
     assert "dask dashboard: http" in resumed.stdout and "west" in resumed.stdout
 
     png = tmp_path / "areas.png"
-    report = subprocess.run([sys.executable, "-m", "floodxr.cli", "basin-report", str(store),
-                             "--png", str(png)], capture_output=True, text=True)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "floodxr.cli", "basin-report", str(store), "--png", str(png)],
+        capture_output=True,
+        text=True,
+    )
     assert report.returncode == 0, report.stderr
     assert len(report.stdout.splitlines()) == 1 + len(UNITS)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_new_passes_are_appended_and_a_water_mask_can_be_the_reference(
-        first, client, basins_file, catalog, tiny_student, tmp_path):  # fmt: skip
+    first, client, basins_file, catalog, tiny_student, tmp_path
+):
     import rasterio
     from affine import Affine
 
@@ -215,13 +273,29 @@ def test_new_passes_are_appended_and_a_water_mask_can_be_the_reference(
     lat = north - (np.arange(round((north - south) / step)) + 0.5) * step
     mask = synthetic_water(*np.meshgrid(lon, lat), 0)
     path = tmp_path / "permanent_water.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=lon.size, height=lat.size, count=1,
-                       dtype="uint8", crs="EPSG:4326", nodata=255,
-                       transform=Affine(step, 0, west, 0, -step, north)) as dst:  # fmt: skip
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=lon.size,
+        height=lat.size,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        nodata=255,
+        transform=Affine(step, 0, west, 0, -step, north),
+    ) as dst:
         dst.write(mask, 1)
     store = tmp_path / "appended.zarr"
-    common = {"catalog": catalog, "store": store, "model": tiny_student, "reference": path,
-              "client": client, "chunk": 256, "progress": False}  # fmt: skip
+    common = {
+        "catalog": catalog,
+        "store": store,
+        "model": tiny_student,
+        "reference": path,
+        "client": client,
+        "chunk": 256,
+        "progress": False,
+    }
     early = basin.run(basins_file, datetime="2019-09-01/2019-09-15", **common)
     assert {k.split("/")[1] for k in early.computed} == {"2019-09-13T05:59:50Z"}
     later = basin.run(basins_file, datetime=DATES, **common)
@@ -234,15 +308,33 @@ def test_new_passes_are_appended_and_a_water_mask_can_be_the_reference(
     assert np.allclose(ours.flood_km2, theirs.flood_km2, atol=0.01 * ours.water_km2.max())
 
 
-def test_other_settings_on_an_existing_store_are_refused(first, client, basins_file, catalog,
-                                                         tiny_student):  # fmt: skip
+def test_other_settings_on_an_existing_store_are_refused(
+    first, client, basins_file, catalog, tiny_student
+):
     with pytest.raises(RunMismatchError, match=r"resolution: store has 10.0, asked 20.0"):
-        basin.run(basins_file, datetime=DATES, catalog=catalog, store=first.store,
-                  model=tiny_student, reference=BEFORE, client=client, chunk=256, resolution=20)
+        basin.run(
+            basins_file,
+            datetime=DATES,
+            catalog=catalog,
+            store=first.store,
+            model=tiny_student,
+            reference=BEFORE,
+            client=client,
+            chunk=256,
+            resolution=20,
+        )
     moved = {"west": box(-0.05, 39.01, -0.01, 39.04)}
     with pytest.raises(RunMismatchError, match=r"basin 'west' .* another polygon"):
-        basin.run(moved, datetime=DATES, catalog=catalog, store=first.store, model=tiny_student,
-                  reference=BEFORE, client=client, chunk=256)
+        basin.run(
+            moved,
+            datetime=DATES,
+            catalog=catalog,
+            store=first.store,
+            model=tiny_student,
+            reference=BEFORE,
+            client=client,
+            chunk=256,
+        )
 
 
 def test_bad_basins_are_named(tmp_path):
@@ -262,16 +354,20 @@ def test_bad_basins_are_named(tmp_path):
     with pytest.raises(BasinInputError, match="not lon/lat"):
         basin.read_basins({"utm": box(500000, 4300000, 510000, 4310000)})
     with pytest.raises(InvalidOptionError, match="thresholds whole scenes"):
-        basin.run({"a": box(0, 39, 0.01, 39.01)}, datetime=DATES, store=tmp_path / "s.zarr",
-                  model="otsu")
-
+        basin.run(
+            {"a": box(0, 39, 0.01, 39.01)}, datetime=DATES, store=tmp_path / "s.zarr", model="otsu"
+        )
 
 
 def test_a_table_with_a_geometry_column_is_read():
     import pandas as pd
 
-    table = pd.DataFrame({"HYBAS_ID": [2060000010, 2060000020],
-                          "geometry": [box(0, 39, 0.1, 39.1), box(0.1, 39, 0.2, 39.1)]})
+    table = pd.DataFrame(
+        {
+            "HYBAS_ID": [2060000010, 2060000020],
+            "geometry": [box(0, 39, 0.1, 39.1), box(0.1, 39, 0.2, 39.1)],
+        }
+    )
     basins = basin.read_basins(table, id_column="HYBAS_ID")
     assert [b.id for b in basins] == ["2060000010", "2060000020"]
     assert basins[0].epsg == 32631

@@ -17,8 +17,9 @@ FLOODXR = str(Path(sys.executable).parent / "floodxr")
 
 
 def run(*args, cwd=None, check=True):
-    done = subprocess.run([FLOODXR, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [FLOODXR, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -57,8 +58,20 @@ def independent_scores(root: Path, split_csv: Path, band: int, thresholds=None):
 
 @pytest.mark.parametrize("band", ["vh", "vv"])
 def test_evaluate_otsu_matches_independent_computation(shared_data, band):
-    result = json.loads(run("evaluate", "--method", "otsu", "--band", band, "--data", shared_data,
-                            "--split", "test", "--json").stdout)  # fmt: skip
+    result = json.loads(
+        run(
+            "evaluate",
+            "--method",
+            "otsu",
+            "--band",
+            band,
+            "--data",
+            shared_data,
+            "--split",
+            "test",
+            "--json",
+        ).stdout
+    )
     expected, per_chip = independent_scores(
         shared_data, shared_data / "splits" / "flood_test_data.csv", 1 if band == "vv" else 2
     )
@@ -76,8 +89,17 @@ def test_evaluate_otsu_matches_independent_computation(shared_data, band):
 
 
 def test_evaluate_event_threshold_uses_metadata(shared_data):
-    result = json.loads(run("evaluate", "--method", "event-threshold", "--data", shared_data,
-                            "--json", "--no-progress").stdout)  # fmt: skip
+    result = json.loads(
+        run(
+            "evaluate",
+            "--method",
+            "event-threshold",
+            "--data",
+            shared_data,
+            "--json",
+            "--no-progress",
+        ).stdout
+    )
     events = floodxr.data.sen1floods11.read_events(shared_data / "Sen1Floods11_Metadata.geojson")
     aliases = {"Mekong": "Cambodia"}
     thresholds = {}
@@ -85,17 +107,30 @@ def test_evaluate_event_threshold_uses_metadata(shared_data):
         chip = line.split(",")[0].removesuffix("_S1Hand.tif")
         prefix = chip.rsplit("_", 1)[0]
         thresholds[chip] = events[aliases.get(prefix, prefix)]["VH_thresh"]
-    expected, _ = independent_scores(shared_data, shared_data / "splits" / "flood_test_data.csv",
-                                     2, thresholds)  # fmt: skip
+    expected, _ = independent_scores(
+        shared_data, shared_data / "splits" / "flood_test_data.csv", 2, thresholds
+    )
     assert result["aggregate_iou"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_evaluate_fixed_threshold_fits_nothing(shared_data):
-    result = json.loads(run("evaluate", "--method", "fixed", "--threshold", "-18", "--data",
-                            shared_data, "--json", "--no-progress").stdout)  # fmt: skip
+    result = json.loads(
+        run(
+            "evaluate",
+            "--method",
+            "fixed",
+            "--threshold",
+            "-18",
+            "--data",
+            shared_data,
+            "--json",
+            "--no-progress",
+        ).stdout
+    )
     split = shared_data / "splits" / "flood_test_data.csv"
-    chips = [line.split(",")[0].removesuffix("_S1Hand.tif") for line in
-             split.read_text().splitlines()]  # fmt: skip
+    chips = [
+        line.split(",")[0].removesuffix("_S1Hand.tif") for line in split.read_text().splitlines()
+    ]
     expected, _ = independent_scores(shared_data, split, 2, dict.fromkeys(chips, -18.0))
     assert result["threshold_db"] == -18.0
     assert result["aggregate_iou"] == pytest.approx(expected, abs=1e-9)
@@ -118,19 +153,32 @@ def _write_unseen_chips(root: Path) -> Path:
         label[flipped] = 1 - label[flipped]
         label[-4:, :] = -1
         transform = from_origin(10.0 + k, 45.0, 8.983e-05, 8.983e-05)
-        profile = {"driver": "GTiff", "height": 96, "width": 128, "crs": "EPSG:4326",
-                   "transform": transform}  # fmt: skip
-        with rasterio.open(root / "S1Hand" / f"{name}_S1Hand.tif", "w", count=2,
-                           dtype="float32", nodata=np.nan, **profile) as dst:  # fmt: skip
+        profile = {
+            "driver": "GTiff",
+            "height": 96,
+            "width": 128,
+            "crs": "EPSG:4326",
+            "transform": transform,
+        }
+        with rasterio.open(
+            root / "S1Hand" / f"{name}_S1Hand.tif",
+            "w",
+            count=2,
+            dtype="float32",
+            nodata=np.nan,
+            **profile,
+        ) as dst:
             dst.write(s1)
-        with rasterio.open(root / "LabelHand" / f"{name}_LabelHand.tif", "w", count=1,
-                           dtype="int16", **profile) as dst:  # fmt: skip
+        with rasterio.open(
+            root / "LabelHand" / f"{name}_LabelHand.tif", "w", count=1, dtype="int16", **profile
+        ) as dst:
             dst.write(label[None])
     split = root / "splits" / "flood_test_data.csv"
     split.write_text("".join(f"{n}_S1Hand.tif,{n}_LabelHand.tif\n" for n in names))
-    features = [{"type": "Feature", "geometry": None,
-                 "properties": {"location": loc, "VH_thresh": cut}}
-                for loc, cut in (("Atlantis", -23.0), ("Lemuria", -21.5))]  # fmt: skip
+    features = [
+        {"type": "Feature", "geometry": None, "properties": {"location": loc, "VH_thresh": cut}}
+        for loc, cut in (("Atlantis", -23.0), ("Lemuria", -21.5))
+    ]
     (root / "Sen1Floods11_Metadata.geojson").write_text(
         json.dumps({"type": "FeatureCollection", "features": features})
     )
@@ -167,8 +215,16 @@ def test_help(command):
 def test_cli_errors_are_clear(tmp_path, shared_data):
     done = run("evaluate", "--data", tmp_path / "absent", check=False)
     assert done.returncode == 2 and "S1Hand/<chip>_S1Hand.tif" in done.stderr
-    done = run("evaluate", "--method", "event-threshold", "--band", "vv", "--data", shared_data,
-               check=False)  # fmt: skip
+    done = run(
+        "evaluate",
+        "--method",
+        "event-threshold",
+        "--band",
+        "vv",
+        "--data",
+        shared_data,
+        check=False,
+    )
     assert done.returncode == 2 and "--band vh" in done.stderr
     done = run("evaluate", "--method", "magic", "--data", shared_data, check=False)
     assert done.returncode == 2 and "invalid choice" in done.stderr

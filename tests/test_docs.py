@@ -20,9 +20,17 @@ NOTEBOOKS = ("historical_flood", "train_teacher_student", "basin_run")
 # building the site executes the notebooks (about 3 minutes alone on 2 cores); beside another
 # CPU-heavy process it took over 10, which the suite's default timeout of 600 s cut short
 pytestmark = pytest.mark.timeout(3600)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +40,33 @@ def site(tmp_path_factory) -> Path:
     # training results differ with them from the first steps; AVX2 exists on every x86-64 CI
     # machine, so pinning it keeps the executed notebooks' numbers the same across them
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", "AVX2")}
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                           str(DOCS), str(out)], capture_output=True, text=True, env=env,
-                          timeout=3000)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", str(DOCS), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3000,
+    )
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-5000:])
     return out
 
 
 def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
-    for page in ("index", "getting-started", "concepts", "stac", "segmentation", "baselines",
-                 "training", "basin", "api", "reliability", "model-card", "results",
-                 "benchmarks"):  # fmt: skip
+    for page in (
+        "index",
+        "getting-started",
+        "concepts",
+        "stac",
+        "segmentation",
+        "baselines",
+        "training",
+        "basin",
+        "api",
+        "reliability",
+        "model-card",
+        "results",
+        "benchmarks",
+    ):
         assert (site / f"{page}.html").is_file(), page
     # the API reference has the accessor and the modules' functions with their examples
     accessor = (site / "generated" / "xarray.DataArray.flood.segment.html").read_text()
@@ -65,8 +89,11 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
     # benchmarks/distillation_claim.py, not here: one run cannot show it.
     trained = (site / "examples" / "train_teacher_student.html").read_text()
     scores = dict(re.findall(r"test water IoU of the ([^:]+): ([\d.]+)", trained))
-    floors = {"teacher (S1 + S2)": 0.5, "student (S1, distilled)": 0.6,
-              "weak-label baseline (S1)": 0.6}  # fmt: skip
+    floors = {
+        "teacher (S1 + S2)": 0.5,
+        "student (S1, distilled)": 0.6,
+        "weak-label baseline (S1)": 0.6,
+    }
     assert set(scores) == set(floors), scores
     for name, floor in floors.items():
         assert floor < float(scores[name]) <= 1, (name, scores)
@@ -88,23 +115,35 @@ def render(page: Path, out: Path) -> tuple[str, np.ndarray]:
 
     url = page.as_uri()
     common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={out / 'profile'}"]
-    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120).stdout  # fmt: skip
+    dom = subprocess.run(
+        [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    ).stdout
     shot = out / f"{page.stem}.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,6000", url],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1200,6000", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     return dom, matplotlib.image.imread(shot)[..., :3]
 
 
-@pytest.mark.parametrize(("page", "heading"), [
-    ("index.html", "floodxr"),
-    ("examples/historical_flood.html",
-     "A historical flood from a STAC API: student and Otsu maps, flooded area over time"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("page", "heading"),
+    [
+        ("index.html", "floodxr"),
+        (
+            "examples/historical_flood.html",
+            "A historical flood from a STAC API: student and Otsu maps, flooded area over time",
+        ),
+    ],
+)
 def test_pages_render_their_headings_and_maps_in_chromium(site, tmp_path, page, heading):
     dom, pixels = render(site / page, tmp_path)
-    headings = [re.sub(r"<[^>]+>|¶", "", h).strip()
-                for h in re.findall(r"<h1[^>]*>(.*?)</h1>", dom, flags=re.S)]  # fmt: skip
+    headings = [
+        re.sub(r"<[^>]+>|¶", "", h).strip()
+        for h in re.findall(r"<h1[^>]*>(.*?)</h1>", dom, flags=re.S)
+    ]
     assert heading in headings, headings
     assert len(re.findall(r"<img[^>]+\.png", dom)) >= 1
     # not a blank page: text and figures cover part of it, and a water map's blue shows

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from pyproj import Proj, Transformer
 
 import floodxr
 from floodxr.errors import ShapeMismatchError
@@ -85,7 +86,12 @@ def test_water_area_of_projected_mask(scene, chunking):
     water = chunked(scene.water, chunking)
     area = water_area_km2(water)
     assert area.attrs["units"] == "km2"
-    assert float(area) == pytest.approx(int(scene.water.sum()) * 100 / 1e6)
+    # 10 m UTM pixels, each divided by the projection's areal scale at the scene's centre
+    x, y = scene.rio.transform() * (scene.sizes["x"] / 2, scene.sizes["y"] / 2)
+    lon, lat = Transformer.from_crs(scene.rio.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    scale = Proj(scene.rio.crs).get_factors(lon, lat).areal_scale
+    assert 0.9991 < scale < 1.002  # UTM: 0.9996² on the central meridian
+    assert float(area) == pytest.approx(int(scene.water.sum()) * 100 / scale / 1e6)
 
 
 def test_pixel_area_needs_a_crs():
@@ -100,8 +106,9 @@ def test_calibration_counts_bins_and_pools_scenes():
     honest = calibration(probability, label)
     assert honest.count[2] == honest.count[7] == 4 and honest.ece == 0
     # saying 0.95 where half is water is off by 0.45 on those pixels
-    sure = calibration(_grid([[0.95, 0.95, np.nan, 0.95]], "float32"),
-                       _grid([[1, 0, 1, -1]], "int8"))  # fmt: skip
+    sure = calibration(
+        _grid([[0.95, 0.95, np.nan, 0.95]], "float32"), _grid([[1, 0, 1, -1]], "int8")
+    )
     assert sum(sure.count) == 2 and sure.ece == pytest.approx(0.45)
     pooled = honest + sure
     assert sum(pooled.count) == 10 and pooled.ece == pytest.approx(2 * 0.45 / 10)

@@ -167,8 +167,12 @@ def test_load_cache_is_per_thread(tiny_student):
 
 
 def test_the_compact_architecture_sees_a_thin_neighbourhood():
-    config = STUDENT.replace(encoder="tu-mobilenetv2_075", architecture="deeplabv3plus-s2-compact",
-                             output_stride=8, decoder_channels=16)  # fmt: skip
+    config = STUDENT.replace(
+        encoder="tu-mobilenetv2_075",
+        architecture="deeplabv3plus-s2-compact",
+        output_stride=8,
+        decoder_channels=16,
+    )
     first, last = _reach(config, 320)
     assert 160 - first <= 72 and last - 160 <= 72  # against ~460 px for the "local" head
     assert 160 - first >= 48  # and it does use context: ASPP at stride 8, rates up to 3
@@ -179,12 +183,17 @@ def test_the_compact_architecture_sees_a_thin_neighbourhood():
 def test_a_shallow_encoder_keeps_only_the_blocks_it_uses():
     from segmentation_models_pytorch.encoders import get_encoder
 
-    config = STUDENT.replace(encoder="tu-mobilenetv2_075", architecture="deeplabv3plus-s2-compact",
-                             output_stride=8, decoder_channels=16)  # fmt: skip
+    config = STUDENT.replace(
+        encoder="tu-mobilenetv2_075",
+        architecture="deeplabv3plus-s2-compact",
+        output_stride=8,
+        decoder_channels=16,
+    )
     network = config.build().eval()
     # timm builds all seven blocks and runs them; three make the stride-8 features
-    full = get_encoder("tu-mobilenetv2_075", in_channels=2, depth=3, weights=None,
-                       output_stride=8).eval()  # fmt: skip
+    full = get_encoder(
+        "tu-mobilenetv2_075", in_channels=2, depth=3, weights=None, output_stride=8
+    ).eval()
     assert len(network.encoder.model.blocks) == 3 < len(full.model.blocks) == 7
     ours = sum(p.numel() for p in network.encoder.parameters())
     assert ours < 0.1 * sum(p.numel() for p in full.parameters())
@@ -210,8 +219,9 @@ def test_local_pooling_bounds_what_an_output_pixel_sees():
     # exact zeros of a gradient are structure, not float noise: the verdict is machine-free
     shipped = models.read_config(models.resolve("teacher"))
     assert shipped.architecture == "deeplabv3plus-s2-local"
-    config = STUDENT.replace(encoder=shipped.encoder, architecture=shipped.architecture,
-                             decoder_channels=16)  # fmt: skip
+    config = STUDENT.replace(
+        encoder=shipped.encoder, architecture=shipped.architecture, decoder_channels=16
+    )
     first, last = _reach(config, 1280)
     assert first > 0 and last < 1279  # bounded: far pixels never reach the centre
     paper = config.replace(architecture="deeplabv3plus-s2")  # ASPP's global image pooling

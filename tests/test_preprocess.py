@@ -110,8 +110,11 @@ def test_indices_on_real_s2_chip(shared_data, chunking):
         s2.sel(band=b).values.astype("float64") for b in ("B03", "B04", "B08", "B11")
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        expected = {"ndwi": (b3 - b8) / (b3 + b8), "mndwi": (b3 - b11) / (b3 + b11),
-                    "ndvi": (b8 - b4) / (b8 + b4)}  # fmt: skip
+        expected = {
+            "ndwi": (b3 - b8) / (b3 + b8),
+            "mndwi": (b3 - b11) / (b3 + b11),
+            "ndvi": (b8 - b4) / (b8 + b4),
+        }
     for name, value in expected.items():
         index = getattr(s2.flood, name)()
         assert index.name == name and index.dims == ("y", "x")
@@ -131,12 +134,17 @@ def test_index_zero_sum_is_nan_and_missing_band_names_fix():
 
 def test_weak_labels_encoding_and_methods():
     s2 = xr.DataArray(
-        np.array([[900.0, 500.0, np.nan, 300.0],  # B03
-                  [300.0, 300.0, 300.0, 300.0],   # B04
-                  [200.0, 2500.0, 300.0, 400.0],  # B08
-                  [100.0, 1800.0, 300.0, 500.0]]),  # B11
-        dims=("band", "x"), coords={"band": ["B03", "B04", "B08", "B11"]},
-    )  # fmt: skip
+        np.array(
+            [
+                [900.0, 500.0, np.nan, 300.0],  # B03
+                [300.0, 300.0, 300.0, 300.0],  # B04
+                [200.0, 2500.0, 300.0, 400.0],  # B08
+                [100.0, 1800.0, 300.0, 500.0],
+            ]
+        ),  # B11
+        dims=("band", "x"),
+        coords={"band": ["B03", "B04", "B08", "B11"]},
+    )
     labels = preprocess.weak_labels(s2)
     np.testing.assert_array_equal(labels.values, [1, 0, -1, 0])
     assert labels.dtype == np.int8 and labels.rio.nodata == -1
@@ -163,8 +171,14 @@ def test_everything_stays_lazy(scene, no_compute):
     s2 = xr.concat([s1.sel(band="vv")] * 4, dim="band").assign_coords(
         band=["B03", "B04", "B08", "B11"]
     )
-    results = [preprocess.from_db(s1), preprocess.normalize(s1), preprocess.ndwi(s2),
-               preprocess.mndwi(s2), preprocess.ndvi(s2), preprocess.weak_labels(s2),
-               preprocess.to_db(preprocess.from_db(s1))]  # fmt: skip
+    results = [
+        preprocess.from_db(s1),
+        preprocess.normalize(s1),
+        preprocess.ndwi(s2),
+        preprocess.mndwi(s2),
+        preprocess.ndvi(s2),
+        preprocess.weak_labels(s2),
+        preprocess.to_db(preprocess.from_db(s1)),
+    ]
     for result in results:
         assert isinstance(result.data, dsa.Array)

@@ -27,8 +27,13 @@ import floodxr
 from floodxr import errors, metrics, threshold
 from floodxr.data import sen1floods11 as s11
 
-PROPERTIES = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+PROPERTIES = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @dataclass
@@ -64,8 +69,9 @@ def s1_rasters(draw: st.DrawFn, *, min_side: int = 4) -> Example:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     water = rng.random((ny, nx)) < draw(st.floats(0.0, 1.0))
     means = np.where(water, [[[-16.0]], [[-24.0]]], [[[-8.0]], [[-14.0]]])
-    values = (means + rng.normal(0, 2.0, (2, ny, nx))).astype(draw(st.sampled_from(["float32",
-                                                                                    "float64"])))
+    values = (means + rng.normal(0, 2.0, (2, ny, nx))).astype(
+        draw(st.sampled_from(["float32", "float64"]))
+    )
     nodata = draw(st.sampled_from([None, -9999.0, -32768.0, 0.0]))
     invalid = np.zeros(values.shape, bool)
     for kind in draw(st.sets(st.sampled_from(["nan", "inf", "-inf", "nodata"]))):
@@ -83,16 +89,25 @@ def s1_rasters(draw: st.DrawFn, *, min_side: int = 4) -> Example:
         values = np.where(invalid, values, power).astype(values.dtype)
     geographic = draw(st.booleans())
     res, x0, y0 = (1e-4, 10.0, 45.0) if geographic else (10.0, 500_000.0, 5_000_000.0)
-    da = xr.DataArray(values, dims=("band", "y", "x"), coords={
-        "band": ["vv", "vh"], "y": y0 - res * (np.arange(ny) + 0.5),
-        "x": x0 + res * (np.arange(nx) + 0.5)})  # fmt: skip
+    da = xr.DataArray(
+        values,
+        dims=("band", "y", "x"),
+        coords={
+            "band": ["vv", "vh"],
+            "y": y0 - res * (np.arange(ny) + 0.5),
+            "x": x0 + res * (np.arange(nx) + 0.5),
+        },
+    )
     da = da.rio.write_crs("EPSG:4326" if geographic else "EPSG:32633")
     if units in ("dB", "linear"):
         da.attrs["units"] = units
     if nodata is not None:
         how = draw(st.sampled_from(["_FillValue", "nodata", "rio"]))
-        da = da.rio.write_nodata(nodata, encoded=False) if how == "rio" else da.assign_attrs(
-            {how: nodata})  # fmt: skip
+        da = (
+            da.rio.write_nodata(nodata, encoded=False)
+            if how == "rio"
+            else da.assign_attrs({how: nodata})
+        )
     if draw(st.booleans()):
         da = da.isel(y=slice(None, None, -1))
         invalid = invalid[:, ::-1, :]
@@ -111,8 +126,9 @@ def s1_rasters(draw: st.DrawFn, *, min_side: int = 4) -> Example:
         evidence = "scene" if side * side < 256 else "none"
     else:
         evidence = "none"
-    return Example(da, invalid, units in ("linear", "linear-values"), evidence,
-                   chunking is not None)
+    return Example(
+        da, invalid, units in ("linear", "linear-values"), evidence, chunking is not None
+    )
 
 
 def outcome(example: Example, call, scope: str) -> xr.DataArray | None:
@@ -251,8 +267,9 @@ def test_written_masks_read_back_north_up_with_their_nodata(example, tmp_path_fa
         mask = outcome(example, MASKS["threshold"], "block")
     if mask is None:
         return
-    path = floodxr.writers.to_cog(MASKS["threshold"](example.da),
-                                  tmp_path_factory.mktemp("cog") / "water.tif")
+    path = floodxr.writers.to_cog(
+        MASKS["threshold"](example.da), tmp_path_factory.mktemp("cog") / "water.tif"
+    )
     north = mask.sortby("y", ascending=False)
     with rasterio.open(path) as src:
         assert src.nodata == 255 and src.transform.e < 0
@@ -271,8 +288,18 @@ def test_the_sen1floods11_reader_gives_back_what_was_written(example, chunks, tm
     ny, nx = values.shape[1:]
     path = tmp_path_factory.mktemp("chip") / "X_S1Hand.tif"
     transform = rasterio.transform.from_origin(10.0, 45.0, 1e-4, 1e-4)
-    with rasterio.open(path, "w", driver="GTiff", height=ny, width=nx, count=2, dtype="float32",
-                       crs="EPSG:4326", transform=transform, nodata=np.nan) as dst:  # fmt: skip
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=ny,
+        width=nx,
+        count=2,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=transform,
+        nodata=np.nan,
+    ) as dst:
         dst.write(values)
     s1 = s11.open_s1(path, chunks=chunks)
     assert isinstance(s1.data, dsa.Array) == (chunks is not None)

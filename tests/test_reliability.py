@@ -89,8 +89,9 @@ def test_declared_nodata_is_nan_in_segment(nodata_tif, tiny_student):
     assert np.isfinite(probability.values[200:, 200:]).all()
     ds = da.to_dataset(dim="band")
     ds["vh"] = ds["vh"].rio.write_nodata(-9999.0, encoded=False)
-    ds["vv"] = ds["vv"].where(ds["vv"] != -9999.0, -32768.0).rio.write_nodata(-32768.0,
-                                                                             encoded=False)
+    ds["vv"] = (
+        ds["vv"].where(ds["vv"] != -9999.0, -32768.0).rio.write_nodata(-32768.0, encoded=False)
+    )
     from_dataset = ds.flood.segment(model=tiny_student)
     np.testing.assert_array_equal(np.isnan(from_dataset.values), np.isnan(probability.values))
 
@@ -106,8 +107,12 @@ def test_non_finite_pixels_are_nodata_everywhere(s1, tiny_student, chunks):
     db = db if chunks is None else db.chunk({"y": chunks, "x": chunks})
     bad = np.zeros(s1.shape[1:], bool)
     bad[:50, :50] = bad[50:70, :] = True
-    for mask in (db.flood.otsu(), db.flood.otsu_tiled(), db.flood.threshold(-18.0),
-                 db.flood.segment(model=tiny_student, output="mask")):  # fmt: skip
+    for mask in (
+        db.flood.otsu(),
+        db.flood.otsu_tiled(),
+        db.flood.threshold(-18.0),
+        db.flood.segment(model=tiny_student, output="mask"),
+    ):
         values = mask.values
         assert (values[bad] == 255).all(), mask.attrs.get("floodxr_method")
         assert (values[~bad] != 255).mean() > 0.99
@@ -126,8 +131,11 @@ def test_an_all_nodata_scene_gives_an_all_nodata_map(s1, tiny_student):
 
 @case("nodata declared by a STAC asset (raster:bands nodata) but not by its file")
 def test_a_stac_assets_nodata_is_masked(loopback):
-    items = stac.search_s1(floodxr.testing.stac.SYNTHETIC_BBOX, "2019-09-13",
-                           catalog=stac.get_catalog("planetary-computer").with_url(loopback.url))
+    items = stac.search_s1(
+        floodxr.testing.stac.SYNTHETIC_BBOX,
+        "2019-09-13",
+        catalog=stac.get_catalog("planetary-computer").with_url(loopback.url),
+    )
     plain = stac.load_s1(items, bands=["vv"], chunks=256)
     for item in items:
         fields = item.assets["vv"].extra_fields
@@ -215,8 +223,7 @@ def test_writers_put_flipped_arrays_north_up_at_the_right_place(tmp_path, flip):
         assert a.transform == b.transform and a.bounds == b.bounds
         np.testing.assert_array_equal(a.read(), b.read())
     store = flipped.flood.to_zarr(tmp_path / "flipped.zarr")
-    back = xr.open_zarr(store, decode_coords="all", mask_and_scale=False,
-                        consolidated=False).water
+    back = xr.open_zarr(store, decode_coords="all", mask_and_scale=False, consolidated=False).water
     assert back.rio.transform() == mask.rio.transform()
     np.testing.assert_array_equal(back.values, mask.values)
 
@@ -320,13 +327,32 @@ class Canned:
 
 
 def landing(url: str) -> tuple[int, str, bytes]:
-    return 200, "application/json", json.dumps({
-        "type": "Catalog", "id": "api", "description": "d", "stac_version": "1.0.0",
-        "conformsTo": ["https://api.stacspec.org/v1.0.0/core",
-                       "https://api.stacspec.org/v1.0.0/item-search"],
-        "links": [{"rel": "self", "href": url}, {"rel": "root", "href": url},
-                  {"rel": "search", "href": f"{url}/search", "type": "application/geo+json",
-                   "method": "GET"}]}).encode()  # fmt: skip
+    return (
+        200,
+        "application/json",
+        json.dumps(
+            {
+                "type": "Catalog",
+                "id": "api",
+                "description": "d",
+                "stac_version": "1.0.0",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                ],
+                "links": [
+                    {"rel": "self", "href": url},
+                    {"rel": "root", "href": url},
+                    {
+                        "rel": "search",
+                        "href": f"{url}/search",
+                        "type": "application/geo+json",
+                        "method": "GET",
+                    },
+                ],
+            }
+        ).encode(),
+    )
 
 
 def profile(url: str) -> stac.Catalog:
@@ -353,20 +379,36 @@ def test_non_json_stac_answers_are_named():
 @pytest.mark.filterwarnings("ignore:The requested method 'POST'")
 def test_items_without_geometry_are_named():
     with Canned() as server, floodxr.set_options(http_retries=0):
-        item = {"type": "Feature", "stac_version": "1.0.0", "id": "no-footprint",
-                "geometry": None, "properties": {"datetime": "2019-09-13T05:59:50Z"},
-                "links": [], "assets": {}, "collection": "sentinel-1-rtc"}  # fmt: skip
+        item = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": "no-footprint",
+            "geometry": None,
+            "properties": {"datetime": "2019-09-13T05:59:50Z"},
+            "links": [],
+            "assets": {},
+            "collection": "sentinel-1-rtc",
+        }
         # a GET-only search link, as many APIs have
         search = json.dumps({"type": "FeatureCollection", "features": [item], "links": []})
-        server.answers.update({"/": landing(server.url),
-                               "/search": (200, "application/geo+json", search.encode())})
+        server.answers.update(
+            {"/": landing(server.url), "/search": (200, "application/geo+json", search.encode())}
+        )
         with pytest.raises(errors.StacApiError, match="without a geometry.*no-footprint"):
             stac.search_s1((0, 0, 1, 1), "2019-09", catalog=profile(server.url))
 
 
 @case("malformed datetimes ('2019-13-45', 'last week', an int, an end before the start)")
-@pytest.mark.parametrize("value", ["2019-13-45", "last week", 20190917, "2019-09-30/2019-09-01",
-                                   "2019-09-01/2019-09-15/2019-09-30"])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2019-13-45",
+        "last week",
+        20190917,
+        "2019-09-30/2019-09-01",
+        "2019-09-01/2019-09-15/2019-09-30",
+    ],
+)
 def test_malformed_datetimes_are_refused_before_any_request(value):
     # the catalogue URL points nowhere: the datetime must be refused before a connection
     with pytest.raises(errors.InvalidOptionError, match="datetime"):
@@ -375,10 +417,15 @@ def test_malformed_datetimes_are_refused_before_any_request(value):
 
 @case("load_s1 with resolution 0, < 0 or a string; a bbox far from the items")
 def test_load_arguments_are_checked(loopback):
-    items = stac.search_s1(floodxr.testing.stac.SYNTHETIC_BBOX, "2019-09-13",
-                           catalog=profile(loopback.url))
-    for resolution, error in ((0, errors.InvalidOptionError), (-10, errors.InvalidOptionError),
-                              ("10", errors.NotANumberError), (True, errors.NotANumberError)):
+    items = stac.search_s1(
+        floodxr.testing.stac.SYNTHETIC_BBOX, "2019-09-13", catalog=profile(loopback.url)
+    )
+    for resolution, error in (
+        (0, errors.InvalidOptionError),
+        (-10, errors.InvalidOptionError),
+        ("10", errors.NotANumberError),
+        (True, errors.NotANumberError),
+    ):
         with pytest.raises(error, match="resolution"):
             stac.load_s1(items, resolution=resolution)
     with pytest.raises(errors.NoItemsError, match=r"does not overlap any of the 2 items"):
@@ -389,8 +436,9 @@ def test_load_arguments_are_checked(loopback):
 
 @case("a pixel read that fails inside a dask task (asset URL or file named)")
 def test_failed_reads_name_the_url_or_the_file(loopback, tmp_path):
-    items = stac.search_s1(floodxr.testing.stac.SYNTHETIC_BBOX, "2019-09-13",
-                           catalog=profile(loopback.url))
+    items = stac.search_s1(
+        floodxr.testing.stac.SYNTHETIC_BBOX, "2019-09-13", catalog=profile(loopback.url)
+    )
     for item in items:
         item.assets["vv"].href = item.assets["vv"].href.replace(".tif", "-gone.tif")
     cube = stac.load_s1(items, bands=["vv"])
@@ -494,14 +542,22 @@ def test_a_truncated_chip_is_named_and_can_be_skipped(tmp_path, shared_data):
     shutil.copytree(shared_data, root)
     broken = root / "S1Hand" / "Spain_6860600_S1Hand.tif"
     broken.write_bytes(broken.read_bytes()[:40_000])
-    done = subprocess.run([FLOODXR, "evaluate", "--data", str(root), "--no-progress"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [FLOODXR, "evaluate", "--data", str(root), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     (error,) = [line for line in done.stderr.splitlines() if "error" in line]
     assert error.startswith("floodxr evaluate: error: chip 'Spain_6860600'")
     assert "--skip-unreadable" in error
-    done = subprocess.run([FLOODXR, "evaluate", "--data", str(root), "--no-progress", "--json",
-                           "--skip-unreadable"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [FLOODXR, "evaluate", "--data", str(root), "--no-progress", "--json", "--skip-unreadable"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     result = json.loads(done.stdout)
     assert result["n_chips"] == 8 and [f["chip"] for f in result["failed"]] == ["Spain_6860600"]
     with warnings.catch_warnings():
@@ -529,8 +585,11 @@ def test_writers_refuse_paths_they_cannot_write_and_never_touch_partials(tmp_pat
             write(note / "out")
     assert (folder / "keep.txt").read_text() == "mine" and note.read_text() == "mine"
     # a user's own files named like partial outputs are never deleted nor overwritten
-    mine = [tmp_path / "water.zarr.partial", tmp_path / "water.tif.partial.tif",
-            tmp_path / "water.tif.cog.partial"]  # fmt: skip
+    mine = [
+        tmp_path / "water.zarr.partial",
+        tmp_path / "water.tif.partial.tif",
+        tmp_path / "water.tif.cog.partial",
+    ]
     for path in mine:
         path.write_text("mine")
     mask.flood.to_zarr(tmp_path / "water.zarr")
@@ -554,8 +613,12 @@ def _fail(block: np.ndarray, block_info=None) -> np.ndarray:
 @case("floodxr demo --out FILE/sub")
 def test_demo_into_a_path_under_a_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("mine")
-    done = subprocess.run([FLOODXR, "demo", "--out", str(tmp_path / "file" / "sub")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [FLOODXR, "demo", "--out", str(tmp_path / "file" / "sub")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert re.search(r"file' is a file, so .*sub' cannot be created", done.stderr)
 
@@ -568,8 +631,10 @@ def test_yaml_numbers_are_read_as_people_write_them(tmp_path):
     from floodxr.train.config import load_config
 
     path = tmp_path / "teacher.yaml"
-    path.write_text("stage: teacher\nout: runs/t\ntrain: [{kind: synthetic, scenes: 2}]\n"
-                    "settings:\n  base: cpu\n  lr: 1e-3\n  weight_decay: 1e-4\n")
+    path.write_text(
+        "stage: teacher\nout: runs/t\ntrain: [{kind: synthetic, scenes: 2}]\n"
+        "settings:\n  base: cpu\n  lr: 1e-3\n  weight_decay: 1e-4\n"
+    )
     config = load_config(path, ["settings.momentum=9e-1"])
     assert config.settings.momentum == 0.9
     assert config.settings.lr == (0.001,) and config.settings.weight_decay == (0.0001,)
@@ -590,20 +655,53 @@ def test_basin_without_reference_reports_and_a_missing_reference_is_named(tmp_pa
 
     store = tmp_path / "lake.zarr"
     with serve_synthetic() as (catalog, _), Client(processes=False) as client:
-        basin.run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09", catalog=catalog,
-                  store=store, client=client, progress=False)
-    done = subprocess.run([FLOODXR, "basin-report", str(store)], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+        basin.run(
+            {"lake": box(-0.05, 39.02, -0.02, 39.04)},
+            datetime="2019-09",
+            catalog=catalog,
+            store=store,
+            client=client,
+            progress=False,
+        )
+    done = subprocess.run(
+        [FLOODXR, "basin-report", str(store)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3 and "lake" in done.stdout
     basins = tmp_path / "basins.geojson"
-    basins.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"id": "lake"},
-         "geometry": box(-0.05, 39.02, -0.02, 39.04).__geo_interface__}]}))  # fmt: skip
-    done = subprocess.run([FLOODXR, "basin", "--basins", str(basins), "--datetime", "2019-09",
-                           "--catalog", "http://127.0.0.1:9", "--store", str(tmp_path / "b.zarr"),
-                           "--reference", str(tmp_path / "before.tif")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    basins.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"id": "lake"},
+                        "geometry": box(-0.05, 39.02, -0.02, 39.04).__geo_interface__,
+                    }
+                ],
+            }
+        )
+    )
+    done = subprocess.run(
+        [
+            FLOODXR,
+            "basin",
+            "--basins",
+            str(basins),
+            "--datetime",
+            "2019-09",
+            "--catalog",
+            "http://127.0.0.1:9",
+            "--store",
+            str(tmp_path / "b.zarr"),
+            "--reference",
+            str(tmp_path / "before.tif"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "before.tif': no such file" in done.stderr
     assert "dashboard" not in done.stdout  # refused before a cluster started
     assert not (tmp_path / "b.zarr").exists()

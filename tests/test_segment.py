@@ -56,8 +56,9 @@ def test_window_free_chunks_equal_the_whole_array(compact_student, big_scene, ch
     assert floodxr.metrics.iou(whole, big_scene.water) > 0.8  # a real map, not a constant
 
 
-def test_window_free_halo_the_full_context_is_exact_and_the_default_close(compact_student,
-                                                                           big_scene):  # fmt: skip
+def test_window_free_halo_the_full_context_is_exact_and_the_default_close(
+    compact_student, big_scene
+):
     """With the full context as halo, windows give the network's output over the whole scene;
     the default halo (32 px) differs from it near window borders only, by little."""
     from floodxr import inference
@@ -71,8 +72,15 @@ def test_window_free_halo_the_full_context_is_exact_and_the_default_close(compac
     def run(halo, window):
         plan = inference.WindowFree(window=window, halo=halo, align=8)
         padded = np.pad(raw, ((0, 0), (halo, halo), (halo, halo)), mode="symmetric")
-        return inference.predict_block(padded, plan, model.water_probability, low=low, high=high,
-                                       origin=(0, 0), sizes=raw.shape[1:])  # fmt: skip
+        return inference.predict_block(
+            padded,
+            plan,
+            model.water_probability,
+            low=low,
+            high=high,
+            origin=(0, 0),
+            sizes=raw.shape[1:],
+        )
 
     raw = raw[:, :192, :192]
     whole = run(72, 192)
@@ -112,8 +120,9 @@ def test_nan_pixels_and_all_nan_chunks(tiny_student, big_scene):
     result = segment(s1.chunk({"y": 100, "x": 100}), model=tiny_student, **SMALL).values
     assert np.isnan(result[10, 10]) and np.isnan(result[:, 200:]).all()
     assert np.isfinite(result[:, :200]).sum() == 400 * 200 - 1
-    empty = segment(xr.full_like(s1, np.nan).chunk({"y": 100, "x": 100}), model=tiny_student,
-                    **SMALL)  # fmt: skip
+    empty = segment(
+        xr.full_like(s1, np.nan).chunk({"y": 100, "x": 100}), model=tiny_student, **SMALL
+    )
     assert np.isnan(empty.values).all()
 
 
@@ -166,8 +175,9 @@ def test_bad_inputs(tiny_student, big_scene):
 
 
 @pytest.mark.parametrize("student", ["tiny_student", "compact_student"])
-def test_onnx_engine_matches_torch_and_is_the_default(student, request, big_scene, tmp_path,
-                                                      monkeypatch):  # fmt: skip
+def test_onnx_engine_matches_torch_and_is_the_default(
+    student, request, big_scene, tmp_path, monkeypatch
+):
     import shutil
 
     from floodxr.models import checkpoint, onnx
@@ -175,8 +185,9 @@ def test_onnx_engine_matches_torch_and_is_the_default(student, request, big_scen
 
     monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path / "cache"))
     model = tmp_path / "model.safetensors"  # a fresh path: exported into this test's cache
-    for source, target in zip(checkpoint.paths(request.getfixturevalue(student)),
-                              checkpoint.paths(model), strict=True):  # fmt: skip
+    for source, target in zip(
+        checkpoint.paths(request.getfixturevalue(student)), checkpoint.paths(model), strict=True
+    ):
         shutil.copy(source, target)
     torch_result = segment(big_scene.s1, model=str(model), engine="torch", **SMALL)
     onnx_result = segment(big_scene.s1, model=str(model), engine="onnx", **SMALL)
@@ -193,8 +204,9 @@ def test_onnx_engine_matches_torch_and_is_the_default(student, request, big_scen
         assert _engine("auto", model, "cpu") == "torch"
 
 
-def test_an_int8_model_is_used_when_the_checkpoint_has_one(compact_student, big_scene, tmp_path,
-                                                          monkeypatch):  # fmt: skip
+def test_an_int8_model_is_used_when_the_checkpoint_has_one(
+    compact_student, big_scene, tmp_path, monkeypatch
+):
     import shutil
 
     import torch
@@ -206,20 +218,22 @@ def test_an_int8_model_is_used_when_the_checkpoint_has_one(compact_student, big_
 
     monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path / "cache"))
     model = tmp_path / "model.safetensors"
-    for source, target in zip(checkpoint.paths(compact_student), checkpoint.paths(model),
-                              strict=True):  # fmt: skip
+    for source, target in zip(
+        checkpoint.paths(compact_student), checkpoint.paths(model), strict=True
+    ):
         shutil.copy(source, target)
     assert _engine("auto", model, "cpu") == "onnx"
-    calibration = [normalize(synthetic_scene((128, 128), seed=s).s1).values[None]
-                   for s in range(4)]  # fmt: skip
+    calibration = [normalize(synthetic_scene((128, 128), seed=s).s1).values[None] for s in range(4)]
     assert onnx.quantize(model, calibration) == tmp_path / "model.int8.onnx"
     with pytest.raises(floodxr.errors.OutputExistsError):
         onnx.quantize(model, calibration)
     assert _engine("auto", model, "cpu") == "onnx-int8"
     fp32 = segment(big_scene.s1, model=str(model), engine="onnx")
     int8 = segment(big_scene.s1, model=str(model))
-    assert abs(floodxr.metrics.iou(int8, big_scene.water)
-               - floodxr.metrics.iou(fp32, big_scene.water)) < 0.02  # fmt: skip
+    assert (
+        abs(floodxr.metrics.iou(int8, big_scene.water) - floodxr.metrics.iou(fp32, big_scene.water))
+        < 0.02
+    )
     # a new temperature (or recorded scores) keeps the network: the int8 model still applies
     loaded = models.load(model)
     models.save(loaded.module, loaded.config.replace(temperature=0.8), model, overwrite=True)
@@ -237,8 +251,9 @@ def test_an_int8_model_is_used_when_the_checkpoint_has_one(compact_student, big_
 def test_options_apply(tiny_student, big_scene):
     with floodxr.set_options(tile=128, halo=32, batch_size=2):
         optioned = segment(big_scene.s1, model=tiny_student)
-    np.testing.assert_allclose(optioned.values, segment(big_scene.s1, model=tiny_student,
-                                                        **SMALL).values, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        optioned.values, segment(big_scene.s1, model=tiny_student, **SMALL).values, atol=1e-5
+    )
 
 
 def test_real_chip_flows_through(shared_data, tiny_student):
@@ -252,8 +267,11 @@ def test_real_chip_flows_through(shared_data, tiny_student):
     np.testing.assert_array_equal(np.isnan(values), raw_nan)
     score = floodxr.metrics.confusion(probability, chip.label)
     assert score.valid > 200_000 and 0 <= score.iou <= 1
-    assert np.isnan(segment(s11.open_s1(shared_data / "S1Hand" / "Paraguay_34417_S1Hand.tif"),
-                            model=tiny_student).values).all()  # fmt: skip
+    assert np.isnan(
+        segment(
+            s11.open_s1(shared_data / "S1Hand" / "Paraguay_34417_S1Hand.tif"), model=tiny_student
+        ).values
+    ).all()
 
 
 @pytest.mark.parametrize("student", ["tiny_student", "compact_student"])
@@ -264,10 +282,16 @@ def test_a_large_cube_stays_lazy_and_agrees(student, request):
     rng = dsa.random.default_rng(3)
     vv = -14 + 4 * rng.standard_normal((side, side), chunks=512, dtype="float32")
     vh = -21 + 4 * rng.standard_normal((side, side), chunks=512, dtype="float32")
-    cube = xr.DataArray(dsa.stack([vv, vh]), dims=("band", "y", "x"),
-                        coords={"band": ["vv", "vh"], "y": 5e6 - 10 * np.arange(side),
-                                "x": 5e5 + 10 * np.arange(side)},
-                        attrs={"units": "dB"}).rio.write_crs("EPSG:32631")  # fmt: skip
+    cube = xr.DataArray(
+        dsa.stack([vv, vh]),
+        dims=("band", "y", "x"),
+        coords={
+            "band": ["vv", "vh"],
+            "y": 5e6 - 10 * np.arange(side),
+            "x": 5e5 + 10 * np.arange(side),
+        },
+        attrs={"units": "dB"},
+    ).rio.write_crs("EPSG:32631")
     model = request.getfixturevalue(student)
     with dask.config.set(scheduler=lambda *a, **k: (_ for _ in ()).throw(AssertionError())):
         lazy = segment(cube, model=model)

@@ -16,8 +16,17 @@ from floodxr.errors import (
 )
 from floodxr.testing import assert_geo_equal
 
-S1_CHIPS = ["Ghana_83483", "Ghana_97059", "India_900498", "Mekong_333434", "Nigeria_812045",
-            "Paraguay_34417", "Spain_6860600", "Spain_7370579", "Sri-Lanka_534068"]  # fmt: skip
+S1_CHIPS = [
+    "Ghana_83483",
+    "Ghana_97059",
+    "India_900498",
+    "Mekong_333434",
+    "Nigeria_812045",
+    "Paraguay_34417",
+    "Spain_6860600",
+    "Spain_7370579",
+    "Sri-Lanka_534068",
+]
 
 
 def _raw(path):
@@ -40,8 +49,21 @@ def test_open_s2_masks_zero_as_nan(shared_data):
     path = shared_data / "S2Hand" / "USA_430764_S2Hand.tif"
     raw, transform, _ = _raw(path)
     s2 = s11.open_s2(path)
-    assert s2.band.values.tolist() == ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08",
-                                       "B8A", "B09", "B10", "B11", "B12"]  # fmt: skip
+    assert s2.band.values.tolist() == [
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    ]
     assert s2.dtype == np.float32 and s2.rio.transform() == transform
     np.testing.assert_array_equal(np.isnan(s2.values), raw == 0)
     np.testing.assert_array_equal(s2.values[raw != 0], raw[raw != 0])
@@ -139,7 +161,11 @@ def test_events_and_aliases(shared_data, tmp_path):
 
 
 def test_bundled_sample_is_a_copy_of_the_real_chip(shared_data):
-    for relative in ("S1Hand/Spain_7370579_S1Hand.tif", "S2Hand/Spain_7370579_S2Hand.tif",
-                     "LabelHand/Spain_7370579_LabelHand.tif", "Sen1Floods11_Metadata.geojson",
-                     "splits/flood_test_data.csv"):  # fmt: skip
+    for relative in (
+        "S1Hand/Spain_7370579_S1Hand.tif",
+        "S2Hand/Spain_7370579_S2Hand.tif",
+        "LabelHand/Spain_7370579_LabelHand.tif",
+        "Sen1Floods11_Metadata.geojson",
+        "splits/flood_test_data.csv",
+    ):
         assert filecmp.cmp(s11.SAMPLE_DIR / relative, shared_data / relative, shallow=False)

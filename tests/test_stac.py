@@ -34,18 +34,32 @@ from floodxr.testing.stac import DECOYS, SYNTHETIC_BBOX, free_port, synthetic_wa
 
 STORED = Path(__file__).parent / "data" / "stac"
 PASSES = "2019-09-01/2019-09-30"  # both synthetic passes
-S1_CHIPS = ["Ghana_83483", "Ghana_97059", "India_900498", "Mekong_333434", "Nigeria_812045",
-            "Paraguay_34417", "Spain_6860600", "Spain_7370579", "Sri-Lanka_534068"]  # fmt: skip
+S1_CHIPS = [
+    "Ghana_83483",
+    "Ghana_97059",
+    "India_900498",
+    "Mekong_333434",
+    "Nigeria_812045",
+    "Paraguay_34417",
+    "Spain_6860600",
+    "Spain_7370579",
+    "Sri-Lanka_534068",
+]
 
 
 def chip_catalog(url: str) -> stac.Catalog:
     """The loopback server's chip collections, described as a user describes any STAC API."""
     return stac.Catalog(
-        name="loopback", url=url,
+        name="loopback",
+        url=url,
         s1=stac.Collection("sen1floods11-s1", {"vv": "vv", "vh": "vh"}, units="dB"),
-        s2=stac.Collection("sen1floods11-s2", {b: b for b in ("B02", "B03", "B04", "B08")},
-                           units="reflectance", nodata=0),
-    )  # fmt: skip
+        s2=stac.Collection(
+            "sen1floods11-s2",
+            {b: b for b in ("B02", "B03", "B04", "B08")},
+            units="reflectance",
+            nodata=0,
+        ),
+    )
 
 
 def pc_catalog(url: str) -> stac.Catalog:
@@ -75,8 +89,9 @@ def test_search_load_segment_equals_the_chip(loopback, shared_data, chip):
     day = event["s1_date"].replace("/", "-")
     items = stac.search_s1(lonlat_bbox(s1), f"{day}/{day}", catalog=chip_catalog(loopback.url))
     assert f"{chip}_S1" in [i.id for i in items]
-    cube = stac.load_s1(items, bounds=s1.rio.bounds(), crs=4326, resolution=s1.rio.resolution()[0],
-                        mosaic=True)  # fmt: skip
+    cube = stac.load_s1(
+        items, bounds=s1.rio.bounds(), crs=4326, resolution=s1.rio.resolution()[0], mosaic=True
+    )
     assert cube.sizes["time"] == 1
     scene = cube.isel(time=0)
     np.testing.assert_array_equal(scene.values, s1.values)  # the same pixels
@@ -116,10 +131,8 @@ def test_mosaic_merges_the_frames_of_a_pass_only(loopback):
 
 def test_orbit_filter_and_max_items(loopback):
     cat = pc_catalog(loopback.url)
-    assert len(stac.search_s1(SYNTHETIC_BBOX, PASSES, catalog=cat,
-                              orbit="descending")) == 4  # fmt: skip
-    assert len(stac.search_s1(SYNTHETIC_BBOX, PASSES, catalog=cat, orbit=110,
-                              max_items=3)) == 3  # fmt: skip
+    assert len(stac.search_s1(SYNTHETIC_BBOX, PASSES, catalog=cat, orbit="descending")) == 4
+    assert len(stac.search_s1(SYNTHETIC_BBOX, PASSES, catalog=cat, orbit=110, max_items=3)) == 3
     with pytest.raises(NoItemsError, match="sat:orbit_state = ascending"):
         stac.search_s1(SYNTHETIC_BBOX, PASSES, catalog=cat, orbit="ascending")
 
@@ -160,8 +173,9 @@ def test_scenes_without_partner_are_reported(loopback, shared_data):
 
 def test_load_pair_puts_s2_on_exactly_the_s1_grid(loopback, shared_data):
     chip = s11.open_chip(shared_data, "India_900498")
-    items = stac.search_s1(lonlat_bbox(chip.s1), "2016-08-12/2016-08-12",
-                           catalog=chip_catalog(loopback.url))  # fmt: skip
+    items = stac.search_s1(
+        lonlat_bbox(chip.s1), "2016-08-12/2016-08-12", catalog=chip_catalog(loopback.url)
+    )
     pairs = pairing.pair_s2(items, window=dt.timedelta(hours=36))
     cube = pairing.load_pair(pairs)
     assert list(cube.band.values) == ["vv", "vh", "B02", "B03", "B04", "B08"]
@@ -193,14 +207,16 @@ def test_pairing_on_the_synthetic_passes_with_the_papers_defaults(loopback):
 
 def test_transient_500s_are_retried(loopback):
     with FaultProxy(loopback.url, fail=2) as proxy, floodxr.set_options(http_backoff=0.05):
-        items = stac.search_s1(SYNTHETIC_BBOX, "2019-09-01/2019-09-30",
-                               catalog=pc_catalog(proxy.url))  # fmt: skip
+        items = stac.search_s1(
+            SYNTHETIC_BBOX, "2019-09-01/2019-09-30", catalog=pc_catalog(proxy.url)
+        )
     assert len(items) == 4 and len(proxy.seen) >= 3
 
 
 def test_a_server_that_keeps_failing_raises_a_named_error(loopback):
-    with FaultProxy(loopback.url, fail=-1) as proxy, floodxr.set_options(
-        http_backoff=0.05, http_retries=2
+    with (
+        FaultProxy(loopback.url, fail=-1) as proxy,
+        floodxr.set_options(http_backoff=0.05, http_retries=2),
     ):
         with pytest.raises(StacApiError, match=f"{proxy.url}.*500.*http_retries"):
             stac.search_s1(SYNTHETIC_BBOX, "2019-09", catalog=pc_catalog(proxy.url))
@@ -208,8 +224,9 @@ def test_a_server_that_keeps_failing_raises_a_named_error(loopback):
 
 
 def test_a_stalling_server_times_out(loopback):
-    with FaultProxy(loopback.url, stall=5) as proxy, floodxr.set_options(
-        http_timeout=0.5, http_retries=1, http_backoff=0.05
+    with (
+        FaultProxy(loopback.url, stall=5) as proxy,
+        floodxr.set_options(http_timeout=0.5, http_retries=1, http_backoff=0.05),
     ):
         began = time.monotonic()
         with pytest.raises(StacApiError, match="no answer within 0.5 s"):
@@ -225,15 +242,17 @@ def test_an_unreachable_api_raises_a_named_error():
 
 
 def test_asset_reads_retry_500s_and_time_out_on_stalls(loopback):
-    with FaultProxy(loopback.url, fail=2, prefix="/assets") as proxy, floodxr.set_options(
-        http_backoff=0.05
+    with (
+        FaultProxy(loopback.url, fail=2, prefix="/assets") as proxy,
+        floodxr.set_options(http_backoff=0.05),
     ):
         items = stac.search_s1(SYNTHETIC_BBOX, "2019-09-13", catalog=pc_catalog(proxy.url))
         assert all(proxy.url in a.href for i in items for a in i.assets.values())
         values = stac.load_s1(items, bands=["vv"]).values
     assert np.isfinite(values).mean() > 0.3 and len(proxy.seen) > 2
-    with FaultProxy(loopback.url, stall=30, prefix="/assets") as proxy, floodxr.set_options(
-        http_timeout=1, http_retries=0
+    with (
+        FaultProxy(loopback.url, stall=30, prefix="/assets") as proxy,
+        floodxr.set_options(http_timeout=1, http_retries=0),
     ):
         items = stac.search_s1(SYNTHETIC_BBOX, "2019-09-13", catalog=pc_catalog(proxy.url))
         began = time.monotonic()
@@ -263,8 +282,9 @@ def test_bad_arguments_are_named():
     with pytest.raises(InvalidOptionError, match="orbit"):
         stac.search_s1(SYNTHETIC_BBOX, "2019", orbit="sideways")
     with pytest.raises(InvalidOptionError, match="Collection\\('my-s1'"):
-        stac.search_s1(SYNTHETIC_BBOX, "2019", catalog="https://example.invalid/stac",
-                       collection="my-s1")  # fmt: skip
+        stac.search_s1(
+            SYNTHETIC_BBOX, "2019", catalog="https://example.invalid/stac", collection="my-s1"
+        )
 
 
 # ----------------------------------------------------------------------------- providers
@@ -316,9 +336,14 @@ def test_raster_bands_scaling_gives_the_same_reflectance(loopback):
     for item in items:
         for asset in item.assets.values():
             asset.extra_fields["raster:bands"] = [{"scale": 0.0001, "offset": -0.1}]
-    earth_search_like = stac.Collection("sentinel-2-l2a", {b: b for b in ("B02", "B03", "B04",
-                                        "B08")}, units="reflectance", nodata=0, rescale=True,
-                                        scale=10_000)  # fmt: skip
+    earth_search_like = stac.Collection(
+        "sentinel-2-l2a",
+        {b: b for b in ("B02", "B03", "B04", "B08")},
+        units="reflectance",
+        nodata=0,
+        rescale=True,
+        scale=10_000,
+    )
     as_es = stac.load_s2(items, chunks=512, collection=earth_search_like).values
     np.testing.assert_allclose(as_es, as_pc, atol=0.01)
     assert np.isfinite(as_pc).mean() > 0.9

@@ -52,8 +52,10 @@ def test_otsu_mask_values_dtype_and_geo(scene, chunking):
 
 
 def test_numpy_and_dask_masks_agree(scene):
-    methods = {"otsu": threshold.otsu,
-               "otsu_tiled": lambda s1: threshold.otsu_tiled(s1, tile_size=32)}  # fmt: skip
+    methods = {
+        "otsu": threshold.otsu,
+        "otsu_tiled": lambda s1: threshold.otsu_tiled(s1, tile_size=32),
+    }
     results = {}
     for chunking in CHUNKINGS:
         for name, method in methods.items():
@@ -166,9 +168,13 @@ def test_bad_inputs_name_the_value_and_the_fix(scene):
 
 def test_thresholding_stays_lazy(scene, no_compute):
     s1 = scene.s1.chunk({"y": 40, "x": 40})
-    for result in (threshold.otsu(s1), threshold.otsu_tiled(s1, tile_size=32),
-                   threshold.otsu_threshold(s1), threshold.fixed(s1, -20.0),
-                   threshold.otsu(s1).flood.area_km2()):  # fmt: skip
+    for result in (
+        threshold.otsu(s1),
+        threshold.otsu_tiled(s1, tile_size=32),
+        threshold.otsu_threshold(s1),
+        threshold.fixed(s1, -20.0),
+        threshold.otsu(s1).flood.area_km2(),
+    ):
         assert isinstance(result.data, dsa.Array)
 
 

@@ -20,17 +20,24 @@ from zarr.storage import LocalStore
 
 import floodxr
 from floodxr import models, train
+from floodxr.data.synthetic import paired_scene, write_world
 from floodxr.errors import (
     DataLayoutError,
     InvalidOptionError,
     MissingBandError,
     RunMismatchError,
 )
-from floodxr.testing.world import paired_scene, write_world
 
 #: A network small enough for a step in a fraction of a second on 2 cores.
-TINY = train.CPU.replace(encoder="tu-lcnet_100", decoder_channels=16, crop=64, batch_size=4,
-                         steps=6, eval_every=3, checkpoint_every=2)  # fmt: skip
+TINY = train.CPU.replace(
+    encoder="tu-lcnet_100",
+    decoder_channels=16,
+    crop=64,
+    batch_size=4,
+    steps=6,
+    eval_every=3,
+    checkpoint_every=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +77,9 @@ def test_cross_entropy_ignores_invalid_pixels_and_weights_edges():
     assert base.item() == pytest.approx(plain.item(), rel=1e-6)
     wrong_at_edge = logits.clone()
     wrong_at_edge[:, :, :, 7:9] = torch.tensor([5.0, -5.0])[None, :, None, None]
-    assert (train.edge_weighted_cross_entropy(wrong_at_edge, target, width=1, edge_weight=5.0)
-            > train.edge_weighted_cross_entropy(wrong_at_edge, target, width=1, edge_weight=1.0))
+    assert train.edge_weighted_cross_entropy(
+        wrong_at_edge, target, width=1, edge_weight=5.0
+    ) > train.edge_weighted_cross_entropy(wrong_at_edge, target, width=1, edge_weight=1.0)
 
 
 def test_distillation_loss_is_cross_entropy_to_soft_targets_on_valid_pixels():
@@ -82,7 +90,8 @@ def test_distillation_loss_is_cross_entropy_to_soft_targets_on_valid_pixels():
     valid[:, :, :3] = False
     expected = -(torch.softmax(teacher, 1) * torch.log_softmax(student, 1)).sum(1)[valid].mean()
     assert train.distillation_loss(student, teacher, valid).item() == pytest.approx(
-        expected.item(), rel=1e-6)  # fmt: skip
+        expected.item(), rel=1e-6
+    )
     hot = teacher * 3
     t2 = train.distillation_loss(student, hot, valid, temperature=2.0)
     p = torch.softmax(hot / 2, 1)
@@ -109,8 +118,14 @@ def test_crops_read_only_the_chunks_they_touch(tmp_path):
     assert isinstance(train.zarr_source(store).scenes[0].image.data, dask.array.Array)
     counting = CountingStore(store)
     source = train.cube_source(xr.open_zarr(counting, consolidated=False), name="world")
-    dataset = train.CropDataset((source,), bands=("vv", "vh"), crop=48, batch_size=2,
-                                augment=train.Augment.none(), min_valid=0.0)  # fmt: skip
+    dataset = train.CropDataset(
+        (source,),
+        bands=("vv", "vh"),
+        crop=48,
+        batch_size=2,
+        augment=train.Augment.none(),
+        min_valid=0.0,
+    )
     for step in range(3):
         CountingStore.reads.clear()
         item = dataset[(step, 0)]
@@ -143,8 +158,9 @@ def test_worker_processes_give_the_same_batches(world):
 def test_batches_are_drawn_equally_from_two_sources():
     first = train.synthetic_source(2, seed=31, size=96, name="first")
     second = train.synthetic_source(2, seed=32, size=96, name="second")
-    dataset = train.CropDataset((first, second), bands=("vv", "vh"), target=None, crop=32,
-                                batch_size=6)  # fmt: skip
+    dataset = train.CropDataset(
+        (first, second), bands=("vv", "vh"), target=None, crop=32, batch_size=6
+    )
     assert [dataset.source_of(slot).name for slot in range(6)] == ["first"] * 3 + ["second"] * 3
     with pytest.raises(InvalidOptionError, match="cannot be shared equally by 2 sources"):
         train.CropDataset((first, second), bands=("vv", "vh"), batch_size=5)
@@ -155,10 +171,23 @@ def test_mostly_nodata_crops_are_skipped():
     image = scene.image.copy()
     image[:, :, :80] = np.nan  # only a 48 px strip on the right has data
     source = train.Source("holes", (train.Scene("holes", image, label=scene.label),))
-    keep = train.CropDataset((source,), bands=("vv", "vh"), crop=32, batch_size=2,
-                             augment=train.Augment.none(), min_valid=0.4, tries=30)  # fmt: skip
-    every = train.CropDataset((source,), bands=("vv", "vh"), crop=32, batch_size=2,
-                              augment=train.Augment.none(), min_valid=0.0)  # fmt: skip
+    keep = train.CropDataset(
+        (source,),
+        bands=("vv", "vh"),
+        crop=32,
+        batch_size=2,
+        augment=train.Augment.none(),
+        min_valid=0.4,
+        tries=30,
+    )
+    every = train.CropDataset(
+        (source,),
+        bands=("vv", "vh"),
+        crop=32,
+        batch_size=2,
+        augment=train.Augment.none(),
+        min_valid=0.0,
+    )
     kept = [keep[(s, 0)]["valid"].float().mean().item() for s in range(12)]
     anything = [every[(s, 0)]["valid"].float().mean().item() for s in range(12)]
     assert min(kept) >= 0.4
@@ -171,10 +200,22 @@ def test_geometry_is_shared_and_jitter_reaches_only_the_model_input():
     scene = paired_scene((160, 160), seed=4)
     source = train.Source("s", (train.Scene("s", scene.image, label=scene.water.astype("int8")),))
     bands = ("vv", "vh", "B02", "B03", "B04", "B08")
-    jittered = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=64,
-                                 batch_size=2, augment=train.Augment(s1_jitter=(0.1, 0.1)))
-    clean = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=64,
-                              batch_size=2, augment=train.Augment(s1_jitter=(0.0, 0.0)))
+    jittered = train.CropDataset(
+        (source,),
+        bands=("vv", "vh"),
+        teacher_bands=bands,
+        crop=64,
+        batch_size=2,
+        augment=train.Augment(s1_jitter=(0.1, 0.1)),
+    )
+    clean = train.CropDataset(
+        (source,),
+        bands=("vv", "vh"),
+        teacher_bands=bands,
+        crop=64,
+        batch_size=2,
+        augment=train.Augment(s1_jitter=(0.0, 0.0)),
+    )
     a, b = jittered[(3, 1)], clean[(3, 1)]
     torch.testing.assert_close(a["teacher"], b["teacher"])  # the teacher never sees jitter
     torch.testing.assert_close(a["target"], b["target"])
@@ -192,10 +233,17 @@ def test_speckle_resampling_adds_unit_mean_speckle_to_the_model_input_only():
     bands = ("vv", "vh", "B02", "B03", "B04", "B08")
     calm = train.Augment.none()
     looks = 10.0
-    speckled = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=128,
-                                 batch_size=1, augment=replace(calm, s1_speckle=looks))  # fmt: skip
-    clean = train.CropDataset((source,), bands=("vv", "vh"), teacher_bands=bands, crop=128,
-                              batch_size=1, augment=calm)  # fmt: skip
+    speckled = train.CropDataset(
+        (source,),
+        bands=("vv", "vh"),
+        teacher_bands=bands,
+        crop=128,
+        batch_size=1,
+        augment=replace(calm, s1_speckle=looks),
+    )
+    clean = train.CropDataset(
+        (source,), bands=("vv", "vh"), teacher_bands=bands, crop=128, batch_size=1, augment=calm
+    )
     a, b = speckled[(0, 0)], clean[(0, 0)]
     torch.testing.assert_close(a["teacher"], b["teacher"])  # the teacher never sees it
     # away from the clipping limits the added term is 10 log10(g), g ~ Gamma(L, 1/L): its mean
@@ -231,14 +279,19 @@ def test_sources_read_real_chips_and_cubes(shared_data, tmp_path):
     (weak_root / "S1Weak").mkdir(parents=True)
     (weak_root / "S2IndexLabelWeak").mkdir()
     for chip in ("India_900498", "Spain_7370579"):
-        shutil.copy(shared_data / "S1Hand" / f"{chip}_S1Hand.tif",
-                    weak_root / "S1Weak" / f"{chip}_S1Weak.tif")
-        shutil.copy(shared_data / "LabelHand" / f"{chip}_LabelHand.tif",
-                    weak_root / "S2IndexLabelWeak" / f"{chip}_S2IndexLabelWeak.tif")
+        shutil.copy(
+            shared_data / "S1Hand" / f"{chip}_S1Hand.tif",
+            weak_root / "S1Weak" / f"{chip}_S1Weak.tif",
+        )
+        shutil.copy(
+            shared_data / "LabelHand" / f"{chip}_LabelHand.tif",
+            weak_root / "S2IndexLabelWeak" / f"{chip}_S2IndexLabelWeak.tif",
+        )
     weak = train.sen1floods11_weak_source(weak_root)
     assert [s.name for s in weak.scenes] == ["India_900498", "Spain_7370579"]
-    dataset = train.CropDataset((weak,), bands=("vv", "vh"), target="weak_label", crop=64,
-                                batch_size=2)  # fmt: skip
+    dataset = train.CropDataset(
+        (weak,), bands=("vv", "vh"), target="weak_label", crop=64, batch_size=2
+    )
     assert dataset[(0, 0)]["target"].max() <= 1
     with pytest.raises(DataLayoutError, match="S1Weak/ and S1OtsuLabelWeak/"):
         train.sen1floods11_weak_source(weak_root, labels="s1otsu")
@@ -266,8 +319,9 @@ def test_source_specs_name_the_fix():
 
 
 def test_teacher_then_student_write_loadable_checkpoints(world, tmp_path):
-    result = train.teacher(world, valid=world, out=tmp_path / "teacher", config=TINY,
-                           progress=False)  # fmt: skip
+    result = train.teacher(
+        world, valid=world, out=tmp_path / "teacher", config=TINY, progress=False
+    )
     teacher = models.load(result.best)
     assert teacher.config.bands == ("vv", "vh", "B02", "B03", "B04", "B08")
     assert teacher.config.scores["valid_iou"] == pytest.approx(result.best_iou)
@@ -283,8 +337,14 @@ def test_teacher_then_student_write_loadable_checkpoints(world, tmp_path):
         assert (run / name).is_file(), name
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + TINY.steps and rows[3].split(",")[3]  # step 3 was validated
-    student = train.student([world, world], teacher=result.best, valid=world,
-                            out=tmp_path / "student", config=TINY, progress=False)  # fmt: skip
+    student = train.student(
+        [world, world],
+        teacher=result.best,
+        valid=world,
+        out=tmp_path / "student",
+        config=TINY,
+        progress=False,
+    )
     loaded = models.load(student.best)
     assert loaded.config.bands == ("vv", "vh")
     assert loaded.config.provenance["teacher"] == str(teacher.path)
@@ -322,8 +382,9 @@ def test_a_finished_run_is_not_redone_and_other_settings_are_refused(world, tmp_
     again = train.supervised(world, valid=world, out=tmp_path, config=TINY, progress=False)
     assert again.best_iou == first.best_iou
     with pytest.raises(RunMismatchError, match="edge"):
-        train.supervised(world, valid=world, out=tmp_path, config=TINY.replace(edge_weight=2.0),
-                         progress=False)  # fmt: skip
+        train.supervised(
+            world, valid=world, out=tmp_path, config=TINY.replace(edge_weight=2.0), progress=False
+        )
 
 
 KILLABLE = textwrap.dedent("""
@@ -341,8 +402,11 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     script = tmp_path / "killable.py"
     script.write_text(KILLABLE)
     steps = 12
-    subprocess.run([sys.executable, str(script), str(tmp_path / "whole"), str(steps), "0"],
-                   check=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "whole"), str(steps), "0"],
+        check=True,
+        timeout=600,
+    )
     run = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, str(script), str(run), str(steps), "2"])
     state = run / "lr0.05_wd0.0001" / "state.safetensors"
@@ -356,8 +420,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
 
     killed_at = _read_state(state)[1]["step"]
     assert 0 < killed_at < steps, killed_at
-    subprocess.run([sys.executable, str(script), str(run), str(steps), "2"], check=True,
-                   timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(script), str(run), str(steps), "2"], check=True, timeout=600
+    )
     for name in ("last", "best"):
         whole = load_file(tmp_path / "whole" / "lr0.05_wd0.0001" / f"{name}.safetensors")
         resumed = load_file(run / "lr0.05_wd0.0001" / f"{name}.safetensors")
@@ -380,8 +445,12 @@ def test_configs_hold_the_paper_setting_and_a_cpu_one():
     for stem in ("teacher", "student", "supervised-hand", "supervised-weak"):
         paper = load_config(CONFIGS / "paper" / f"{stem}.yaml")
         assert paper.settings == train.PAPER.replace(seed=0)
-        assert (paper.settings.encoder, paper.settings.batch_size, paper.settings.crop,
-                paper.settings.steps) == ("tu-xception65", 64, 321, 30_000)  # fmt: skip
+        assert (
+            paper.settings.encoder,
+            paper.settings.batch_size,
+            paper.settings.crop,
+            paper.settings.steps,
+        ) == ("tu-xception65", 64, 321, 30_000)
         assert len(paper.settings.grid) == 16 and paper.runs == 5
         cpu = load_config(CONFIGS / "cpu" / f"{stem}.yaml")
         assert cpu.settings.encoder == "tu-mobilenetv2_100" and cpu.runs == 1
@@ -397,46 +466,76 @@ def test_the_command_trains_evaluates_and_reproduces_the_table(tmp_path, shared_
     folder = tmp_path / "configs"
     folder.mkdir()
     # 128 px crops: the models then see the real chips in 128 px windows, few per chip
-    tiny = ("settings: {base: cpu, encoder: tu-lcnet_100, decoder_channels: 16, crop: 128, "
-            "batch_size: 2, steps: 4, eval_every: 2, checkpoint_every: 2, bn_batches: 2}\n")
-    data = ("train: [{kind: synthetic, scenes: 2, seed: 1, size: 160}]\n"
-            "valid: [{kind: synthetic, scenes: 1, seed: 2, size: 160}]\n"
-            "test: [{kind: synthetic, scenes: 2, seed: 3, size: 160}]\n")  # fmt: skip
+    tiny = (
+        "settings: {base: cpu, encoder: tu-lcnet_100, decoder_channels: 16, crop: 128, "
+        "batch_size: 2, steps: 4, eval_every: 2, checkpoint_every: 2, bn_batches: 2}\n"
+    )
+    data = (
+        "train: [{kind: synthetic, scenes: 2, seed: 1, size: 160}]\n"
+        "valid: [{kind: synthetic, scenes: 1, seed: 2, size: 160}]\n"
+        "test: [{kind: synthetic, scenes: 2, seed: 3, size: 160}]\n"
+    )
     (folder / "teacher.yaml").write_text("stage: teacher\nout: out/teacher\n" + data + tiny)
     (folder / "supervised-weak.yaml").write_text(
-        "stage: supervised\nlabels: weak\nout: out/weak\n" + data + tiny)
+        "stage: supervised\nlabels: weak\nout: out/weak\n" + data + tiny
+    )
     (folder / "student.yaml").write_text(
         "stage: student\nout: out/student\nteacher: out/teacher/best.safetensors\n"
         + data.replace("train: [", "train: [{kind: synthetic, scenes: 2, seed: 5, size: 160}, ")
-        + tiny)  # fmt: skip
+        + tiny
+    )
 
     def run(*args, check=True):
-        done = subprocess.run([FLOODXR, *map(str, args)], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=600)  # fmt: skip
+        done = subprocess.run(
+            [FLOODXR, *map(str, args)], capture_output=True, text=True, cwd=tmp_path, timeout=600
+        )
         assert (done.returncode == 0) == check, done.stderr
         return done
 
-    done = run("train", "teacher", "--config", folder / "teacher.yaml", "--no-progress",
-               "--set", "settings.steps=2", "--set", "out=out/short")  # fmt: skip
+    done = run(
+        "train",
+        "teacher",
+        "--config",
+        folder / "teacher.yaml",
+        "--no-progress",
+        "--set",
+        "settings.steps=2",
+        "--set",
+        "out=out/short",
+    )
     assert "teacher: best valid IoU" in done.stdout
     assert (tmp_path / "out" / "short" / "lr0.05_wd0.0001" / "metrics.csv").read_text().count(
-        "\n") == 3  # header + 2 steps
+        "\n"
+    ) == 3  # header + 2 steps
     wrong = run("train", "student", "--config", folder / "teacher.yaml", check=False)
     assert "configures stage 'teacher', not 'student'" in wrong.stderr
     table = run("reproduce-table", "--configs", folder, "--no-progress")
     lines = table.stdout.splitlines()
     assert lines[0].startswith("| method | paper IoU")
     rows = {line.split("|")[1].strip(): line for line in lines[2:]}
-    assert "54.58" in rows["Otsu thresholding"] and "71.91" in rows[
-        "Cross modal distillation (student)"]  # fmt: skip
+    assert (
+        "54.58" in rows["Otsu thresholding"]
+        and "71.91" in rows["Cross modal distillation (student)"]
+    )
     assert rows["Hand labeled supervised"].split("|")[3].strip() == "-"  # no config: not run
     for key in ("Otsu thresholding", "Teacher (S1 + S2)", "Cross modal distillation (student)"):
         ours = rows[key].split("|")[3].strip()
         assert 0 <= float(ours) <= 100, rows[key]
     student = tmp_path / "out" / "student" / "best.safetensors"
     teacher = tmp_path / "out" / "teacher" / "best.safetensors"
-    both = json.loads(run("evaluate", "--model", student, "--model", teacher, "--data",
-                          shared_data, "--json", "--no-progress").stdout)  # fmt: skip
+    both = json.loads(
+        run(
+            "evaluate",
+            "--model",
+            student,
+            "--model",
+            teacher,
+            "--data",
+            shared_data,
+            "--json",
+            "--no-progress",
+        ).stdout
+    )
     assert both["n_runs"] == 2
     assert both["runs"][0]["n_chips"] == 9 and both["runs"][0]["n_skipped"] == 0
     assert both["runs"][1]["n_chips"] == 2 and both["runs"][1]["n_skipped"] == 7  # 2 have S2
@@ -460,7 +559,8 @@ def test_shipped_models_load_and_score_as_their_card_says(name, shared_data):
     assert loaded.config.bands == expected and loaded.config.tile
     weights = models.WEIGHTS_DIR / f"{name}.safetensors"
     assert {v.dtype for v in load_file(weights).values() if v.is_floating_point()} == {
-        torch.float16}  # fmt: skip
+        torch.float16
+    }
     # trained on the synthetic world only: no Sen1Floods11 chip (all of ../shared is test split)
     assert all(entry.startswith("synthetic:") for entry in loaded.config.provenance["data"])
     card = loaded.config.scores["dev_chips"]
@@ -477,14 +577,19 @@ def test_shipped_models_load_and_score_as_their_card_says(name, shared_data):
             result = evaluate_split(shared_data, method=name, progress=False)
         otsu = evaluate_split(shared_data, method="otsu", progress=False)
         fixed = evaluate_split(shared_data, method="fixed", threshold_db=-18.0, progress=False)
-        student = result if name == "student" else evaluate_split(shared_data, method="student",
-                                                                  progress=False)  # fmt: skip
+        student = (
+            result
+            if name == "student"
+            else evaluate_split(shared_data, method="student", progress=False)
+        )
     assert result["n_chips"] == card["n_chips"]
     assert result["aggregate_iou"] == pytest.approx(card["aggregate_iou"], abs=1e-3)
     assert result["ece"] == pytest.approx(card["ece"], abs=1e-3)
     # both tile freely; the student has the compact head, a ~70 px context (issue 15)
-    assert loaded.config.architecture == {"student": "deeplabv3plus-s2-compact",
-                                          "teacher": "deeplabv3plus-s2-local"}[name]  # fmt: skip
+    assert (
+        loaded.config.architecture
+        == {"student": "deeplabv3plus-s2-compact", "teacher": "deeplabv3plus-s2-local"}[name]
+    )
     if name == "student":  # the same chips, S1 only: the network beats every non-learned baseline
         assert result["aggregate_iou"] > max(otsu["aggregate_iou"], fixed["aggregate_iou"])
         assert result["mean_iou"] > otsu["mean_iou"]

@@ -1,9 +1,12 @@
-"""The synthetic world covers what real Sentinel-1 flood scenes show (floodxr.testing.world)."""
+"""The synthetic world covers what real Sentinel-1 flood scenes show (floodxr.data.synthetic)."""
+
+import importlib
+import sys
 
 import numpy as np
 import pytest
 
-from floodxr.testing.world import WORLD, paired_scene
+from floodxr.data.synthetic import WORLD, paired_scene
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,10 @@ def test_calm_water_sits_on_the_noise_floor_without_noise_removal():
 def test_the_same_seed_gives_the_same_scene():
     a, b = paired_scene((96, 96), seed=5), paired_scene((96, 96), seed=5)
     assert a.identical(b)
+
+
+def test_the_old_module_name_still_works_and_says_where_it_went():
+    sys.modules.pop("floodxr.testing.world", None)
+    with pytest.warns(FutureWarning, match="floodxr.data.synthetic"):
+        old = importlib.import_module("floodxr.testing.world")
+    assert old.paired_scene is paired_scene and "write_world" in old.__all__

@@ -47,8 +47,7 @@ def test_to_cog_refuses_to_overwrite_and_time_cubes(scene, tmp_path):
 
 
 def test_to_zarr_round_trip(scene, tiny_student, tmp_path):
-    cube = xr.concat([scene.s1, scene.s1 - 1.0], dim="time").chunk({"time": 1, "y": 200,
-                                                                      "x": 200})  # fmt: skip
+    cube = xr.concat([scene.s1, scene.s1 - 1.0], dim="time").chunk({"time": 1, "y": 200, "x": 200})
     probability = cube.flood.segment(model=tiny_student, tile=128, halo=32)
     store = probability.flood.to_zarr(tmp_path / "out.zarr")
     back = xr.open_zarr(store, decode_coords="all", consolidated=False)

@@ -102,15 +102,19 @@ def pair_s2(
             raise InvalidOptionError(f"item {item.id!r} has no datetime; it cannot be paired")
         try:
             found = stac.search_s2(
-                intersects=item.geometry, datetime=(when - window, when + window), catalog=cat,
-                collection=s2_collection, max_cloud=max_cloud,
-            )  # fmt: skip
+                intersects=item.geometry,
+                datetime=(when - window, when + window),
+                catalog=cat,
+                collection=s2_collection,
+                max_cloud=max_cloud,
+            )
         except NoItemsError:
             unpaired.append(item)
             continue
         # the API's interval is inclusive and second-rounded: keep the window exact
-        close = [s2 for s2 in found
-                 if s2.datetime is not None and abs(s2.datetime - when) <= window]  # fmt: skip
+        close = [
+            s2 for s2 in found if s2.datetime is not None and abs(s2.datetime - when) <= window
+        ]
         if not close:
             unpaired.append(item)
             continue
@@ -126,9 +130,14 @@ def pair_s2(
             UnpairedScenesWarning,
             stacklevel=2,
         )
-    return Pairs(pairs=tuple(pairs), unpaired=tuple(unpaired),
-                 s1_items=stac.items_of(listed, s1_items),
-                 s2_collection=s2_collection, window=window, max_cloud=max_cloud)  # fmt: skip
+    return Pairs(
+        pairs=tuple(pairs),
+        unpaired=tuple(unpaired),
+        s1_items=stac.items_of(listed, s1_items),
+        s2_collection=s2_collection,
+        window=window,
+        max_cloud=max_cloud,
+    )
 
 
 def load_pair(
@@ -166,8 +175,9 @@ def load_pair(
             "widen window= or raise max_cloud= in pair_s2"
         )
     s1_items = stac.items_of([p.s1 for p in pairs.pairs], pairs.s1_items)
-    s1 = stac.load_s1(s1_items, resolution=resolution, crs=crs, bounds=bounds, bbox=bbox,
-                      chunks=chunks)  # fmt: skip
+    s1 = stac.load_s1(
+        s1_items, resolution=resolution, crs=crs, bounds=bounds, bbox=bbox, chunks=chunks
+    )
     import stackstac
 
     scenes = []
@@ -175,23 +185,40 @@ def load_pair(
         # load_s1 sorts by time; find this pair's scene by id
         position = list(s1["id"].values).index(pair.s1.id) if s1.sizes["time"] > 1 else 0
         s1_scene = s1.isel(time=[position])
-        s2 = stac.load_s2(list(pair.s2), like=s1_scene, chunks=chunks,
-                          collection=pairs.s2_collection)  # fmt: skip
+        s2 = stac.load_s2(
+            list(pair.s2), like=s1_scene, chunks=chunks, collection=pairs.s2_collection
+        )
         # load_s2 stacks by time; put the closest partner first so the mosaic prefers it
         order = [list(s2["id"].values).index(item.id) for item in pair.s2]
         s2_scene = stackstac.mosaic(s2.isel(time=order), dim="time", reverse=True)
-        s2_scene = s2_scene.drop_vars([c for c in s2_scene.coords
-                                       if c not in ("band", "y", "x", "spatial_ref")])  # fmt: skip
+        s2_scene = s2_scene.drop_vars(
+            [c for c in s2_scene.coords if c not in ("band", "y", "x", "spatial_ref")]
+        )
         s2_scene = s2_scene.expand_dims(time=s1_scene["time"].values)
-        combined = xr.concat([s1_scene.drop_vars(
-            [c for c in s1_scene.coords if c not in ("time", "band", "y", "x", "spatial_ref", "id")]
-        ), s2_scene], dim="band", join="exact", coords="minimal", compat="override")  # fmt: skip
+        combined = xr.concat(
+            [
+                s1_scene.drop_vars(
+                    [
+                        c
+                        for c in s1_scene.coords
+                        if c not in ("time", "band", "y", "x", "spatial_ref", "id")
+                    ]
+                ),
+                s2_scene,
+            ],
+            dim="band",
+            join="exact",
+            coords="minimal",
+            compat="override",
+        )
         combined = combined.assign_coords(
             s2_time=("time", [pair.s2[0].datetime.replace(tzinfo=None)]),  # type: ignore[union-attr]
             s2_id=("time", ["+".join(i.id for i in pair.s2)]),
         )
         scenes.append(combined)
     cube = xr.concat(scenes, dim="time", join="exact", combine_attrs="drop_conflicts")
-    cube.attrs = {"long_name": "paired Sentinel-1 (dB) and Sentinel-2 (reflectance x 10000)",
-                  "unpaired_s1": [i.id for i in pairs.unpaired]}  # fmt: skip
+    cube.attrs = {
+        "long_name": "paired Sentinel-1 (dB) and Sentinel-2 (reflectance x 10000)",
+        "unpaired_s1": [i.id for i in pairs.unpaired],
+    }
     return cube.rio.write_crs(s1.rio.crs).rio.write_transform(s1.rio.transform())

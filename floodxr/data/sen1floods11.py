@@ -29,7 +29,7 @@ import numpy as np
 import rioxarray
 import xarray as xr
 
-from floodxr._bands import S1_BANDS, S2_BANDS, S2_PAPER_BANDS
+from floodxr.bands import S1_BANDS, S2_BANDS, S2_PAPER_BANDS
 from floodxr.data.scene import Scene
 from floodxr.errors import (
     AssetReadError,
@@ -78,17 +78,21 @@ def _open(path: str | Path, *, chunks: Chunks, masked: bool) -> xr.DataArray:
     try:
         opened = rioxarray.open_rasterio(path, masked=masked, cache=False)
     except (OSError, RuntimeError) as err:  # rasterio's RasterioIOError is an OSError
-        raise AssetReadError(f"cannot open {str(path)!r} as a GeoTIFF ({err}); replace the "
-                             "file (truncated or corrupt download?)") from err  # fmt: skip
+        raise AssetReadError(
+            f"cannot open {str(path)!r} as a GeoTIFF ({err}); replace the "
+            "file (truncated or corrupt download?)"
+        ) from err
     assert isinstance(opened, xr.DataArray)  # a single-subdataset GeoTIFF; not user input
     if chunks is None:
         return opened
     # all bands of a pixel in one chunk: models and indices need them together
     sizes = {"y": chunks, "x": chunks} if isinstance(chunks, int) else dict(chunks)
-    reads = dsa.from_array(_NamedReads(opened.variable, path), name=f"read-{path.name}-"
-                           f"{dask.base.tokenize(str(path), path.stat().st_mtime_ns)}",
-                           chunks=(-1, sizes.get("y", -1), sizes.get("x", -1)),
-                           meta=np.array((), opened.dtype))  # fmt: skip
+    reads = dsa.from_array(
+        _NamedReads(opened.variable, path),
+        name=f"read-{path.name}-{dask.base.tokenize(str(path), path.stat().st_mtime_ns)}",
+        chunks=(-1, sizes.get("y", -1), sizes.get("x", -1)),
+        meta=np.array((), opened.dtype),
+    )
     return opened.copy(data=reads)
 
 
@@ -172,8 +176,11 @@ def open_label(path: str | Path, *, chunks: Chunks = None) -> xr.DataArray:
     if da.sizes["band"] != 1:
         raise DataLayoutError(f"{str(path)!r} has {da.sizes['band']} bands, a label has 1")
     label = da.squeeze("band", drop=True).astype("int8")
-    label.attrs = {"long_name": "hand label", "flag_values": [-1, 0, 1],
-                   "flag_meanings": "invalid not_water water"}  # fmt: skip
+    label.attrs = {
+        "long_name": "hand label",
+        "flag_values": [-1, 0, 1],
+        "flag_meanings": "invalid not_water water",
+    }
     return label.rio.write_nodata(-1, encoded=False).rename("label")
 
 
@@ -207,8 +214,13 @@ class Chip:
             return self.s1.sel(band=list(bands))
         if self.s2 is None or not set(s2_bands) <= set(self.s2["band"].values.tolist()):
             return None
-        image = xr.concat([self.s1.sel(band=s1_bands), self.s2.sel(band=s2_bands)], dim="band",
-                          coords="minimal", compat="override", join="override")  # fmt: skip
+        image = xr.concat(
+            [self.s1.sel(band=s1_bands), self.s2.sel(band=s2_bands)],
+            dim="band",
+            coords="minimal",
+            compat="override",
+            join="override",
+        )
         return image.sel(band=list(bands))
 
     def scene(self) -> Scene:
@@ -223,8 +235,12 @@ class Chip:
         ('Spain_7370579', ('vv', 'vh', 'B02', 'B03', 'B04', 'B08'), 'Spain')
         """
         image = self.stack(S1_BANDS + S2_PAPER_BANDS)
-        return Scene(name=self.id, image=self.s1 if image is None else image, label=self.label,
-                     event=self.event)  # fmt: skip
+        return Scene(
+            name=self.id,
+            image=self.s1 if image is None else image,
+            label=self.label,
+            event=self.event,
+        )
 
 
 def _require_root(root: Path) -> None:
@@ -361,10 +377,11 @@ def read_split(
         first_line[chip] = line_no
         listed.append(chip)
     present = tuple(
-        chip for chip in listed
+        chip
+        for chip in listed
         if (root / "S1Hand" / f"{chip}_S1Hand.tif").is_file()
         and (root / "LabelHand" / f"{chip}_LabelHand.tif").is_file()
-    )  # fmt: skip
+    )
     missing = tuple(chip for chip in listed if chip not in present)
     if missing:
         warnings.warn(

@@ -30,6 +30,7 @@ from affine import Affine
 from rioxarray.rioxarray import affine_to_coords
 
 from floodxr._valid import number
+from floodxr.bands import S1_BANDS, S2_PAPER_BANDS
 from floodxr.errors import (
     InvalidOptionError,
     MissingAssetError,
@@ -65,8 +66,13 @@ Items: TypeAlias = "pystac.ItemCollection | Sequence[pystac.Item]"
 S1Units = Literal["dB", "linear", "amplitude"]
 _RETRY_STATUS = (429, 500, 502, 503, 504)
 #: Item properties kept as per-scene coordinates of loaded cubes.
-SCENE_PROPERTIES = ("platform", "sat:orbit_state", "sat:relative_orbit", "eo:cloud_cover",
-                    "s2:processing_baseline")  # fmt: skip
+SCENE_PROPERTIES = (
+    "platform",
+    "sat:orbit_state",
+    "sat:relative_orbit",
+    "eo:cloud_cover",
+    "s2:processing_baseline",
+)
 _EXTRA = "floodxr:collection"
 _CATALOG = "floodxr:catalog"
 
@@ -150,7 +156,7 @@ class Catalog:
         return cls(**{**data, **collections})
 
 
-_S2_KEYS = {b: b for b in ("B02", "B03", "B04", "B08")}
+_S2_KEYS = {b: b for b in S2_PAPER_BANDS}
 #: The named catalog profiles.
 CATALOGS: Mapping[str, Catalog] = {
     "planetary-computer": Catalog(
@@ -158,8 +164,9 @@ CATALOGS: Mapping[str, Catalog] = {
         url="https://planetarycomputer.microsoft.com/api/stac/v1",
         # RTC gamma0, linear power, float32 with -32768 for nodata
         s1=Collection("sentinel-1-rtc", {"vv": "vv", "vh": "vh"}, units="linear", nodata=-32768),
-        s2=Collection("sentinel-2-l2a", _S2_KEYS, units="reflectance", nodata=0,
-                      baseline_offset=True),  # fmt: skip
+        s2=Collection(
+            "sentinel-2-l2a", _S2_KEYS, units="reflectance", nodata=0, baseline_offset=True
+        ),
         sign="planetary-computer",
     ),
     "earth-search": Catalog(
@@ -168,17 +175,26 @@ CATALOGS: Mapping[str, Catalog] = {
         # GRD digital numbers, not calibrated backscatter: searchable, not loadable
         s1=Collection("sentinel-1-grd", {"vv": "vv", "vh": "vh"}, units="amplitude", nodata=0),
         # raster:bands carry scale 1e-4 and offset -0.1 (baseline >= 04.00) per item
-        s2=Collection("sentinel-2-l2a", {"B02": "blue", "B03": "green", "B04": "red",
-                                         "B08": "nir"},
-                      units="reflectance", nodata=0, rescale=True, scale=10_000),  # fmt: skip
+        s2=Collection(
+            "sentinel-2-l2a",
+            {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir"},
+            units="reflectance",
+            nodata=0,
+            rescale=True,
+            scale=10_000,
+        ),
     ),
     "copernicus": Catalog(
         name="copernicus",
         url="https://stac.dataspace.copernicus.eu/v1",
         s1=Collection("sentinel-1-grd", {"vv": "VV", "vh": "VH"}, units="amplitude", nodata=0),
-        s2=Collection("sentinel-2-l2a", {"B02": "B02_10m", "B03": "B03_10m", "B04": "B04_10m",
-                                         "B08": "B08_10m"},
-                      units="reflectance", nodata=0, baseline_offset=True),  # fmt: skip
+        s2=Collection(
+            "sentinel-2-l2a",
+            {"B02": "B02_10m", "B03": "B03_10m", "B04": "B04_10m", "B08": "B08_10m"},
+            units="reflectance",
+            nodata=0,
+            baseline_offset=True,
+        ),
     ),
 }
 
@@ -219,8 +235,9 @@ def get_catalog(name_or_url: str | Catalog, **replace: Any) -> Catalog:
 
 
 def _client(cat: Catalog) -> Any:
-    return _open_client(cat.url, cat.sign, OPTIONS["http_timeout"], OPTIONS["http_retries"],
-                        OPTIONS["http_backoff"])  # fmt: skip
+    return _open_client(
+        cat.url, cat.sign, OPTIONS["http_timeout"], OPTIONS["http_retries"], OPTIONS["http_backoff"]
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -231,8 +248,9 @@ def _open_client(url: str, sign: str | None, timeout: float, retries: int, backo
     from pystac_client.stac_api_io import StacApiIO
     from urllib3 import Retry
 
-    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=_RETRY_STATUS,
-                  allowed_methods=None)  # fmt: skip
+    retry = Retry(
+        total=retries, backoff_factor=backoff, status_forcelist=_RETRY_STATUS, allowed_methods=None
+    )
     io = StacApiIO(max_retries=retry, timeout=timeout)
     modifier = _signer(url, sign)
     with _api_errors(url, "open"):
@@ -276,11 +294,12 @@ def _api_errors(url: str, what: str) -> Iterator[None]:
             "(its landing page is JSON with 'links'), not a web page or a static catalog file"
         ) from err
     except (requests.RequestException, APIError) as err:
-        raise StacApiError(f"STAC API {url!r} failed to {what}: {_describe(err)}; check the URL "
-                           f"and your network; the request was retried {OPTIONS['http_retries']} "
-                           f"times with a {OPTIONS['http_timeout']} s timeout (floodxr."
-                           "set_options(http_timeout=..., http_retries=...) changes that)",
-                           ) from err  # fmt: skip
+        raise StacApiError(
+            f"STAC API {url!r} failed to {what}: {_describe(err)}; check the URL "
+            f"and your network; the request was retried {OPTIONS['http_retries']} "
+            f"times with a {OPTIONS['http_timeout']} s timeout (floodxr."
+            "set_options(http_timeout=..., http_retries=...) changes that)",
+        ) from err
 
 
 def _describe(err: BaseException) -> str:
@@ -302,8 +321,11 @@ def _describe(err: BaseException) -> str:
     return str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
 
 
-def _pick_collection(cat: Catalog, kind: Literal["s1", "s2"], collection: str | Collection | None,
-                     ) -> Collection:  # fmt: skip
+def _pick_collection(
+    cat: Catalog,
+    kind: Literal["s1", "s2"],
+    collection: str | Collection | None,
+) -> Collection:
     profile = getattr(cat, kind)
     if isinstance(collection, Collection):
         return collection
@@ -433,10 +455,15 @@ def search(
         number(max_items, "max_items", minimum=1, integer=True)
     client = _client(cat)
     cql = [{"op": op, "args": [{"property": prop}, value]} for prop, op, value in conditions]
-    query = {"collections": [coll.id], "bbox": list(bbox) if bbox is not None else None,
-             "intersects": dict(intersects) if intersects is not None else None,
-             "datetime": when, "max_items": max_items,
-             "filter": _cql2_and(cql), "filter_lang": "cql2-json" if cql else None}  # fmt: skip
+    query = {
+        "collections": [coll.id],
+        "bbox": list(bbox) if bbox is not None else None,
+        "intersects": dict(intersects) if intersects is not None else None,
+        "datetime": when,
+        "max_items": max_items,
+        "filter": _cql2_and(cql),
+        "filter_lang": "cql2-json" if cql else None,
+    }
     query = {k: v for k, v in query.items() if v is not None}
     with _api_errors(cat.url, f"search {coll.id!r}"), warnings.catch_warnings():
         # servers without the filter extension: the conditions are applied below anyway
@@ -461,8 +488,7 @@ def search(
     return _remember(pystac.ItemCollection(kept), coll, cat)
 
 
-_OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater,
-        "=": np.equal}  # fmt: skip
+_OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater, "=": np.equal}
 
 
 def check_bbox(bbox: Any) -> Bbox:
@@ -582,8 +608,16 @@ def search_s1(
         conditions.append(("sat:orbit_state", "=", orbit))
     elif orbit is not None:
         conditions.append(("sat:relative_orbit", "=", int(orbit)))
-    return search(bbox, datetime, kind="s1", catalog=catalog, collection=collection,
-                  intersects=intersects, conditions=conditions, max_items=max_items)  # fmt: skip
+    return search(
+        bbox,
+        datetime,
+        kind="s1",
+        catalog=catalog,
+        collection=collection,
+        intersects=intersects,
+        conditions=conditions,
+        max_items=max_items,
+    )
 
 
 def search_s2(
@@ -616,8 +650,16 @@ def search_s2(
         items = search_s2((-0.45, 39.2, -0.25, 39.4), "2019-09-10/2019-09-20", max_cloud=20)
     """
     conditions = [("eo:cloud_cover", "<=", max_cloud)] if max_cloud is not None else []
-    return search(bbox, datetime, kind="s2", catalog=catalog, collection=collection,
-                  intersects=intersects, conditions=conditions, max_items=max_items)  # fmt: skip
+    return search(
+        bbox,
+        datetime,
+        kind="s2",
+        catalog=catalog,
+        collection=collection,
+        intersects=intersects,
+        conditions=conditions,
+        max_items=max_items,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,8 +705,10 @@ def _collection_of(items: Any, collection: Collection | None, kind: str) -> Coll
     ids = sorted({str(i.collection_id) for i in listed})
     for cat in CATALOGS.values():
         profile = getattr(cat, kind)
-        if profile is not None and profile.id in ids and all(
-            all(k in i.assets for k in profile.assets.values()) for i in listed
+        if (
+            profile is not None
+            and profile.id in ids
+            and all(all(k in i.assets for k in profile.assets.values()) for i in listed)
         ):
             return profile
     raise InvalidOptionError(
@@ -708,8 +752,11 @@ class _Proj:
         merged = {**item.properties, **{k: v for k, v in asset.items() if k.startswith("proj:")}}
         transform = merged.get("proj:transform")
         shape = merged.get("proj:shape")
-        return cls(epsg=_epsg(merged), transform=Affine(*transform[:6]) if transform else None,
-                   shape=(int(shape[0]), int(shape[1])) if shape else None)  # fmt: skip
+        return cls(
+            epsg=_epsg(merged),
+            transform=Affine(*transform[:6]) if transform else None,
+            shape=(int(shape[0]), int(shape[1])) if shape else None,
+        )
 
     @property
     def bounds(self) -> Bbox | None:
@@ -737,8 +784,9 @@ def _snap(bounds: Bbox, resolution: float, grid: Affine | None) -> Bbox:
 def _require_overlap(bbox: Bbox, items: list[pystac.Item]) -> None:
     west, south, east, north = bbox
     boxes = [i.bbox for i in items if i.bbox is not None]
-    if boxes and not any(b[0] < east and west < b[2] and b[1] < north and south < b[3]
-                         for b in boxes):  # fmt: skip
+    if boxes and not any(
+        b[0] < east and west < b[2] and b[1] < north and south < b[3] for b in boxes
+    ):
         raise NoItemsError(
             f"bbox {bbox} does not overlap any of the {len(items)} items (together they cover "
             f"{_union_bbox(items)}); the map would be all nodata: pass the bbox you searched "
@@ -748,21 +796,27 @@ def _require_overlap(bbox: Bbox, items: list[pystac.Item]) -> None:
 
 def _union_bbox(items: list[pystac.Item]) -> Bbox:
     boxes = np.array([i.bbox for i in items if i.bbox is not None], dtype="float64")
-    return (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
-            float(boxes[:, 2].max()), float(boxes[:, 3].max()))  # fmt: skip
+    return (
+        float(boxes[:, 0].min()),
+        float(boxes[:, 1].min()),
+        float(boxes[:, 2].max()),
+        float(boxes[:, 3].max()),
+    )
 
 
 def _gdal_env() -> Any:
     import stackstac
 
     timeout = max(1, int(math.ceil(OPTIONS["http_timeout"])))
-    return stackstac.DEFAULT_GDAL_ENV.updated(always={
-        "GDAL_HTTP_TIMEOUT": timeout,
-        "GDAL_HTTP_CONNECTTIMEOUT": timeout,
-        "GDAL_HTTP_MAX_RETRY": OPTIONS["http_retries"],
-        "GDAL_HTTP_RETRY_DELAY": OPTIONS["http_backoff"],
-        "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in _RETRY_STATUS),
-    })  # fmt: skip
+    return stackstac.DEFAULT_GDAL_ENV.updated(
+        always={
+            "GDAL_HTTP_TIMEOUT": timeout,
+            "GDAL_HTTP_CONNECTTIMEOUT": timeout,
+            "GDAL_HTTP_MAX_RETRY": OPTIONS["http_retries"],
+            "GDAL_HTTP_RETRY_DELAY": OPTIONS["http_backoff"],
+            "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in _RETRY_STATUS),
+        }
+    )
 
 
 def load(
@@ -806,8 +860,10 @@ def load(
     if bounds is not None:
         corners = [float(number(v, "a bounds value")) for v in bounds] if len(bounds) == 4 else []
         if not corners or not (corners[0] < corners[2] and corners[1] < corners[3]):
-            raise InvalidOptionError(f"bounds must be (minx, miny, maxx, maxy) with min < max "
-                                     f"in the CRS's units, got {bounds!r}")  # fmt: skip
+            raise InvalidOptionError(
+                f"bounds must be (minx, miny, maxx, maxy) with min < max "
+                f"in the CRS's units, got {bounds!r}"
+            )
     coll = _collection_of(items, collection, kind)
     if coll.units == "amplitude":
         raise UnitsError(
@@ -832,13 +888,24 @@ def load(
             )
     epsg, res, grid_bounds = _grid(listed, keys[0], resolution, crs, bounds, bbox, like)
     data = stackstac.stack(
-        [_stackstac_dict(item) for item in listed], assets=keys, epsg=epsg,
-        resolution=res, bounds=grid_bounds, snap_bounds=False, chunksize=chunks,
-        dtype=np.dtype("float32"), fill_value=np.float32(np.nan), rescale=False,
-        sortby_date=False, xy_coords="center", properties=[p for p in SCENE_PROPERTIES
-                                        if any(p in i.properties for i in listed)],
-        band_coords=False, gdal_env=_gdal_env(), errors_as_nodata=(), reader=NamedErrorReader,
-    )  # fmt: skip
+        [_stackstac_dict(item) for item in listed],
+        assets=keys,
+        epsg=epsg,
+        resolution=res,
+        bounds=grid_bounds,
+        snap_bounds=False,
+        chunksize=chunks,
+        dtype=np.dtype("float32"),
+        fill_value=np.float32(np.nan),
+        rescale=False,
+        sortby_date=False,
+        xy_coords="center",
+        properties=[p for p in SCENE_PROPERTIES if any(p in i.properties for i in listed)],
+        band_coords=False,
+        gdal_env=_gdal_env(),
+        errors_as_nodata=(),
+        reader=NamedErrorReader,
+    )
     data = data.assign_coords(band=list(bands))
     declared = _asset_nodata(listed, keys)
     if np.isfinite(declared).any():
@@ -894,9 +961,15 @@ def _raster_scaling(items: list[pystac.Item], keys: list[str]) -> tuple[np.ndarr
     return scale, offset
 
 
-def _grid(items: list[pystac.Item], key: str, resolution: float | None, crs: int | str | None,
-          bounds: Bbox | None, bbox: Bbox | None, like: xr.DataArray | None,
-          ) -> tuple[int, float, Bbox]:  # fmt: skip
+def _grid(
+    items: list[pystac.Item],
+    key: str,
+    resolution: float | None,
+    crs: int | str | None,
+    bounds: Bbox | None,
+    bbox: Bbox | None,
+    like: xr.DataArray | None,
+) -> tuple[int, float, Bbox]:
     """EPSG, resolution and exact bounds of the output grid (``key``: the first asset loaded)."""
     if like is not None:
         transform, epsg = like.rio.transform(), like.rio.crs.to_epsg()
@@ -929,14 +1002,17 @@ def _grid(items: list[pystac.Item], key: str, resolution: float | None, crs: int
             )
         resolution = abs(known[0].transform.a)  # type: ignore[union-attr]
     # pixels are read as stored when the output grid is the items' own grid
-    grid = next((p.transform for p in native
-                 if math.isclose(abs(p.transform.a), resolution)), None)  # type: ignore[union-attr]  # fmt: skip
+    grid = next((p.transform for p in native if math.isclose(abs(p.transform.a), resolution)), None)  # type: ignore[union-attr]
     if bounds is None:
         own = [p.bounds for p in native]
         if bbox is None and len(epsgs) == 1 and own and None not in own:
             array = np.array(own, dtype="float64")
-            bounds = (float(array[:, 0].min()), float(array[:, 1].min()),
-                      float(array[:, 2].max()), float(array[:, 3].max()))  # fmt: skip
+            bounds = (
+                float(array[:, 0].min()),
+                float(array[:, 1].min()),
+                float(array[:, 2].max()),
+                float(array[:, 3].max()),
+            )
         else:
             from pyproj import Transformer
 
@@ -971,8 +1047,11 @@ def _has_boa_offset(baseline: str) -> bool:
 def _attrs(coll: Collection, kind: str) -> dict[str, Any]:
     if kind == "s1":
         return {"units": "dB", "long_name": "Sentinel-1 backscatter", "stac_collection": coll.id}
-    return {"units": "1e-4", "long_name": "Sentinel-2 reflectance x 10000",
-            "stac_collection": coll.id}  # fmt: skip
+    return {
+        "units": "1e-4",
+        "long_name": "Sentinel-2 reflectance x 10000",
+        "stac_collection": coll.id,
+    }
 
 
 def _mosaic_passes(data: xr.DataArray) -> xr.DataArray:
@@ -980,8 +1059,9 @@ def _mosaic_passes(data: xr.DataArray) -> xr.DataArray:
     import stackstac
 
     days = data["time"].dt.strftime("%Y-%m-%d").values
-    orbit_coord = next((c for c in ("sat:relative_orbit", "sat:orbit_state") if c in data.coords),
-                       None)  # fmt: skip
+    orbit_coord = next(
+        (c for c in ("sat:relative_orbit", "sat:orbit_state") if c in data.coords), None
+    )
     # a property that all items share is a scalar coordinate
     orbits = np.broadcast_to(data[orbit_coord].values if orbit_coord else "", len(days))
     keys = [f"{d}/{o}" for d, o in zip(days, orbits, strict=True)]
@@ -1008,7 +1088,7 @@ def load_s1(
     bounds: Bbox | None = None,
     bbox: Bbox | None = None,
     chunks: int = 2048,
-    bands: Sequence[str] = ("vv", "vh"),
+    bands: Sequence[str] = S1_BANDS,
     mosaic: bool = False,
     collection: Collection | None = None,
 ) -> xr.DataArray:
@@ -1052,8 +1132,18 @@ def load_s1(
     >>> cube.dims, cube.sizes["time"], str(cube.rio.crs), cube.attrs["units"]
     (('time', 'band', 'y', 'x'), 2, 'EPSG:32631', 'dB')
     """
-    return load(items, kind="s1", bands=bands, resolution=resolution, crs=crs, bounds=bounds,
-                bbox=bbox, chunks=chunks, mosaic=mosaic, collection=collection)  # fmt: skip
+    return load(
+        items,
+        kind="s1",
+        bands=bands,
+        resolution=resolution,
+        crs=crs,
+        bounds=bounds,
+        bbox=bbox,
+        chunks=chunks,
+        mosaic=mosaic,
+        collection=collection,
+    )
 
 
 def load_s2(
@@ -1065,7 +1155,7 @@ def load_s2(
     bounds: Bbox | None = None,
     bbox: Bbox | None = None,
     chunks: int = 2048,
-    bands: Sequence[str] = ("B02", "B03", "B04", "B08"),
+    bands: Sequence[str] = S2_PAPER_BANDS,
     mosaic: bool = False,
     collection: Collection | None = None,
 ) -> xr.DataArray:
@@ -1087,9 +1177,19 @@ def load_s2(
     >>> dict(s2.sizes), float(s2.sel(band="B08").max())  # baseline 04.00's +1000 removed
     ({'time': 1, 'band': 4, 'y': 924, 'x': 1069}, 3798.0)
     """
-    return load(items, kind="s2", bands=bands, resolution=resolution, crs=crs, bounds=bounds,
-                bbox=bbox, like=like, chunks=chunks, mosaic=mosaic,
-                collection=collection)  # fmt: skip
+    return load(
+        items,
+        kind="s2",
+        bands=bands,
+        resolution=resolution,
+        crs=crs,
+        bounds=bounds,
+        bbox=bbox,
+        like=like,
+        chunks=chunks,
+        mosaic=mosaic,
+        collection=collection,
+    )
 
 
 def items_of(items: Iterable[pystac.Item], like: Any) -> pystac.ItemCollection:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from floodxr.bands import PAPER_RANGES, S1_BANDS, TEACHER_BANDS
 from floodxr.errors import ModelNotAvailableError, UnknownModelError
 from floodxr.models import checkpoint
 from floodxr.models.architecture import DeepLabV3PlusS2
 from floodxr.models.checkpoint import ModelConfig, read_config, save
-from floodxr.preprocess import PAPER_RANGES
 
 __all__ = [
     "DeepLabV3PlusS2",
@@ -41,13 +41,15 @@ __all__ = [
 LIGHT_ENCODERS = ("tu-mobilenetv3_large_100", "resnet18", "efficientnet-b0")
 
 STUDENT = ModelConfig(
-    name="student", bands=("vv", "vh"),
-    normalization={b: PAPER_RANGES[b] for b in ("vv", "vh")},
-)  # fmt: skip
+    name="student",
+    bands=S1_BANDS,
+    normalization={b: PAPER_RANGES[b] for b in S1_BANDS},
+)
 TEACHER = ModelConfig(
-    name="teacher", bands=("vv", "vh", "B02", "B03", "B04", "B08"),
-    normalization={b: PAPER_RANGES[b] for b in ("vv", "vh", "B02", "B03", "B04", "B08")},
-)  # fmt: skip
+    name="teacher",
+    bands=TEACHER_BANDS,
+    normalization={b: PAPER_RANGES[b] for b in TEACHER_BANDS},
+)
 
 #: Where checkpoints shipped with floodxr live (``NAME.safetensors`` + ``NAME.json``).
 WEIGHTS_DIR = Path(__file__).parent / "weights"

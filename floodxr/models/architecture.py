@@ -49,9 +49,14 @@ LOCAL_POOL = 7
 POOLINGS = ("global", "local")
 #: The compact variant's settings (see the module docstring); its output stride is 8.
 COMPACT: dict[str, Any] = {
-    "pooling": "local", "encoder_depth": 3, "rates": (1, 2, 3), "pool_size": 5,
-    "aspp_channels": 64, "skip_channels": (32, 16), "refine": False,
-}  # fmt: skip
+    "pooling": "local",
+    "encoder_depth": 3,
+    "rates": (1, 2, 3),
+    "pool_size": 5,
+    "aspp_channels": 64,
+    "skip_channels": (32, 16),
+    "refine": False,
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -121,8 +126,7 @@ def _drop_unused_blocks(encoder: nn.Module) -> None:
     model: Any = getattr(encoder, "model", None)
     stages = getattr(model, "_stage_out_idx", None)
     blocks = getattr(model, "blocks", None)
-    if stages and getattr(model, "feature_hooks", 0) is None and isinstance(blocks,
-                                                                           nn.Sequential):
+    if stages and getattr(model, "feature_hooks", 0) is None and isinstance(blocks, nn.Sequential):
         model.blocks = blocks[: max(stages)]  # block i ends stage i + 1
 
 
@@ -166,16 +170,29 @@ class DeepLabV3PlusS2(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if rates is None:
             rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        self.encoder = get_encoder(encoder, in_channels=in_channels, depth=encoder_depth,
-                                   weights=None, output_stride=output_stride)  # fmt: skip
+        self.encoder = get_encoder(
+            encoder,
+            in_channels=in_channels,
+            depth=encoder_depth,
+            weights=None,
+            output_stride=output_stride,
+        )
         _drop_unused_blocks(self.encoder)
         channels = self.encoder.out_channels
         aspp = ASPP(channels[-1], aspp_channels, rates, separable=True, dropout=0.5)
         if pooling == "local":
             aspp.convs[-1] = _LocalPooling(channels[-1], aspp_channels, size=pool_size)
-        self.aspp = nn.Sequential(aspp, _conv_bn_relu(
-            SeparableConv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False), aspp_channels
-        )) if refine else nn.Sequential(aspp)  # fmt: skip
+        self.aspp = (
+            nn.Sequential(
+                aspp,
+                _conv_bn_relu(
+                    SeparableConv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
+                    aspp_channels,
+                ),
+            )
+            if refine
+            else nn.Sequential(aspp)
+        )
         skip4, skip2 = skip_channels
         self.skip4 = _conv_bn_relu(nn.Conv2d(channels[2], skip4, 1, bias=False), skip4)
         self.fuse4 = _conv_bn_relu(
@@ -201,6 +218,7 @@ class DeepLabV3PlusS2(nn.Module):
         y = self.fuse4(torch.cat([y, self.skip4(features[2])], dim=1))
         y = F.interpolate(y, size=features[1].shape[-2:], mode="bilinear", align_corners=False)
         y = self.fuse2(torch.cat([y, self.skip2(features[1])], dim=1))
-        y = F.interpolate(self.classifier(y), size=x.shape[-2:], mode="bilinear",
-                          align_corners=False)  # fmt: skip
+        y = F.interpolate(
+            self.classifier(y), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
         return y[..., :height, :width]

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from floodxr.bands import VERSION
 from floodxr.errors import CheckpointError, OutputExistsError
 from floodxr.models.architecture import COMPACT, DeepLabV3PlusS2, check_encoder
 
@@ -68,8 +69,10 @@ class ModelConfig:
         if self.output_stride not in (8, 16):
             problems.append(f"output_stride must be 8 or 16, got {self.output_stride!r}")
         elif self.architecture in STRIDE_8 and self.output_stride != 8:
-            problems.append(f"architecture {self.architecture!r} has output stride 8, got "
-                            f"output_stride={self.output_stride!r}")  # fmt: skip
+            problems.append(
+                f"architecture {self.architecture!r} has output stride 8, got "
+                f"output_stride={self.output_stride!r}"
+            )
         if not self.bands:
             problems.append("bands is empty")
         missing = [b for b in self.bands if b not in self.normalization]
@@ -84,14 +87,20 @@ class ModelConfig:
                 problems.append(
                     f"normalization[{band!r}] must be finite (low, high), got {bounds!r}"
                 )
-        if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 32
-                                      or self.tile % 16):  # fmt: skip
+        if self.tile is not None and (
+            not isinstance(self.tile, int) or self.tile < 32 or self.tile % 16
+        ):
             problems.append(f"tile must be a multiple of 16 of at least 32, got {self.tile!r}")
-        if (isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float))
-                or not math.isfinite(self.temperature) or self.temperature <= 0):  # fmt: skip
+        if (
+            isinstance(self.temperature, bool)
+            or not isinstance(self.temperature, (int, float))
+            or not math.isfinite(self.temperature)
+            or self.temperature <= 0
+        ):
             problems.append(f"temperature must be a positive number, got {self.temperature!r}")
-        if self.context is not None and (isinstance(self.context, bool)
-                                         or not isinstance(self.context, int) or self.context < 1):
+        if self.context is not None and (
+            isinstance(self.context, bool) or not isinstance(self.context, int) or self.context < 1
+        ):
             problems.append(f"context must be a positive int or None, got {self.context!r}")
         if "water" not in self.classes:
             problems.append(f"classes must include 'water', got {self.classes!r}")
@@ -139,8 +148,9 @@ class ModelConfig:
         try:
             fields["bands"] = tuple(fields["bands"])
             fields["classes"] = tuple(fields.get("classes", ("not_water", "water")))
-            fields["normalization"] = {b: (float(v[0]), float(v[1]))
-                                       for b, v in fields["normalization"].items()}  # fmt: skip
+            fields["normalization"] = {
+                b: (float(v[0]), float(v[1])) for b, v in fields["normalization"].items()
+            }
             return cls(**fields)
         except (KeyError, TypeError, ValueError, IndexError) as err:
             if isinstance(err, CheckpointError):
@@ -194,26 +204,27 @@ def save(
     weights.parent.mkdir(parents=True, exist_ok=True)
     from floodxr.models.context import radius
 
-    config = config.replace(provenance={"floodxr_version": _version(), **config.provenance},
-                            context=radius(config))  # fmt: skip
+    config = config.replace(
+        provenance={"floodxr_version": VERSION, **config.provenance}, context=radius(config)
+    )
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     # the bands and their ranges travel with the weights too: a JSON edited afterwards that
     # reorders or rescales them would feed the network the wrong channels (see _checked)
-    save_file(state, str(weights), metadata={
-        "format": FORMAT, "name": config.name, "bands": json.dumps(list(config.bands)),
-        "normalization": json.dumps({b: list(v) for b, v in config.normalization.items()}),
-        "context": json.dumps(config.context),
-    })  # fmt: skip
+    save_file(
+        state,
+        str(weights),
+        metadata={
+            "format": FORMAT,
+            "name": config.name,
+            "bands": json.dumps(list(config.bands)),
+            "normalization": json.dumps({b: list(v) for b, v in config.normalization.items()}),
+            "context": json.dumps(config.context),
+        },
+    )
     config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights
-
-
-def _version() -> str:
-    from floodxr import __version__
-
-    return __version__
 
 
 def _checked(path: str | Path) -> tuple[ModelConfig, torch.nn.Module]:
@@ -240,8 +251,11 @@ def _checked(path: str | Path) -> tuple[ModelConfig, torch.nn.Module]:
     network = config.build()
     expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
-    wrong = [f"{k}: file {shapes[k]} vs config {expected[k]}"
-             for k in sorted(set(expected) & set(shapes)) if shapes[k] != expected[k]]  # fmt: skip
+    wrong = [
+        f"{k}: file {shapes[k]} vs config {expected[k]}"
+        for k in sorted(set(expected) & set(shapes))
+        if shapes[k] != expected[k]
+    ]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{str(weights)!r} does not match its configuration ({config.encoder}, "
@@ -260,18 +274,21 @@ def _check_inputs(config: ModelConfig, metadata: Mapping[str, str], source: Path
         ranges = json.loads(metadata["normalization"]) if "normalization" in metadata else None
         context = json.loads(metadata["context"]) if "context" in metadata else config.context
     except ValueError as err:
-        raise CheckpointError(f"the weights beside {str(source)!r} carry malformed metadata "
-                              f"({err}); save the checkpoint again") from err  # fmt: skip
+        raise CheckpointError(
+            f"the weights beside {str(source)!r} carry malformed metadata "
+            f"({err}); save the checkpoint again"
+        ) from err
     if bands is not None and bands != tuple(config.bands):
         how = "reorders" if sorted(bands) == sorted(config.bands) else "changes"
         raise CheckpointError(
             f"{str(source)!r} {how} the input bands: it lists {tuple(config.bands)}, the weights "
-            f"were trained on {bands} in that order; restore \"bands\": {list(bands)} in the "
+            f'were trained on {bands} in that order; restore "bands": {list(bands)} in the '
             "JSON (the network would read the wrong channels)"
         )
     if ranges is not None:
-        changed = [b for b in config.bands if tuple(ranges.get(b, ())) != tuple(
-            config.normalization[b])]  # fmt: skip
+        changed = [
+            b for b in config.bands if tuple(ranges.get(b, ())) != tuple(config.normalization[b])
+        ]
         if changed:
             raise CheckpointError(
                 f"{str(source)!r} changes the normalisation of bands {changed} from the one the "
@@ -279,7 +296,7 @@ def _check_inputs(config: ModelConfig, metadata: Mapping[str, str], source: Path
             )
     if context != config.context:
         raise CheckpointError(
-            f"{str(source)!r} says \"context\": {json.dumps(config.context)}, the weights were "
+            f'{str(source)!r} says "context": {json.dumps(config.context)}, the weights were '
             f"saved with {json.dumps(context)} (measured from the architecture); restore it "
             "(a smaller context would cut chunks with too thin a halo)"
         )

@@ -57,13 +57,25 @@ def radius(config: ModelConfig) -> int | None:
     >>> radius(models.STUDENT.replace(encoder="resnet18")) is None  # the paper's head
     True
     """
-    return _measured(config.architecture, config.encoder, config.output_stride,
-                     config.decoder_channels, len(config.bands), len(config.classes))  # fmt: skip
+    return _measured(
+        config.architecture,
+        config.encoder,
+        config.output_stride,
+        config.decoder_channels,
+        len(config.bands),
+        len(config.classes),
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def _measured(architecture: str, encoder: str, output_stride: int, decoder_channels: int,
-              bands: int, classes: int) -> int | None:  # fmt: skip
+def _measured(
+    architecture: str,
+    encoder: str,
+    output_stride: int,
+    decoder_channels: int,
+    bands: int,
+    classes: int,
+) -> int | None:
     from floodxr.models.checkpoint import ARCHITECTURES
 
     if architecture == "deeplabv3plus-s2":
@@ -71,9 +83,12 @@ def _measured(architecture: str, encoder: str, output_stride: int, decoder_chann
     with torch.random.fork_rng():
         torch.manual_seed(0)
         network = ARCHITECTURES[architecture](
-            encoder, in_channels=bands, classes=classes, output_stride=output_stride,
+            encoder,
+            in_channels=bands,
+            classes=classes,
+            output_stride=output_stride,
             decoder_channels=decoder_channels,
-        ).eval()  # fmt: skip
+        ).eval()
         size = 256
         while size <= _LARGEST:
             reach = _reach(network, bands, size)

@@ -72,10 +72,15 @@ def export(weights: str | Path, target: str | Path) -> Path:
         # the dynamo exporter needs onnxscript; the TorchScript one is exact here (< 1e-6)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model.module, (dummy,), str(partial), dynamo=False, opset_version=17,
-            input_names=["image"], output_names=["logits"],
+            model.module,
+            (dummy,),
+            str(partial),
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["logits"],
             dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
-        )  # fmt: skip
+        )
     partial.replace(target)  # a killed export never leaves a truncated model behind
     return target
 
@@ -97,8 +102,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
-             overwrite: bool = False) -> Path:  # fmt: skip
+def quantize(
+    weights: str | Path, calibration: Iterable[np.ndarray], *, overwrite: bool = False
+) -> Path:
     """Write an int8 copy of a checkpoint beside it (:func:`int8_path`); ``engine="onnx-int8"``.
 
     ONNX Runtime's static quantisation (QDQ, int8 weights per output channel, uint8
@@ -134,9 +140,16 @@ def quantize(weights: str | Path, calibration: Iterable[np.ndarray], *,
         fp32, prepared, int8 = (Path(folder) / f"{n}.onnx" for n in ("fp32", "pre", "int8"))
         export(path, fp32)
         quant_pre_process(str(fp32), str(prepared))
-        quantize_static(str(prepared), str(int8), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)  # fmt: skip
+        quantize_static(
+            str(prepared),
+            str(int8),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         model = onnx.load(str(int8))
         onnx.helper.set_model_props(model, {"floodxr_weights_sha256": _sha256(path)})
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -199,8 +212,9 @@ def usable(weights: str | Path, *, device: str = "cpu", int8: bool = False) -> b
             _USABLE[key] = True
         except FloodxrError as err:
             fallback = "without its int8 model" if int8 else "with torch"
-            warnings.warn(f"engine='auto' runs {str(path)!r} {fallback}: {err}", FloodxrWarning,
-                          stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"engine='auto' runs {str(path)!r} {fallback}: {err}", FloodxrWarning, stacklevel=3
+            )
             _USABLE[key] = False
     return _USABLE[key]
 
@@ -219,8 +233,9 @@ class OnnxModel:
         return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
 
 
-def load_session(weights: str | Path, *, threads: int, device: str = "cpu",
-                 int8: bool = False) -> OnnxModel:  # fmt: skip
+def load_session(
+    weights: str | Path, *, threads: int, device: str = "cpu", int8: bool = False
+) -> OnnxModel:
     """An ONNX Runtime session for ``weights`` (exporting it on first use), cached per process.
 
     Examples
@@ -266,8 +281,12 @@ def load_session(weights: str | Path, *, threads: int, device: str = "cpu",
                 session = _session(ort, target, options, device)
             except Exception as err:  # onnxruntime raises its own unexported classes
                 # a truncated or corrupted cache file (a full disk, a killed copy): export again
-                warnings.warn(f"the cached ONNX export {str(target)!r} cannot be loaded ({err}); "
-                              "exporting it again", FloodxrWarning, stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"the cached ONNX export {str(target)!r} cannot be loaded ({err}); "
+                    "exporting it again",
+                    FloodxrWarning,
+                    stacklevel=2,
+                )
                 export(path, target)
                 try:
                     session = _session(ort, target, options, device)

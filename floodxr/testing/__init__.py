@@ -1,7 +1,7 @@
-"""Helpers for tests and demos: synthetic Sentinel-1 scenes with known water, geo assertions.
-
-``floodxr.testing.world`` makes paired Sentinel-1 / Sentinel-2 scenes with hand and weak labels
-(the training world); ``floodxr.testing.stac`` serves scenes through a STAC API on loopback.
+"""Helpers for tests, doctests and demos: small Sentinel-1 scenes with known water, geo
+assertions, a tiny trained student; ``floodxr.testing.stac`` serves scenes through a STAC API on
+loopback. No floodxr module imports this package (the training world is
+:mod:`floodxr.data.synthetic`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import xarray as xr
 from affine import Affine
 
 from floodxr.errors import ShapeMismatchError
+from floodxr.grid import coords, north_up
 
 __all__ = [
     "synthetic_scene",
@@ -52,11 +53,9 @@ def north_up_grid(
     >>> transform.c, y.tolist(), x.tolist()
     (500000.0, [4999995.0, 4999985.0], [500005.0, 500015.0, 500025.0])
     """
-    ny, nx = shape
-    transform = Affine(resolution, 0.0, origin[0], 0.0, -resolution, origin[1])
-    x = origin[0] + resolution * (np.arange(nx) + 0.5)
-    y = origin[1] - resolution * (np.arange(ny) + 0.5)
-    return transform, y, x
+    box = north_up(shape, origin, resolution, "EPSG:32633")  # the CRS plays no part here
+    axes = coords(box)
+    return box.affine, axes["y"], axes["x"]
 
 
 def synthetic_scene(
@@ -106,12 +105,15 @@ def synthetic_scene(
     transform, y, x = north_up_grid((ny, nx), origin, resolution)
     scene = xr.Dataset(
         {
-            "s1": (("band", "y", "x"), np.stack(bands).astype("float32"),
-                   {"units": "dB", "long_name": "synthetic Sentinel-1 backscatter"}),
+            "s1": (
+                ("band", "y", "x"),
+                np.stack(bands).astype("float32"),
+                {"units": "dB", "long_name": "synthetic Sentinel-1 backscatter"},
+            ),
             "water": (("y", "x"), water, {"long_name": "true water mask", "flag_values": [0, 1]}),
         },
         coords={"band": ["vv", "vh"], "y": y, "x": x},
-    )  # fmt: skip
+    )
     scene = scene.rio.write_crs(crs).rio.write_transform(transform)
     if chunks is not None:
         sizes = chunks if isinstance(chunks, Mapping) else {"y": chunks, "x": chunks}
@@ -172,11 +174,18 @@ def fit_tiny_student(
 
     torch.manual_seed(seed)
     config = models.STUDENT.replace(
-        name="tiny-student", encoder=encoder, decoder_channels=decoder_channels,
-        architecture=architecture, output_stride=8 if architecture in STRIDE_8 else 16,
-        provenance={"data": "floodxr.testing.synthetic_scene seeds 0-7, 128 px",
-                    "steps": steps, "seed": seed, "trainer": "floodxr.testing.fit_tiny_student"},
-    )  # fmt: skip
+        name="tiny-student",
+        encoder=encoder,
+        decoder_channels=decoder_channels,
+        architecture=architecture,
+        output_stride=8 if architecture in STRIDE_8 else 16,
+        provenance={
+            "data": "floodxr.testing.synthetic_scene seeds 0-7, 128 px",
+            "steps": steps,
+            "seed": seed,
+            "trainer": "floodxr.testing.fit_tiny_student",
+        },
+    )
     network = config.build()
     scenes = [synthetic_scene((128, 128), seed=seed + k) for k in range(8)]
     images = torch.from_numpy(np.stack([normalize(s.s1).values for s in scenes]))

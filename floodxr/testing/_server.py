@@ -16,8 +16,12 @@ def create_app(catalog: str, assets: str) -> Any:
     from stac_fastapi.static.api import Settings, make_api
     from starlette.staticfiles import StaticFiles
 
-    settings = Settings(catalog_href=catalog, assume_best_practice_layout=True,
-                        assume_absolute_hrefs=False, reload=False)  # fmt: skip
+    settings = Settings(
+        catalog_href=catalog,
+        assume_best_practice_layout=True,
+        assume_absolute_hrefs=False,
+        reload=False,
+    )
     app = make_api(settings).app
     app.mount("/assets", StaticFiles(directory=assets), name="assets")
     return app
@@ -31,8 +35,9 @@ def main() -> None:
     parser.add_argument("--assets", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(create_app(args.catalog, args.assets), host="127.0.0.1", port=args.port,
-                log_level="warning")  # fmt: skip
+    uvicorn.run(
+        create_app(args.catalog, args.assets), host="127.0.0.1", port=args.port, log_level="warning"
+    )
 
 
 if __name__ == "__main__":

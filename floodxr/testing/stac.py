@@ -71,8 +71,11 @@ __all__ = [
 ]
 
 #: Cloud cover (%) assigned to the S2 chip items (the metadata has none).
-CHIP_CLOUD_COVER: Mapping[str, float] = {"India_900498": 3.0, "Spain_7370579": 1.5,
-                                         "USA_430764": 6.0}  # fmt: skip
+CHIP_CLOUD_COVER: Mapping[str, float] = {
+    "India_900498": 3.0,
+    "Spain_7370579": 1.5,
+    "USA_430764": 6.0,
+}
 #: Sentinel-2 decoys copied from India_900498's S2 chip: (time after its S1 item, cloud cover %).
 #: The real S2 chip is 19.5 h before the S1 chip; the decoys sit inside a ±36 h window but too
 #: cloudy, and just outside it.
@@ -93,16 +96,37 @@ SYNTHETIC_DATES = (
 SYNTHETIC_BASINS: Mapping[str, Any] = {
     "type": "FeatureCollection",
     "features": [
-        {"type": "Feature", "properties": {"id": basin_id},
-         "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}
+        {
+            "type": "Feature",
+            "properties": {"id": basin_id},
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        }
         for basin_id, ring in (
-            ("west", [[-0.055, 39.006], [-0.008, 39.004], [-0.004, 39.030], [-0.012, 39.046],
-                      [-0.040, 39.044], [-0.056, 39.030]]),
-            ("east", [[0.004, 39.036], [0.030, 39.034], [0.055, 39.045], [0.052, 39.076],
-                      [0.020, 39.077], [0.002, 39.060]]),
+            (
+                "west",
+                [
+                    [-0.055, 39.006],
+                    [-0.008, 39.004],
+                    [-0.004, 39.030],
+                    [-0.012, 39.046],
+                    [-0.040, 39.044],
+                    [-0.056, 39.030],
+                ],
+            ),
+            (
+                "east",
+                [
+                    [0.004, 39.036],
+                    [0.030, 39.034],
+                    [0.055, 39.045],
+                    [0.052, 39.076],
+                    [0.020, 39.077],
+                    [0.002, 39.060],
+                ],
+            ),
         )
     ],
-}  # fmt: skip
+}
 #: Cloud cover (%) of the synthetic Sentinel-2 scene of each date: the second is too cloudy.
 SYNTHETIC_CLOUD_COVER = (4.0, 35.0)
 _S1_SOLAR_HOUR = {"ASCENDING": 18.0, "DESCENDING": 6.0}
@@ -166,8 +190,9 @@ def synthetic_water_km2(geometry: Any, date_index: int = 0, *, spacing: float = 
     centre = geom.centroid
     laea = f"+proj=laea +lat_0={centre.y} +lon_0={centre.x} +datum=WGS84 +units=m"
     to_laea = Transformer.from_crs("EPSG:4326", laea, always_xy=True)
-    flat = shapely.transform(shapely.segmentize(geom, max_segment_length=1e-4),
-                            to_laea.transform, interleaved=False)
+    flat = shapely.transform(
+        shapely.segmentize(geom, max_segment_length=1e-4), to_laea.transform, interleaved=False
+    )
     west, south, east, north = flat.bounds
     shape_ = (int(np.ceil((north - south) / spacing)), int(np.ceil((east - west) / spacing)))
     grid = Affine(spacing, 0, west, 0, -spacing, north)
@@ -180,9 +205,18 @@ def synthetic_water_km2(geometry: Any, date_index: int = 0, *, spacing: float = 
 
 def _write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {"driver": "COG", "width": data.shape[-1], "height": data.shape[-2], "count": 1,
-               "dtype": data.dtype, "crs": crs, "transform": transform, "nodata": nodata,
-               "compress": "deflate", "blocksize": 256}  # fmt: skip
+    profile = {
+        "driver": "COG",
+        "width": data.shape[-1],
+        "height": data.shape[-2],
+        "count": 1,
+        "dtype": data.dtype,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "blocksize": 256,
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
 
@@ -194,9 +228,14 @@ def _solar_time(date: str, solar_hour: float, lon: float) -> dt.datetime:
     return day + dt.timedelta(hours=(solar_hour - lon / 15.0) % 24)
 
 
-def _item(item_id: str, collection: str, when: dt.datetime, bbox: tuple[float, ...],
-          properties: dict[str, Any],
-          assets: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def _item(
+    item_id: str,
+    collection: str,
+    when: dt.datetime,
+    bbox: tuple[float, ...],
+    properties: dict[str, Any],
+    assets: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     west, south, east, north = bbox
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     return {
@@ -219,8 +258,13 @@ def _item(item_id: str, collection: str, when: dt.datetime, bbox: tuple[float, .
 
 
 def _asset(href: str, title: str, **extra: Any) -> dict[str, Any]:
-    return {"href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "title": title, "roles": ["data"], **extra}  # fmt: skip
+    return {
+        "href": href,
+        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "title": title,
+        "roles": ["data"],
+        **extra,
+    }
 
 
 def _proj(transform: Affine, shape: tuple[int, int], epsg: int, style: str) -> dict[str, Any]:
@@ -243,17 +287,24 @@ def _chip_items(data_dir: Path, out: Path, base: str) -> list[dict[str, Any]]:
             props: dict[str, Any] = _proj(transform, shape, int(crs.to_epsg()), "epsg")
             if kind == "s1":
                 when = _solar_time(event["s1_date"], _S1_SOLAR_HOUR[event["orbit"]], lon)
-                props |= {"platform": "sentinel-1", "constellation": "sentinel-1",
-                          "sat:orbit_state": event["orbit"].lower(),
-                          "sat:relative_orbit": int(event["rel_orbit_num"]),
-                          "sar:instrument_mode": "IW", "sar:product_type": "GRD",
-                          "sar:polarizations": ["VV", "VH"]}  # fmt: skip
+                props |= {
+                    "platform": "sentinel-1",
+                    "constellation": "sentinel-1",
+                    "sat:orbit_state": event["orbit"].lower(),
+                    "sat:relative_orbit": int(event["rel_orbit_num"]),
+                    "sar:instrument_mode": "IW",
+                    "sar:product_type": "GRD",
+                    "sar:polarizations": ["VV", "VH"],
+                }
                 layers = {"vv": pixels[0], "vh": pixels[1]}
                 nodata = float("nan")
             else:
                 when = _solar_time(event["s2_date"], _S2_SOLAR_HOUR, lon)
-                props |= {"platform": "sentinel-2", "eo:cloud_cover": CHIP_CLOUD_COVER[chip],
-                          "s2:processing_baseline": "02.07"}  # fmt: skip
+                props |= {
+                    "platform": "sentinel-2",
+                    "eo:cloud_cover": CHIP_CLOUD_COVER[chip],
+                    "s2:processing_baseline": "02.07",
+                }
                 layers = {key: pixels[band - 1] for key, band in _S2_ASSETS.items()}
                 nodata = 0
             item_id = f"{chip}_{kind.upper()}"
@@ -286,8 +337,9 @@ def _format_time(when: dt.datetime) -> str:
 
 def _utm_grid(bbox: tuple[float, float, float, float], epsg: int) -> tuple[Affine, tuple[int, int]]:
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-    xs, ys = to_utm.transform([bbox[0], bbox[2], bbox[0], bbox[2]],
-                              [bbox[1], bbox[1], bbox[3], bbox[3]])  # fmt: skip
+    xs, ys = to_utm.transform(
+        [bbox[0], bbox[2], bbox[0], bbox[2]], [bbox[1], bbox[1], bbox[3], bbox[3]]
+    )
     west, north = np.floor(min(xs) / _RES) * _RES, np.ceil(max(ys) / _RES) * _RES
     width = int(np.ceil((max(xs) - west) / _RES))
     height = int(np.ceil((north - min(ys)) / _RES))
@@ -305,8 +357,10 @@ def _synthetic_items(out: Path, base: str, seed: int) -> list[dict[str, Any]]:
     west, south, east, north = SYNTHETIC_BBOX
     mid_lat = (south + north) / 2
     # two frames of one pass: the southern one in zone 30, the northern one in zone 31
-    frames = {"A": ((west, south, 0.02, mid_lat + 0.01), 32630),
-              "B": ((-0.02, mid_lat - 0.01, east, north), 32631)}  # fmt: skip
+    frames = {
+        "A": ((west, south, 0.02, mid_lat + 0.01), 32630),
+        "B": ((-0.02, mid_lat - 0.01, east, north), 32631),
+    }
     rng = np.random.default_rng(seed)
     items = []
     for index, when in enumerate(SYNTHETIC_DATES):
@@ -325,13 +379,20 @@ def _synthetic_items(out: Path, base: str, seed: int) -> list[dict[str, Any]]:
                 power[outside] = -32768.0  # the footprint's nodata border, as in RTC products
                 relative = f"sentinel-1-rtc/{item_id}_{band}.tif"
                 _write_cog(out / relative, power, f"EPSG:{epsg}", transform, -32768.0)
-                assets[band] = _asset(f"{base}/{relative}", f"{band.upper()}: gamma0 terrain "
-                                      "normalized backscatter (linear power)")  # fmt: skip
-            props = {"platform": "SENTINEL-1A", "constellation": "Sentinel-1",
-                     "sat:orbit_state": "descending", "sat:relative_orbit": 110,
-                     "sar:instrument_mode": "IW", "sar:product_type": "GRD",
-                     "sar:polarizations": ["VV", "VH"],
-                     **_proj(transform, shape, epsg, "code")}  # fmt: skip
+                assets[band] = _asset(
+                    f"{base}/{relative}",
+                    f"{band.upper()}: gamma0 terrain normalized backscatter (linear power)",
+                )
+            props = {
+                "platform": "SENTINEL-1A",
+                "constellation": "Sentinel-1",
+                "sat:orbit_state": "descending",
+                "sat:relative_orbit": 110,
+                "sar:instrument_mode": "IW",
+                "sar:product_type": "GRD",
+                "sar:polarizations": ["VV", "VH"],
+                **_proj(transform, shape, epsg, "code"),
+            }
             frame_time = when + dt.timedelta(seconds=25 if frame == "B" else 0)
             items.append(_item(item_id, "sentinel-1-rtc", frame_time, bbox, props, assets))
         s2_time = when + dt.timedelta(hours=4, minutes=31)  # 10:30 local solar time at 0° E
@@ -346,9 +407,12 @@ def _synthetic_items(out: Path, base: str, seed: int) -> list[dict[str, Any]]:
             relative = f"sentinel-2-l2a/{item_id}_{key}.tif"
             _write_cog(out / relative, digital, "EPSG:32631", transform, 0)
             assets[key] = _asset(f"{base}/{relative}", f"Band {key}")
-        props = {"platform": "Sentinel-2B", "eo:cloud_cover": SYNTHETIC_CLOUD_COVER[index],
-                 "s2:processing_baseline": "04.00",
-                 **_proj(transform, shape, 32631, "code")}  # fmt: skip
+        props = {
+            "platform": "Sentinel-2B",
+            "eo:cloud_cover": SYNTHETIC_CLOUD_COVER[index],
+            "s2:processing_baseline": "04.00",
+            **_proj(transform, shape, 32631, "code"),
+        }
         items.append(_item(item_id, "sentinel-2-l2a", s2_time, SYNTHETIC_BBOX, props, assets))
     return items
 
@@ -399,27 +463,44 @@ def write_stac_world(
     by_collection: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         by_collection.setdefault(item["collection"], []).append(item)
-    catalog: dict[str, Any] = {"type": "Catalog", "stac_version": "1.1.0", "id": "floodxr-loopback",
-               "description": "floodxr's test world: Sen1Floods11 chips and synthetic scenes",
-               "links": [{"rel": "root", "href": "./catalog.json",
-                          "type": "application/json"}]}  # fmt: skip
+    catalog: dict[str, Any] = {
+        "type": "Catalog",
+        "stac_version": "1.1.0",
+        "id": "floodxr-loopback",
+        "description": "floodxr's test world: Sen1Floods11 chips and synthetic scenes",
+        "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}],
+    }
     for collection_id, members in sorted(by_collection.items()):
         collection: dict[str, Any] = _collection(collection_id, members)
-        collection["links"] = [{"rel": "root", "href": "../catalog.json"},
-                               {"rel": "parent", "href": "../catalog.json"}]  # fmt: skip
+        collection["links"] = [
+            {"rel": "root", "href": "../catalog.json"},
+            {"rel": "parent", "href": "../catalog.json"},
+        ]
         for item in members:
-            item["links"] = [{"rel": "root", "href": "../../catalog.json"},
-                             {"rel": "parent", "href": "../collection.json"},
-                             {"rel": "collection", "href": "../collection.json"}]  # fmt: skip
+            item["links"] = [
+                {"rel": "root", "href": "../../catalog.json"},
+                {"rel": "parent", "href": "../collection.json"},
+                {"rel": "collection", "href": "../collection.json"},
+            ]
             path = stac / collection_id / item["id"] / f"{item['id']}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(item, indent=1))
-            collection["links"].append({"rel": "item", "href": f"./{item['id']}/{item['id']}.json",
-                                        "type": "application/geo+json"})  # fmt: skip
+            collection["links"].append(
+                {
+                    "rel": "item",
+                    "href": f"./{item['id']}/{item['id']}.json",
+                    "type": "application/geo+json",
+                }
+            )
         (stac / collection_id).mkdir(parents=True, exist_ok=True)
         (stac / collection_id / "collection.json").write_text(json.dumps(collection, indent=1))
-        catalog["links"].append({"rel": "child", "href": f"./{collection_id}/collection.json",
-                                 "type": "application/json"})  # fmt: skip
+        catalog["links"].append(
+            {
+                "rel": "child",
+                "href": f"./{collection_id}/collection.json",
+                "type": "application/json",
+            }
+        )
     (stac / "catalog.json").write_text(json.dumps(catalog, indent=1))
     return StacWorld(root=root, catalog=stac / "catalog.json", assets=assets, asset_base=base)
 
@@ -465,9 +546,16 @@ class StacServer:
 
     def __enter__(self) -> StacServer:
         # run by path: importing the floodxr package would add a second to every start
-        command = [sys.executable, str(Path(__file__).with_name("_server.py")), "--catalog",
-                   str(self.world.catalog.resolve()), "--assets", str(self.world.assets.resolve()),
-                   "--port", str(self.port)]  # fmt: skip
+        command = [
+            sys.executable,
+            str(Path(__file__).with_name("_server.py")),
+            "--catalog",
+            str(self.world.catalog.resolve()),
+            "--assets",
+            str(self.world.assets.resolve()),
+            "--port",
+            str(self.port),
+        ]
         self._process = subprocess.Popen(command, env=os.environ | {"PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + self.timeout
         while True:
@@ -527,8 +615,9 @@ def serve_synthetic(root: str | Path | None = None) -> Iterator[tuple[Any, Path]
 
     folder = Path(root)
     port = free_port()
-    world = write_stac_world(folder / "stac-world", data_dir=SAMPLE_DIR,
-                             asset_base=f"http://127.0.0.1:{port}/assets")  # fmt: skip
+    world = write_stac_world(
+        folder / "stac-world", data_dir=SAMPLE_DIR, asset_base=f"http://127.0.0.1:{port}/assets"
+    )
     basins = folder / "synthetic_basins.geojson"
     basins.write_text(json.dumps(SYNTHETIC_BASINS))
     with StacServer(world, port=port) as server:

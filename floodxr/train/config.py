@@ -65,6 +65,8 @@ def read_yaml(text: str) -> Any:
     {'lr': 0.001, 'weight_decay': [0.0001, 0.0005], 'steps': 200}
     """
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 BASES = {"paper": PAPER, "cpu": CPU}
 
 
@@ -113,8 +115,9 @@ def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
     raw = dict(raw)
     base_name = raw.pop("base", "cpu")
     if base_name not in BASES:
-        raise InvalidOptionError(f"{source}: settings.base must be one of {list(BASES)}, "
-                                 f"got {base_name!r}")  # fmt: skip
+        raise InvalidOptionError(
+            f"{source}: settings.base must be one of {list(BASES)}, got {base_name!r}"
+        )
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -125,8 +128,9 @@ def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
         if key in raw:
             raw[key] = tuple(_float(v, f"{source}: settings.{key}") for v in raw[key])
     if "augment" in raw:
-        augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                   for k, v in dict(raw["augment"]).items()}  # fmt: skip
+        augment: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in dict(raw["augment"]).items()
+        }
         raw["augment"] = Augment(**augment)
     return BASES[base_name].replace(**raw)
 
@@ -146,8 +150,9 @@ def _sources(value: Any, key: str, source: str) -> tuple[Mapping[str, Any], ...]
     if isinstance(value, Mapping):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise InvalidOptionError(f"{source}: {key} must be a list of sources like "
-                                 "{kind: synthetic, scenes: 32}")  # fmt: skip
+        raise InvalidOptionError(
+            f"{source}: {key} must be a list of sources like {{kind: synthetic, scenes: 32}}"
+        )
     return tuple(value)
 
 
@@ -181,8 +186,18 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StageConfig:
     stage = data.get("stage")
     if stage not in STAGES:
         raise InvalidOptionError(f"{str(path)!r}: stage must be one of {STAGES}, got {stage!r}")
-    known = {"stage", "out", "train", "valid", "test", "labels", "teacher", "runs", "settings",
-             "name"}  # fmt: skip
+    known = {
+        "stage",
+        "out",
+        "train",
+        "valid",
+        "test",
+        "labels",
+        "teacher",
+        "runs",
+        "settings",
+        "name",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise InvalidOptionError(f"{str(path)!r}: unknown keys {unknown}; known: {sorted(known)}")
@@ -239,10 +254,23 @@ def run_stage(config: StageConfig, *, progress: bool | None = None) -> list[Grid
             result = teacher(train, out=out, valid=valid, config=settings, progress=progress)
         elif config.stage == "student":
             assert config.teacher is not None  # load_config requires it
-            result = student(train, teacher=config.teacher, out=out, valid=valid,
-                             config=settings, progress=progress)  # fmt: skip
+            result = student(
+                train,
+                teacher=config.teacher,
+                out=out,
+                valid=valid,
+                config=settings,
+                progress=progress,
+            )
         else:
-            result = supervised(train, out=out, valid=valid, labels=config.labels,  # type: ignore[arg-type]
-                                config=settings, name=config.name, progress=progress)  # fmt: skip
+            result = supervised(
+                train,
+                out=out,
+                valid=valid,
+                labels=config.labels,  # type: ignore[arg-type]
+                config=settings,
+                name=config.name,
+                progress=progress,
+            )
         results.append(result)
     return results

@@ -3,7 +3,7 @@
 A **scene** is one image ``(band, y, x)`` (lazy or not) with optional hand and weak labels on its
 grid. A **source** is a named list of scenes: a Sen1Floods11 folder, a paired cube (a
 :func:`floodxr.data.pairing.load_pair` result, or any Zarr store written from one), or the
-synthetic world of :mod:`floodxr.testing.world`.
+synthetic world of :mod:`floodxr.data.synthetic`.
 
 :class:`CropDataset` draws crop *k* of training step *s* as a pure function of
 ``(seed, s, k)``: which source (equal shares when there are several: the paper's stage 2), which
@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from floodxr._bands import S1_BANDS, select_bands
+from floodxr._valid import select_bands
+from floodxr.bands import PAPER_RANGES, S1_BANDS
 from floodxr.data import sen1floods11
 from floodxr.data.scene import Scene
 from floodxr.errors import DataLayoutError, InvalidOptionError, MissingBandError
-from floodxr.preprocess import PAPER_RANGES, clip_scale
+from floodxr.preprocess import clip_scale
 
 __all__ = [
     "Scene",
@@ -163,7 +164,7 @@ def cube_source(obj: xr.Dataset | xr.DataArray, *, name: str = "cube") -> Source
 
     Examples
     --------
-    >>> from floodxr.testing.world import paired_scene
+    >>> from floodxr.data.synthetic import paired_scene
     >>> from floodxr.train.data import cube_source
     >>> source = cube_source(paired_scene((64, 64), seed=1))
     >>> len(source.scenes), source.scenes[0].label is not None
@@ -191,10 +192,17 @@ def cube_source(obj: xr.Dataset | xr.DataArray, *, name: str = "cube") -> Source
     scenes = []
     for index in steps:
         suffix = "".join(f"[{d}={i}]" for d, i in index.items())
-        picked = {k: v.isel({d: i for d, i in index.items() if d in v.dims})
-                  for k, v in labels.items()}  # fmt: skip
-        scenes.append(Scene(name=f"{name}{suffix}", image=image.isel(index).transpose(
-            "band", "y", "x"), label=picked.get("label"), weak_label=picked.get("weak_label")))
+        picked = {
+            k: v.isel({d: i for d, i in index.items() if d in v.dims}) for k, v in labels.items()
+        }
+        scenes.append(
+            Scene(
+                name=f"{name}{suffix}",
+                image=image.isel(index).transpose("band", "y", "x"),
+                label=picked.get("label"),
+                weak_label=picked.get("weak_label"),
+            )
+        )
     return Source(name, tuple(scenes))
 
 
@@ -204,7 +212,7 @@ def zarr_source(path: str | Path, *, name: str | None = None) -> Source:
     Examples
     --------
     >>> import tempfile
-    >>> from floodxr.testing import world
+    >>> from floodxr.data import synthetic as world
     >>> from floodxr.train.data import zarr_source
     >>> store = world.write_world(tempfile.mkdtemp() + "/paired.zarr", 2, shape=(64, 64))
     >>> source = zarr_source(store)
@@ -220,7 +228,7 @@ def zarr_source(path: str | Path, *, name: str | None = None) -> Source:
 def synthetic_source(
     scenes: int, *, seed: int = 0, size: int = 512, name: str | None = None
 ) -> Source:
-    """``scenes`` paired scenes of :mod:`floodxr.testing.world` (in memory).
+    """``scenes`` paired scenes of :mod:`floodxr.data.synthetic` (in memory).
 
     Examples
     --------
@@ -228,12 +236,21 @@ def synthetic_source(
     >>> synthetic_source(2, seed=5, size=64).scenes[1].name
     'synthetic:500016'
     """
-    from floodxr.testing.world import paired_scenes
+    from floodxr.data.synthetic import paired_scenes
 
     made = paired_scenes(scenes, seed=seed, shape=(size, size))
-    return Source(name or f"synthetic:{seed}", tuple(
-        Scene(name=f"synthetic:{s.attrs['floodxr_world_seed']}", image=s.image, label=s.label,
-              weak_label=s.weak_label) for s in made))  # fmt: skip
+    return Source(
+        name or f"synthetic:{seed}",
+        tuple(
+            Scene(
+                name=f"synthetic:{s.attrs['floodxr_world_seed']}",
+                image=s.image,
+                label=s.label,
+                weak_label=s.weak_label,
+            )
+            for s in made
+        ),
+    )
 
 
 def normalized(raw: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +369,8 @@ class CropDataset(torch.utils.data.Dataset):
             )[0]
             if target is not None:
                 target = torch.nn.functional.interpolate(
-                    target[None], size=(self.crop, self.crop), mode="nearest")[0]  # fmt: skip
+                    target[None], size=(self.crop, self.crop), mode="nearest"
+                )[0]
         if self.augment.flips:
             for axis in (-1, -2):
                 if rng.uniform() < 0.5:
@@ -470,6 +488,7 @@ def source_from_spec(spec: Mapping[str, Any]) -> Source:
     try:
         return makers[kind](spec)
     except (KeyError, TypeError) as err:
-        raise InvalidOptionError(f"data source {kind!r}: bad or missing keys ({err}); "
-                                 f"see floodxr.train.data.source_from_spec") from err
-
+        raise InvalidOptionError(
+            f"data source {kind!r}: bad or missing keys ({err}); "
+            f"see floodxr.train.data.source_from_spec"
+        ) from err

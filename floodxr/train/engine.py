@@ -148,10 +148,10 @@ def recalibrate_batchnorm(
     network.train(was_training)
 
 
-def _write_state(path: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer,
-                 meta: Mapping[str, Any]) -> None:  # fmt: skip
-    tensors = {f"model.{k}": v.detach().cpu().contiguous()
-               for k, v in network.state_dict().items()}  # fmt: skip
+def _write_state(
+    path: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer, meta: Mapping[str, Any]
+) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     names = {id(p): n for n, p in network.named_parameters()}
     for group in optimiser.param_groups:
         for param in group["params"]:
@@ -179,8 +179,9 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         ) from err
 
 
-def _restore(tensors: Mapping[str, torch.Tensor], network: torch.nn.Module,
-             optimiser: torch.optim.Optimizer) -> None:  # fmt: skip
+def _restore(
+    tensors: Mapping[str, torch.Tensor], network: torch.nn.Module, optimiser: torch.optim.Optimizer
+) -> None:
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     params = dict(network.named_parameters())
     for key, value in tensors.items():
@@ -260,37 +261,73 @@ def fit(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _fit(config=config, dataset=dataset, loss=loss, schedule=schedule, out=out,
-                    valid=valid, settings=settings, seed=seed, device=device,
-                    num_workers=num_workers, bn_batches=bn_batches, progress=progress)  # fmt: skip
+        return _fit(
+            config=config,
+            dataset=dataset,
+            loss=loss,
+            schedule=schedule,
+            out=out,
+            valid=valid,
+            settings=settings,
+            seed=seed,
+            device=device,
+            num_workers=num_workers,
+            bn_batches=bn_batches,
+            progress=progress,
+        )
     finally:
         torch.set_num_threads(previous)
 
 
-def _fit(*, config: ModelConfig, dataset: CropDataset,
-         loss: Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor],
-         schedule: Schedule, out: str | Path, valid: Sequence[Scene],
-         settings: Mapping[str, Any] | None, seed: int, device: str, num_workers: int,
-         bn_batches: int, progress: bool | None) -> RunResult:  # fmt: skip
+def _fit(
+    *,
+    config: ModelConfig,
+    dataset: CropDataset,
+    loss: Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor],
+    schedule: Schedule,
+    out: str | Path,
+    valid: Sequence[Scene],
+    settings: Mapping[str, Any] | None,
+    seed: int,
+    device: str,
+    num_workers: int,
+    bn_batches: int,
+    progress: bool | None,
+) -> RunResult:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # the context is measured from the architecture when a checkpoint is saved, not a setting:
     # runs saved before it existed, or with it recorded, resume alike
-    run = {"model": {k: v for k, v in config.to_json().items()
-                     if k not in ("provenance", "scores", "context")},
-           "schedule": schedule.__dict__, "seed": seed, "batch_size": dataset.batch_size,
-           "crop": dataset.crop, "bn_batches": bn_batches, **(settings or {})}  # fmt: skip
+    run = {
+        "model": {
+            k: v
+            for k, v in config.to_json().items()
+            if k not in ("provenance", "scores", "context")
+        },
+        "schedule": schedule.__dict__,
+        "seed": seed,
+        "batch_size": dataset.batch_size,
+        "crop": dataset.crop,
+        "bn_batches": bn_batches,
+        **(settings or {}),
+    }
     run = json.loads(json.dumps(run))
     torch.manual_seed(seed)
     network = config.build().to(device)
-    optimiser = torch.optim.SGD(network.parameters(), lr=schedule.lr, momentum=schedule.momentum,
-                                weight_decay=schedule.weight_decay)  # fmt: skip
+    optimiser = torch.optim.SGD(
+        network.parameters(),
+        lr=schedule.lr,
+        momentum=schedule.momentum,
+        weight_decay=schedule.weight_decay,
+    )
     state_path, csv_path = out / "state.safetensors", out / "metrics.csv"
     start, best_iou, best_step = 0, -math.inf, -1
     if state_path.is_file():
         tensors, meta = _read_state(state_path)
-        saved = {**meta["run"], "model": {k: v for k, v in meta["run"]["model"].items()
-                                          if k != "context"}}
+        saved = {
+            **meta["run"],
+            "model": {k: v for k, v in meta["run"]["model"].items() if k != "context"},
+        }
         if saved != run:
             raise RunMismatchError(
                 f"{str(out)!r} holds a run with other settings ("
@@ -301,19 +338,32 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         start, best_iou, best_step = meta["step"], meta["best_iou"], meta["best_step"]
         finished = [out / f"{kind}.safetensors" for kind in ("best", "last")]
         if start >= schedule.steps and all(p.is_file() for p in finished):
-            return RunResult(out=out, best=finished[0], last=finished[1], best_iou=best_iou,
-                             best_step=best_step, steps=schedule.steps)  # fmt: skip
+            return RunResult(
+                out=out,
+                best=finished[0],
+                last=finished[1],
+                best_iou=best_iou,
+                best_step=best_step,
+                steps=schedule.steps,
+            )
     rows: list[dict[str, Any]] = list(_csv_rows(csv_path, start))
     show = OPTIONS["progress"] if progress is None else progress
 
     def checkpoint(kind: str, step: int, iou: float | None) -> Path:
-        provenance = {**dict(config.provenance), "steps": step, "seed": seed,
-                      "torch_threads": torch.get_num_threads(),
-                      "lr": schedule.lr, "weight_decay": schedule.weight_decay,
-                      "batch_size": dataset.batch_size, "crop": dataset.crop, "run": str(out)}
+        provenance = {
+            **dict(config.provenance),
+            "steps": step,
+            "seed": seed,
+            "torch_threads": torch.get_num_threads(),
+            "lr": schedule.lr,
+            "weight_decay": schedule.weight_decay,
+            "batch_size": dataset.batch_size,
+            "crop": dataset.crop,
+            "run": str(out),
+        }
         scores = {} if iou is None else {"valid_iou": iou, "valid_step": step}
         chosen = config.replace(provenance=provenance, scores={**dict(config.scores), **scores})
-        return save(network, chosen, out / kind, overwrite=True)  # fmt: skip
+        return save(network, chosen, out / kind, overwrite=True)
 
     def evaluate(step: int) -> float | None:
         nonlocal best_iou, best_step
@@ -327,8 +377,10 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         # loading the candidate builds networks (random init) in dask threads: keep that off the
         # training RNG, or dropout would differ between a resumed and an uninterrupted run
         # eager torch: an ONNX export of every candidate would cost more than scoring it
-        with (torch.random.fork_rng(devices=[]),
-              set_options(device=device, progress=False, engine="torch")):  # fmt: skip
+        with (
+            torch.random.fork_rng(devices=[]),
+            set_options(device=device, progress=False, engine="torch"),
+        ):
             iou = score(candidate, valid).pooled.iou
         torch.set_num_threads(threads)  # segment may set them in this thread
         network.train()
@@ -359,15 +411,25 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
         value.backward()
         optimiser.step()
         iou = evaluate(step) if step % schedule.eval_every == 0 or step == schedule.steps else None
-        rows.append({"step": step, "lr": f"{lr:.6g}", "loss": f"{loss_value:.6f}",
-                     "valid_iou": "" if iou is None else f"{iou:.6f}",
-                     "seconds": f"{time.perf_counter() - began:.2f}"})  # fmt: skip
+        rows.append(
+            {
+                "step": step,
+                "lr": f"{lr:.6g}",
+                "loss": f"{loss_value:.6f}",
+                "valid_iou": "" if iou is None else f"{iou:.6f}",
+                "seconds": f"{time.perf_counter() - began:.2f}",
+            }
+        )
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", best=f"{max(best_iou, 0):.3f}")
         if step % schedule.checkpoint_every == 0 or step == schedule.steps:
             _write_csv(csv_path, rows)
-            _write_state(state_path, network, optimiser,
-                         {"run": run, "step": step, "best_iou": best_iou, "best_step": best_step})
+            _write_state(
+                state_path,
+                network,
+                optimiser,
+                {"run": run, "step": step, "best_iou": best_iou, "best_step": best_step},
+            )
     bar.close()
     recalibrate_batchnorm(network, dataset, bn_batches, device=device)
     last = checkpoint("last", schedule.steps, None)
@@ -380,5 +442,6 @@ def _fit(*, config: ModelConfig, dataset: CropDataset,
     from floodxr.plot import training_curves
 
     training_curves(csv_path).savefig(out / "curves.png", dpi=80)
-    return RunResult(out=out, best=best, last=last, best_iou=best_iou, best_step=best_step,
-                     steps=schedule.steps)  # fmt: skip
+    return RunResult(
+        out=out, best=best, last=last, best_iou=best_iou, best_step=best_step, steps=schedule.steps
+    )

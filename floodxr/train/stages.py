@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 
 from floodxr import models
-from floodxr._bands import S1_BANDS, S2_PAPER_BANDS
+from floodxr.bands import S1_BANDS, S2_PAPER_BANDS
 from floodxr.errors import InvalidOptionError
 from floodxr.models import ModelConfig
 from floodxr.models.architecture import check_encoder
@@ -78,21 +78,35 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("crop", "batch_size", "steps", "eval_every", "checkpoint_every",
-                     "decoder_channels", "edge_width"):  # fmt: skip
+        for name in (
+            "crop",
+            "batch_size",
+            "steps",
+            "eval_every",
+            "checkpoint_every",
+            "decoder_channels",
+            "edge_width",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
-        if self.threads is not None and (isinstance(self.threads, bool)
-                                         or not isinstance(self.threads, int) or self.threads < 1):
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
             problems.append(f"threads must be a positive integer or None, got {self.threads!r}")
         for name in ("bn_batches", "seed", "num_workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 problems.append(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("momentum", "power", "edge_weight", "temperature", "min_valid", *(
-                f"lr[{i}]" for i in range(len(self.lr))), *(
-                f"weight_decay[{i}]" for i in range(len(self.weight_decay)))):
+        for name in (
+            "momentum",
+            "power",
+            "edge_weight",
+            "temperature",
+            "min_valid",
+            *(f"lr[{i}]" for i in range(len(self.lr))),
+            *(f"weight_decay[{i}]" for i in range(len(self.weight_decay))),
+        ):
             key, _, index = name.partition("[")
             value = getattr(self, key)
             value = value[int(index[:-1])] if index else value
@@ -102,16 +116,20 @@ class TrainConfig:
             raise InvalidOptionError("invalid training configuration: " + "; ".join(problems))
         check_encoder(self.encoder)
         if self.architecture not in ARCHITECTURES:
-            problems.append(f"architecture must be one of {list(ARCHITECTURES)}, got "
-                            f"{self.architecture!r}")
+            problems.append(
+                f"architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}"
+            )
         elif self.architecture in STRIDE_8 and self.output_stride != 8:
-            problems.append(f"architecture {self.architecture!r} needs output_stride=8, got "
-                            f"{self.output_stride!r}")  # fmt: skip
+            problems.append(
+                f"architecture {self.architecture!r} needs output_stride=8, got "
+                f"{self.output_stride!r}"
+            )
         if not self.lr or not self.weight_decay:
             problems.append("lr and weight_decay must each list at least one value")
         if any(v <= 0 for v in self.lr) or any(v < 0 for v in self.weight_decay):
-            problems.append(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, "
-                            f"{self.weight_decay}")  # fmt: skip
+            problems.append(
+                f"lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
+            )
         if self.batch_size < 2:
             problems.append("batch_size must be >= 2 (BatchNorm in the ASPP pooling branch)")
         if problems:
@@ -129,11 +147,19 @@ class TrainConfig:
 PAPER = TrainConfig()
 #: A light setting that trains in minutes on 2 CPU cores.
 CPU = TrainConfig(
-    encoder="tu-mobilenetv2_100", architecture="deeplabv3plus-s2-local", decoder_channels=64,
-    crop=160, batch_size=8, steps=600,
-    lr=(0.05,), weight_decay=(1e-4,), eval_every=100, checkpoint_every=50, num_workers=0,
+    encoder="tu-mobilenetv2_100",
+    architecture="deeplabv3plus-s2-local",
+    decoder_channels=64,
+    crop=160,
+    batch_size=8,
+    steps=600,
+    lr=(0.05,),
+    weight_decay=(1e-4,),
+    eval_every=100,
+    checkpoint_every=50,
+    num_workers=0,
     device="cpu",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -169,10 +195,15 @@ def _grid(
 ) -> GridResult:
     runs = []
     for lr, weight_decay in config.grid:
-        schedule = Schedule(steps=config.steps, lr=lr, weight_decay=weight_decay,
-                            momentum=config.momentum, power=config.power,
-                            eval_every=config.eval_every,
-                            checkpoint_every=config.checkpoint_every)  # fmt: skip
+        schedule = Schedule(
+            steps=config.steps,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=config.momentum,
+            power=config.power,
+            eval_every=config.eval_every,
+            checkpoint_every=config.checkpoint_every,
+        )
         runs.append(one(schedule, out / f"lr{lr:g}_wd{weight_decay:g}"))
     chosen = max(runs, key=lambda r: r.best_iou)
     for source, target in zip(paths(chosen.best), paths(out / "best"), strict=True):
@@ -182,18 +213,24 @@ def _grid(
         writer.writerow(["run", "best_valid_iou", "best_step", "chosen"])
         for run in runs:
             writer.writerow([run.out.name, f"{run.best_iou:.6f}", run.best_step, run is chosen])
-    return GridResult(out=out, best=out / "best.safetensors", best_iou=chosen.best_iou,
-                      runs=tuple(runs))  # fmt: skip
+    return GridResult(
+        out=out, best=out / "best.safetensors", best_iou=chosen.best_iou, runs=tuple(runs)
+    )
 
 
-def _model_config(base: ModelConfig, name: str, config: TrainConfig,
-                  provenance: Mapping[str, Any]) -> ModelConfig:  # fmt: skip
+def _model_config(
+    base: ModelConfig, name: str, config: TrainConfig, provenance: Mapping[str, Any]
+) -> ModelConfig:
     # the network is validated and later run on windows of its training crop (see segment)
-    return base.replace(name=name, encoder=config.encoder, architecture=config.architecture,
-                        output_stride=config.output_stride,
-                        decoder_channels=config.decoder_channels,
-                        tile=max(32, config.crop // 16 * 16),
-                        provenance=dict(provenance))  # fmt: skip
+    return base.replace(
+        name=name,
+        encoder=config.encoder,
+        architecture=config.architecture,
+        output_stride=config.output_stride,
+        decoder_channels=config.decoder_channels,
+        tile=max(32, config.crop // 16 * 16),
+        provenance=dict(provenance),
+    )
 
 
 def _valid_scenes(valid: Sequence[Source] | Source | None) -> tuple[Scene, ...]:
@@ -233,27 +270,55 @@ def supervised(
     sources, bands = _sources(train), tuple(bands)
     name = name or f"supervised-{labels}"
     base = models.STUDENT if bands == S1_BANDS else models.TEACHER.replace(bands=bands)
-    model_config = _model_config(base, name, config, {
-        "stage": name, "labels": labels, "data": _describe(sources),
-        "trainer": "floodxr.train", "config": _jsonable(config)})  # fmt: skip
+    model_config = _model_config(
+        base,
+        name,
+        config,
+        {
+            "stage": name,
+            "labels": labels,
+            "data": _describe(sources),
+            "trainer": "floodxr.train",
+            "config": _jsonable(config),
+        },
+    )
     valid_scenes = _valid_scenes(valid)
 
     def one(schedule: Schedule, run_out: Path) -> RunResult:
-        dataset = CropDataset(sources, bands=bands,
-                              target="label" if labels == "hand" else "weak_label",
-                              crop=config.crop, augment=config.augment, min_valid=config.min_valid,
-                              seed=config.seed, batch_size=config.batch_size)  # fmt: skip
+        dataset = CropDataset(
+            sources,
+            bands=bands,
+            target="label" if labels == "hand" else "weak_label",
+            crop=config.crop,
+            augment=config.augment,
+            min_valid=config.min_valid,
+            seed=config.seed,
+            batch_size=config.batch_size,
+        )
 
         def loss(network: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-            return edge_weighted_cross_entropy(network(batch["image"]), batch["target"],
-                                               width=config.edge_width,
-                                               edge_weight=config.edge_weight)  # fmt: skip
+            return edge_weighted_cross_entropy(
+                network(batch["image"]),
+                batch["target"],
+                width=config.edge_width,
+                edge_weight=config.edge_weight,
+            )
 
-        return fit(config=model_config, dataset=dataset, loss=loss, schedule=schedule,
-                   out=run_out, valid=valid_scenes, seed=config.seed,
-                   device=device(config.device), num_workers=config.num_workers,
-                   bn_batches=config.bn_batches, progress=progress, threads=config.threads,
-                   settings=_settings(config, sources, name))  # fmt: skip
+        return fit(
+            config=model_config,
+            dataset=dataset,
+            loss=loss,
+            schedule=schedule,
+            out=run_out,
+            valid=valid_scenes,
+            seed=config.seed,
+            device=device(config.device),
+            num_workers=config.num_workers,
+            bn_batches=config.bn_batches,
+            progress=progress,
+            threads=config.threads,
+            settings=_settings(config, sources, name),
+        )
 
     return _grid(Path(out), config, one)
 
@@ -281,8 +346,16 @@ def teacher(
     >>> models.read_config(result.best).bands
     ('vv', 'vh', 'B02', 'B03', 'B04', 'B08')
     """
-    return supervised(train, out=out, valid=valid, labels="hand", bands=TEACHER_BANDS,
-                      config=config, name="teacher", progress=progress)  # fmt: skip
+    return supervised(
+        train,
+        out=out,
+        valid=valid,
+        labels="hand",
+        bands=TEACHER_BANDS,
+        config=config,
+        name="teacher",
+        progress=progress,
+    )
 
 
 def student(
@@ -327,27 +400,55 @@ def student(
     network_teacher = frozen.module.eval()
     for parameter in network_teacher.parameters():
         parameter.requires_grad_(False)
-    model_config = _model_config(models.STUDENT, "student", config, {
-        "stage": "student", "teacher": str(frozen.path), "data": _describe(sources),
-        "trainer": "floodxr.train", "config": _jsonable(config)})  # fmt: skip
+    model_config = _model_config(
+        models.STUDENT,
+        "student",
+        config,
+        {
+            "stage": "student",
+            "teacher": str(frozen.path),
+            "data": _describe(sources),
+            "trainer": "floodxr.train",
+            "config": _jsonable(config),
+        },
+    )
     valid_scenes = _valid_scenes(valid)
 
     def loss(network: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
             soft = network_teacher(batch["teacher"])
-        return distillation_loss(network(batch["image"]), soft, batch["valid"],
-                                 temperature=config.temperature)  # fmt: skip
+        return distillation_loss(
+            network(batch["image"]), soft, batch["valid"], temperature=config.temperature
+        )
 
     def one(schedule: Schedule, run_out: Path) -> RunResult:
-        dataset = CropDataset(sources, bands=S1_BANDS, target=None, teacher_bands=teacher_bands,
-                              crop=config.crop, augment=config.augment, min_valid=config.min_valid,
-                              seed=config.seed, batch_size=config.batch_size)  # fmt: skip
+        dataset = CropDataset(
+            sources,
+            bands=S1_BANDS,
+            target=None,
+            teacher_bands=teacher_bands,
+            crop=config.crop,
+            augment=config.augment,
+            min_valid=config.min_valid,
+            seed=config.seed,
+            batch_size=config.batch_size,
+        )
         settings = {**_settings(config, sources, "student"), "teacher": str(frozen.path)}
-        return fit(config=model_config, dataset=dataset, loss=loss, schedule=schedule,
-                   out=run_out, valid=valid_scenes, seed=config.seed,
-                   device=device(config.device), num_workers=config.num_workers,
-                   bn_batches=config.bn_batches, progress=progress, threads=config.threads,
-                   settings=settings)  # fmt: skip
+        return fit(
+            config=model_config,
+            dataset=dataset,
+            loss=loss,
+            schedule=schedule,
+            out=run_out,
+            valid=valid_scenes,
+            seed=config.seed,
+            device=device(config.device),
+            num_workers=config.num_workers,
+            bn_batches=config.bn_batches,
+            progress=progress,
+            threads=config.threads,
+            settings=settings,
+        )
 
     return _grid(Path(out), config, one)
 
@@ -358,10 +459,14 @@ def _jsonable(config: TrainConfig) -> dict[str, Any]:
 
 def _settings(config: TrainConfig, sources: Sequence[Source], stage: str) -> dict[str, Any]:
     """What determines a run's result besides the model, schedule and seed (checked on resume)."""
-    return {"stage": stage, "data": [[s.name, [scene.name for scene in s.scenes]] for s in sources],
-            # an augmentation that is off (None) is not recorded: runs from before it resume
-            "augment": {k: v for k, v in asdict(config.augment).items() if v is not None},
-            "edge": [config.edge_weight, config.edge_width],
-            "temperature": config.temperature, "min_valid": config.min_valid,
-            # results depend on the thread count; None (the machine's default) is not recorded
-            **({"threads": config.threads} if config.threads is not None else {})}  # fmt: skip
+    return {
+        "stage": stage,
+        "data": [[s.name, [scene.name for scene in s.scenes]] for s in sources],
+        # an augmentation that is off (None) is not recorded: runs from before it resume
+        "augment": {k: v for k, v in asdict(config.augment).items() if v is not None},
+        "edge": [config.edge_weight, config.edge_width],
+        "temperature": config.temperature,
+        "min_valid": config.min_valid,
+        # results depend on the thread count; None (the machine's default) is not recorded
+        **({"threads": config.threads} if config.threads is not None else {}),
+    }

@@ -132,6 +132,8 @@ def format_table(rows: Sequence[Row]) -> str:
 
     lines = ["| method | paper IoU | floodxr IoU | runs | test scenes |", "|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row.label} | {cell(row.paper_iou, row.paper_std)} | "
-                     f"{cell(row.iou, row.std)} | {row.runs} | {row.scenes} |")  # fmt: skip
+        lines.append(
+            f"| {row.label} | {cell(row.paper_iou, row.paper_std)} | "
+            f"{cell(row.iou, row.std)} | {row.runs} | {row.scenes} |"
+        )
     return "\n".join(lines)
