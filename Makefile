@@ -23,6 +23,8 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check floodxr tests examples benchmarks
+	$(BIN)/ruff format --check floodxr tests examples benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 test: lint

@@ -68,7 +68,7 @@ def measure(
             "catalog": catalog,
             "model": model,
             "resolution": resolution,
-            "reference": "2019-09-01/2019-09-15",
+            "reference_dates": "2019-09-01/2019-09-15",
             "client": client,
             "progress": False,
         }

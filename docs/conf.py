@@ -54,8 +54,11 @@ suppress_warnings = ["mystnb.unknown_mime_type"]
 html_theme = "alabaster"
 html_title = "floodxr"
 html_static_path: list[str] = []
-html_theme_options = {"description": "Flood extent from Sentinel-1 radar on xarray and Dask",
-                      "page_width": "1100px", "sidebar_width": "240px"}  # fmt: skip
+html_theme_options = {
+    "description": "Flood extent from Sentinel-1 radar on xarray and Dask",
+    "page_width": "1100px",
+    "sidebar_width": "240px",
+}
 
 
 def _copy_notebooks() -> None:
@@ -80,8 +83,10 @@ def _make_figures() -> None:
     out = HERE / "_generated"
     out.mkdir(exist_ok=True)
     chip = sen1floods11.open_chip(sen1floods11.SAMPLE_DIR, "Spain_7370579")
-    axis = chip.s1.flood.plot(chip.s1.flood.segment(model="student"),
-                              title="Spain_7370579 (Sen1Floods11, 2019-09-18): student")  # fmt: skip
+    axis = chip.s1.flood.plot(
+        chip.s1.flood.segment(model="student"),
+        title="Spain_7370579 (Sen1Floods11, 2019-09-18): student",
+    )
     axis.figure.savefig(out / "demo_map.png", dpi=90)
 
 

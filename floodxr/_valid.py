@@ -16,8 +16,9 @@ of which is negative is linear power or amplitude, never dB; values below :data:
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import dask.array as dsa
@@ -34,6 +35,14 @@ from floodxr.errors import (
 )
 
 __all__ = [
+    "Rule",
+    "boolean",
+    "choice",
+    "integer",
+    "multiple",
+    "real",
+    "unknown_keys",
+    "violations",
     "as_band_array",
     "require_spatial",
     "select_band",
@@ -306,3 +315,105 @@ def select_bands(obj: XarrayObj, bands: Sequence[str]) -> xr.DataArray:
 def select_band(obj: XarrayObj, band: str) -> xr.DataArray:
     """One band of ``obj`` as a DataArray without the ``band`` dimension."""
     return select_bands(obj, [band]).squeeze("band", drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# rules: the one way options, configurations and checkpoints check their fields
+#
+# A rule returns None for a good value and a phrase ("must be ..., got ...") for a bad one;
+# :func:`violations` applies a table of rules and names each field in its phrase, so every
+# message reads "<field> must be <what>, got <value>".
+
+Rule = Callable[[Any], "str | None"]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(float(value))
+    )
+
+
+def integer(minimum: int = 1, *, optional: bool = False) -> Rule:
+    """An integer >= ``minimum`` ("a positive integer" for 1); ``optional``: or None."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    what += " or None" if optional else ""
+
+    def rule(value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        return None if _is_int(value) and value >= minimum else f"must be {what}, got {value!r}"
+
+    return rule
+
+
+def real(*, above: float | None = None, below: float | None = None) -> Rule:
+    """A finite real number (not a bool), optionally strictly between ``above`` and ``below``."""
+    what = "a number"
+    if above is not None and below is not None:
+        what = f"a number strictly between {above:g} and {below:g}"
+    elif above is not None:
+        what = f"a number > {above:g}"
+
+    def rule(value: Any) -> str | None:
+        good = _is_real(value)
+        good = good and (above is None or value > above) and (below is None or value < below)
+        return None if good else f"must be {what}, got {value!r}"
+
+    return rule
+
+
+def boolean() -> Rule:
+    """True or False."""
+    return lambda value: (
+        None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+    )
+
+
+def choice(options: Sequence[Any]) -> Rule:
+    """One of ``options``."""
+    shown = tuple(options)
+    return lambda value: None if value in shown else f"must be one of {shown}, got {value!r}"
+
+
+def multiple(of: int, minimum: int, why: str, *, optional: bool = False) -> Rule:
+    """An integer >= ``minimum`` that is a multiple of ``of`` (``why``: the reason, e.g. "the
+    encoder's stride"); the phrase suggests the nearest good value."""
+    base = integer(minimum, optional=optional)
+
+    def rule(value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        problem = base(value)
+        if problem is None and value % of:
+            problem = (
+                f"must be a multiple of {of} ({why}), got {value!r}; "
+                f"use {max(minimum, value - value % of)}"
+            )
+        return problem
+
+    return rule
+
+
+def violations(
+    values: Mapping[str, Any], rules: Mapping[str, Rule], label: str = "{name}"
+) -> list[str]:
+    """``"<label> <phrase>"`` for every field whose value breaks its rule; ``label`` formats the
+    field's name (``"option {name!r}"``, ``"{name}"``)."""
+    problems = []
+    for name, rule in rules.items():
+        if name in values:
+            problem = rule(values[name])
+            if problem is not None:
+                problems.append(f"{label.format(name=name)} {problem}")
+    return problems
+
+
+def unknown_keys(given: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The keys of ``given`` that are not in ``known``, sorted."""
+    return sorted(set(given) - set(known))

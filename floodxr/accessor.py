@@ -1,23 +1,51 @@
-"""The ``.flood`` accessor on DataArray and Dataset: a thin facade over floodxr's functions."""
+"""The ``.flood`` accessor on DataArray and Dataset: a thin facade over floodxr's functions.
+
+Each method is the module function with the wrapped object as its first argument, forwarded
+with :func:`functools.wraps` (as odc-geo's ``_xr_interop`` does): its docstring, signature and
+return type are the function's. The DataArray and the Dataset accessor are separate classes, so
+a method that needs one DataArray (writing a COG, plotting, areas, scores) is not there on a
+Dataset, and asking for it says which variable to pick.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import xarray as xr
 
 from floodxr import metrics, plot, preprocess, segment, threshold, writers
-from floodxr.bands import Polarisation
 from floodxr.errors import WrongTypeError
 
-__all__ = ["FloodAccessor"]
+__all__ = ["FloodAccessor", "FloodDataArrayAccessor", "FloodDatasetAccessor"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _forward(func: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
+    """``func`` as a method of the accessor: ``obj.flood.name(...)`` is ``func(obj, ...)``."""
+
+    @functools.wraps(func)
+    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+        return func(self._obj, *args, **kwargs)
+
+    signature = inspect.signature(func)
+    data, *rest = signature.parameters.values()
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = signature.replace(parameters=[self_parameter, *rest])  # type: ignore[attr-defined]
+    return method
 
 
 class FloodAccessor:
     """Flood mapping on xarray objects: ``da.flood.otsu()``, ``ds.flood.to_db()``, ...
 
     Holds nothing but the wrapped object; every method forwards to a module function with the
-    same name and returns a new xarray object (lazy when the input is).
+    wrapped object as its first argument and returns a new xarray object (lazy when the input
+    is). The methods here work on a DataArray and a Dataset alike;
+    :class:`FloodDataArrayAccessor` adds those that need one DataArray.
 
     Examples
     --------
@@ -33,91 +61,60 @@ class FloodAccessor:
     def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
         self._obj = obj
 
-    def to_db(self) -> Any:
-        """Linear power to dB; see :func:`floodxr.preprocess.to_db`."""
-        return preprocess.to_db(self._obj)
-
-    def from_db(self) -> Any:
-        """dB to linear power; see :func:`floodxr.preprocess.from_db`."""
-        return preprocess.from_db(self._obj)
-
-    def normalize(self, **kwargs: Any) -> xr.DataArray:
-        """The paper's clip-and-scale; see :func:`floodxr.preprocess.normalize`."""
-        return preprocess.normalize(self._obj, **kwargs)
-
-    def ndwi(self) -> xr.DataArray:
-        """See :func:`floodxr.preprocess.ndwi`."""
-        return preprocess.ndwi(self._obj)
-
-    def mndwi(self) -> xr.DataArray:
-        """See :func:`floodxr.preprocess.mndwi`."""
-        return preprocess.mndwi(self._obj)
-
-    def ndvi(self) -> xr.DataArray:
-        """See :func:`floodxr.preprocess.ndvi`."""
-        return preprocess.ndvi(self._obj)
-
-    def weak_labels(self, **kwargs: Any) -> xr.DataArray:
-        """Weak water labels from Sentinel-2; see :func:`floodxr.preprocess.weak_labels`."""
-        return preprocess.weak_labels(self._obj, **kwargs)
-
-    def otsu_threshold(self, *, band: Polarisation = "vh", **kwargs: Any) -> xr.DataArray:
-        """See :func:`floodxr.threshold.otsu_threshold`."""
-        return threshold.otsu_threshold(self._obj, band=band, **kwargs)
-
-    def otsu(self, *, band: Polarisation = "vh", **kwargs: Any) -> xr.DataArray:
-        """Global Otsu water mask; see :func:`floodxr.threshold.otsu`."""
-        return threshold.otsu(self._obj, band=band, **kwargs)
-
-    def otsu_tiled(self, *, band: Polarisation = "vh", **kwargs: Any) -> xr.DataArray:
-        """Bimodal-tile Otsu water mask; see :func:`floodxr.threshold.otsu_tiled`."""
-        return threshold.otsu_tiled(self._obj, band=band, **kwargs)
-
-    def threshold(self, value: float | xr.DataArray, *, band: Polarisation = "vh") -> xr.DataArray:
-        """Fixed-threshold water mask; see :func:`floodxr.threshold.fixed`."""
-        return threshold.fixed(self._obj, value, band=band)
-
-    def segment(self, *, model: str = "student", **kwargs: Any) -> xr.DataArray:
-        """Water probability or mask from a model; see :func:`floodxr.segment.segment`."""
-        return segment.segment(self._obj, model=model, **kwargs)
-
-    def to_cog(self, path: Any, **kwargs: Any) -> Any:
-        """Stream to a Cloud-Optimized GeoTIFF; see :func:`floodxr.writers.to_cog`."""
-        if not isinstance(self._obj, xr.DataArray):
-            raise WrongTypeError("to_cog writes one DataArray; pick a variable, e.g. ds['water']")
-        return writers.to_cog(self._obj, path, **kwargs)
-
-    def to_zarr(self, store: Any, **kwargs: Any) -> Any:
-        """Stream to a Zarr store; see :func:`floodxr.writers.to_zarr`."""
-        return writers.to_zarr(self._obj, store, **kwargs)
-
-    def plot(self, water: xr.DataArray | None = None, **kwargs: Any) -> Any:
-        """Backscatter with a water mask / probability on top; see :func:`floodxr.plot.overlay`."""
-        if not isinstance(self._obj, xr.DataArray):
-            raise WrongTypeError(
-                "plot draws a Sentinel-1 DataArray with a 'band' dim; pick it, "
-                "e.g. ds['s1'].flood.plot(water)"
-            )
-        return plot.overlay(self._obj, water, **kwargs)
-
-    def area_km2(self) -> xr.DataArray:
-        """Water area of a mask in km²; see :func:`floodxr.metrics.water_area_km2`."""
-        if not isinstance(self._obj, xr.DataArray):
-            raise WrongTypeError(
-                "area_km2 works on a mask DataArray, not a Dataset; pick the mask variable, "
-                "e.g. ds['water'].flood.area_km2()"
-            )
-        return metrics.water_area_km2(self._obj)
-
-    def confusion(self, label: xr.DataArray, **kwargs: Any) -> metrics.Confusion:
-        """Water confusion counts against ``label`` (computes); see ``metrics.confusion``."""
-        if not isinstance(self._obj, xr.DataArray):
-            raise WrongTypeError(
-                "confusion works on a prediction DataArray, not a Dataset; pick the mask "
-                "variable, e.g. ds['water'].flood.confusion(label)"
-            )
-        return metrics.confusion(self._obj, label, **kwargs)
+    to_db = _forward(preprocess.to_db)
+    from_db = _forward(preprocess.from_db)
+    normalize = _forward(preprocess.normalize)
+    ndwi = _forward(preprocess.ndwi)
+    mndwi = _forward(preprocess.mndwi)
+    ndvi = _forward(preprocess.ndvi)
+    weak_labels = _forward(preprocess.weak_labels)
+    otsu_threshold = _forward(threshold.otsu_threshold)
+    otsu = _forward(threshold.otsu)
+    otsu_tiled = _forward(threshold.otsu_tiled)
+    threshold = _forward(threshold.fixed)
+    segment = _forward(segment.segment)
+    to_zarr = _forward(writers.to_zarr)
 
 
-xr.register_dataarray_accessor("flood")(FloodAccessor)
-xr.register_dataset_accessor("flood")(FloodAccessor)
+class FloodDataArrayAccessor(FloodAccessor):
+    """``.flood`` on a DataArray: every :class:`FloodAccessor` method, and those that need one
+    DataArray (COG writing, plotting, areas, scores)."""
+
+    __slots__ = ()
+
+    to_cog = _forward(writers.to_cog)
+    plot = _forward(plot.overlay)
+    area_km2 = _forward(metrics.water_area_km2)
+    confusion = _forward(metrics.confusion)
+
+
+class _DataArrayOnlyError(WrongTypeError, AttributeError):
+    """A DataArray method asked of a Dataset (an AttributeError too: ``hasattr`` is False)."""
+
+
+#: What a Dataset's ``.flood`` says when asked for a DataArray-only method.
+_PICK_A_VARIABLE = {
+    "to_cog": "to_cog writes one DataArray; pick a variable, e.g. ds['water'].flood.to_cog(path)",
+    "plot": "plot draws a Sentinel-1 DataArray with a 'band' dim; pick it, "
+    "e.g. ds['s1'].flood.plot(water)",
+    "area_km2": "area_km2 works on a mask DataArray, not a Dataset; pick the mask variable, "
+    "e.g. ds['water'].flood.area_km2()",
+    "confusion": "confusion works on a prediction DataArray, not a Dataset; pick the mask "
+    "variable, e.g. ds['water'].flood.confusion(label)",
+}
+
+
+class FloodDatasetAccessor(FloodAccessor):
+    """``.flood`` on a Dataset: the :class:`FloodAccessor` methods, which work on all of its
+    variables at once."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name in _PICK_A_VARIABLE:
+            raise _DataArrayOnlyError(_PICK_A_VARIABLE[name])
+        raise AttributeError(f"'Dataset.flood' has no attribute {name!r}")
+
+
+xr.register_dataarray_accessor("flood")(FloodDataArrayAccessor)
+xr.register_dataset_accessor("flood")(FloodDatasetAccessor)

@@ -156,9 +156,11 @@ def _basin(args: argparse.Namespace) -> int:
         store=args.store,
         model=args.model,
         resolution=args.resolution,
-        reference=args.reference,
+        reference_dates=args.reference_dates,
+        reference_mask=args.reference_mask,
         chunk=args.chunk,
         id_column=args.id_column,
+        reference=args.reference,
     )
     if args.scheduler:
         from distributed import Client
@@ -175,6 +177,8 @@ def _basin(args: argparse.Namespace) -> int:
             store=args.store,
             model=args.model,
             resolution=args.resolution,
+            reference_dates=args.reference_dates,
+            reference_mask=args.reference_mask,
             reference=args.reference,
             client=client,
             table=args.table,
@@ -335,9 +339,20 @@ def _parser() -> argparse.ArgumentParser:
     basin.add_argument("--model", default="student", help="model name or checkpoint path")
     basin.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres")
     basin.add_argument(
+        "--reference-dates",
+        metavar="START/END",
+        help="flood = water minus reference water; the reference from the passes in these "
+        "pre-flood dates (per-pixel median), e.g. 2019-08-01/2019-08-31",
+    )
+    basin.add_argument(
+        "--reference-mask",
+        metavar="FILE",
+        help="or from a water mask raster (1 water, 0 dry), e.g. permanent_water.tif",
+    )
+    basin.add_argument(
         "--reference",
-        help="pre-flood STAC interval, or a water mask GeoTIFF: "
-        "flood = water minus reference water",
+        help="deprecated: dates or a mask file, told apart by whether the file exists; use "
+        "--reference-dates / --reference-mask",
     )
     basin.add_argument("--chunk", type=int, default=1024, help="chunk side in pixels")
     basin.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")

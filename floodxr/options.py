@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from floodxr._valid import (
+    Rule,
+    boolean,
+    choice,
+    integer,
+    multiple,
+    real,
+    unknown_keys,
+    violations,
+)
 from floodxr.errors import InvalidOptionError
 
 __all__ = ["OPTIONS", "get_options", "set_options"]
@@ -26,102 +35,29 @@ OPTIONS: dict[str, Any] = {
 }
 
 
-def _positive_int(name: str, minimum: int) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InvalidOptionError(
-                f"option {name!r} must be an integer >= {minimum}, got {value!r}"
-            )
-
-    return check
-
-
-def _fraction(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise InvalidOptionError(
-                f"option {name!r} must be a number strictly between 0 and 1, got {value!r}"
-            )
-
-    return check
-
-
-def _boolean(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if not isinstance(value, bool):
-            raise InvalidOptionError(f"option {name!r} must be True or False, got {value!r}")
-
-    return check
-
-
-def _multiple_of_16(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        _positive_int(name, 32)(value)
-        if value % 16:
-            raise InvalidOptionError(
-                f"option {name!r} must be a multiple of 16 (the encoder's stride), got {value!r}; "
-                f"use {value - value % 16 or 32}"
-            )
-
-    return check
-
-
-def _optional(check: Callable[[Any], None]) -> Callable[[Any], None]:
-    def optional(value: Any) -> None:
-        if value is not None:
-            check(value)
-
-    return optional
-
-
-def _optional_positive_int(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if value is not None:
-            _positive_int(name, 1)(value)
-
-    return check
-
-
-def _positive_number(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidOptionError(f"option {name!r} must be a number > 0, got {value!r}")
-
-    return check
-
-
-def _choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if value not in choices:
-            raise InvalidOptionError(f"option {name!r} must be one of {choices}, got {value!r}")
-
-    return check
-
-
-def _device(value: Any) -> None:
-    if not isinstance(value, str) or not (value == "cpu" or value.startswith(("cuda", "mps"))):
-        raise InvalidOptionError(
-            f"option 'device' must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}"
-        )
+def _device(value: Any) -> str | None:
+    if isinstance(value, str) and (value == "cpu" or value.startswith(("cuda", "mps"))):
+        return None
+    return f"must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}"
 
 
 #: How a model runs (``set_options(engine=...)``, ``floodxr evaluate --engine``).
 ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 
-_VALIDATORS: dict[str, Callable[[Any], None]] = {
-    "otsu_bins": _positive_int("otsu_bins", 2),
-    "otsu_tile_size": _positive_int("otsu_tile_size", 8),
-    "otsu_bimodality": _fraction("otsu_bimodality"),
-    "progress": _boolean("progress"),
-    "tile": _optional(_multiple_of_16("tile")),
-    "halo": _optional(_positive_int("halo", 0)),
-    "batch_size": _positive_int("batch_size", 1),
+_RULES: dict[str, Rule] = {
+    "otsu_bins": integer(2),
+    "otsu_tile_size": integer(8),
+    "otsu_bimodality": real(above=0, below=1),
+    "progress": boolean(),
+    "tile": multiple(16, 32, "the encoder's stride", optional=True),
+    "halo": integer(0, optional=True),
+    "batch_size": integer(1),
     "device": _device,
-    "torch_threads": _optional_positive_int("torch_threads"),
-    "engine": _choice("engine", ENGINES),
-    "http_timeout": _positive_number("http_timeout"),
-    "http_retries": _positive_int("http_retries", 0),
-    "http_backoff": _positive_number("http_backoff"),
+    "torch_threads": integer(1, optional=True),
+    "engine": choice(ENGINES),
+    "http_timeout": real(above=0),
+    "http_retries": integer(0),
+    "http_backoff": real(above=0),
 }
 
 
@@ -184,12 +120,14 @@ class set_options:  # noqa: N801 - lower case like xarray.set_options, used as a
 
     def __init__(self, **kwargs: Any) -> None:
         self._old: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if key not in OPTIONS:
-                raise InvalidOptionError(
-                    f"unknown option {key!r}; valid options are {sorted(OPTIONS)}"
-                )
-            _VALIDATORS[key](value)
+        unknown = unknown_keys(kwargs, OPTIONS)
+        if unknown:
+            raise InvalidOptionError(
+                f"unknown option {unknown[0]!r}; valid options are {sorted(OPTIONS)}"
+            )
+        problems = violations(kwargs, _RULES, label="option {name!r}")
+        if problems:
+            raise InvalidOptionError("; ".join(problems))
         self._old = {key: OPTIONS[key] for key in kwargs}
         OPTIONS.update(kwargs)
 

@@ -67,7 +67,7 @@ def first(client, basins_file, catalog, tiny_student, tmp_path_factory) -> basin
         catalog=catalog,
         store=store,
         model=tiny_student,
-        reference=BEFORE,
+        reference_dates=BEFORE,
         client=client,
         chunk=256,
         progress=False,
@@ -149,7 +149,7 @@ def test_a_rerun_does_nothing(first, client, basins_file, catalog, tiny_student)
         catalog=catalog,
         store=first.store,
         model=tiny_student,
-        reference=BEFORE,
+        reference_dates=BEFORE,
         client=client,
         chunk=256,
         progress=False,
@@ -172,7 +172,7 @@ def test_a_killed_worker_still_gives_the_same_store(
                 catalog=catalog,
                 store=store,
                 model=tiny_student,
-                reference=BEFORE,
+                reference_dates=BEFORE,
                 client=client,
                 chunk=256,
                 progress=False,
@@ -217,7 +217,7 @@ def test_a_killed_run_resumes_from_the_command_line(
         str(store),
         "--model",
         tiny_student,
-        "--reference",
+        "--reference-dates",
         BEFORE,
         "--chunk",
         "256",
@@ -291,7 +291,7 @@ def test_new_passes_are_appended_and_a_water_mask_can_be_the_reference(
         "catalog": catalog,
         "store": store,
         "model": tiny_student,
-        "reference": path,
+        "reference_mask": path,
         "client": client,
         "chunk": 256,
         "progress": False,
@@ -318,7 +318,7 @@ def test_other_settings_on_an_existing_store_are_refused(
             catalog=catalog,
             store=first.store,
             model=tiny_student,
-            reference=BEFORE,
+            reference_dates=BEFORE,
             client=client,
             chunk=256,
             resolution=20,
@@ -331,7 +331,7 @@ def test_other_settings_on_an_existing_store_are_refused(
             catalog=catalog,
             store=first.store,
             model=tiny_student,
-            reference=BEFORE,
+            reference_dates=BEFORE,
             client=client,
             chunk=256,
         )
@@ -372,3 +372,20 @@ def test_a_table_with_a_geometry_column_is_read():
     assert [b.id for b in basins] == ["2060000010", "2060000020"]
     assert basins[0].epsg == 32631
     assert basins[0].area_km2 == pytest.approx(8.66 * 11.1, rel=0.01)
+
+
+def test_the_old_reference_argument_still_works_and_warns(tmp_path):
+    lake = {"lake": box(-0.05, 39.02, -0.02, 39.04)}
+    mask = tmp_path / "water.tif"
+    mask.write_bytes(b"not read by the check")
+    with pytest.warns(FutureWarning, match="reference_dates="):
+        *_, dates = basin.check_inputs(lake, datetime="2019-09", store="s", reference=BEFORE)
+    with pytest.warns(FutureWarning):
+        *_, water = basin.check_inputs(lake, datetime="2019-09", store="s", reference=mask)
+    assert dates == basin.ReferenceDates(BEFORE) and water == basin.ReferenceMask(mask)
+    with pytest.raises(InvalidOptionError, match="give one reference"):
+        basin.check_inputs(
+            lake, datetime="2019-09", store="s", reference_dates=BEFORE, reference_mask=mask
+        )
+    with pytest.raises(BasinInputError, match="not a STAC interval"):
+        basin.check_inputs(lake, datetime="2019-09", store="s", reference_dates="soon")

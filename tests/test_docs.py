@@ -66,6 +66,7 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
         "model-card",
         "results",
         "benchmarks",
+        "architecture",
     ):
         assert (site / f"{page}.html").is_file(), page
     # the API reference has the accessor and the modules' functions with their examples

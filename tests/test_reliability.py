@@ -645,7 +645,7 @@ def test_yaml_numbers_are_read_as_people_write_them(tmp_path):
         load_config(path, ["settings.steps=1e3"])
 
 
-@case("floodxr basin without --reference, then basin-report; --reference naming no file")
+@case("floodxr basin without a reference, then basin-report; --reference-mask naming no file")
 def test_basin_without_reference_reports_and_a_missing_reference_is_named(tmp_path):
     from distributed import Client
     from shapely.geometry import box
@@ -695,7 +695,7 @@ def test_basin_without_reference_reports_and_a_missing_reference_is_named(tmp_pa
             "http://127.0.0.1:9",
             "--store",
             str(tmp_path / "b.zarr"),
-            "--reference",
+            "--reference-mask",
             str(tmp_path / "before.tif"),
         ],
         capture_output=True,

@@ -21,6 +21,7 @@ from pyproj import Transformer
 import floodxr
 from floodxr.data import pairing, stac
 from floodxr.data import sen1floods11 as s11
+from floodxr.data.item_grid import epsg_of
 from floodxr.errors import (
     AssetReadError,
     InvalidOptionError,
@@ -104,7 +105,7 @@ def test_search_load_segment_equals_the_chip(loopback, shared_data, chip):
 def test_student_on_a_stac_cube_finds_the_synthetic_water(loopback, tiny_student):
     """Two frames per pass in zones 30 and 31, mosaicked onto one grid, segmented by a network."""
     items = stac.search_s1(SYNTHETIC_BBOX, PASSES, catalog=pc_catalog(loopback.url))
-    assert len(items) == 4 and {stac._epsg(i) for i in items} == {32630, 32631}
+    assert len(items) == 4 and {epsg_of(i) for i in items} == {32630, 32631}
     cube = stac.load_s1(items, mosaic=True, chunks=512)
     assert cube.sizes["time"] == 2 and str(cube.rio.crs) == "EPSG:32631"  # the zone of 0.0° E
     assert cube.attrs["units"] == "dB" and cube.chunks[-1][0] == 512

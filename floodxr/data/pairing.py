@@ -17,6 +17,8 @@ import pystac
 import xarray as xr
 
 from floodxr.data import stac
+from floodxr.data.catalogs import collection_for
+from floodxr.data.search import as_items
 from floodxr.errors import InvalidOptionError, NoItemsError, UnpairedScenesWarning
 
 __all__ = ["Pair", "Pairs", "pair_s2", "load_pair"]
@@ -87,14 +89,14 @@ def pair_s2(
     >>> len(pairs), len(pairs.unpaired), pairs.pairs[0].s2[0].id
     (2, 2, 'S2B_MSIL2A_20190913T103050_T31SBJ')
     """
-    listed = stac._as_items(s1_items)
+    listed = as_items(s1_items)
     cat = stac.get_catalog(catalog) if catalog is not None else stac.catalog_of(s1_items)
     if cat is None:
         raise InvalidOptionError(
             "these Sentinel-1 items do not say which catalog they came from (they are not a "
             "search_s1 result); pass catalog="
         )
-    s2_collection = stac._pick_collection(cat, "s2", collection)
+    s2_collection = collection_for(cat, "s2", collection)
     pairs, unpaired = [], []
     for item in listed:
         when = item.datetime

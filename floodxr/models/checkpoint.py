@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from floodxr._valid import Rule, integer, multiple, real, unknown_keys, violations
 from floodxr.bands import VERSION
 from floodxr.errors import CheckpointError, OutputExistsError
 from floodxr.models.architecture import COMPACT, DeepLabV3PlusS2, check_encoder
@@ -37,6 +38,19 @@ ARCHITECTURES = {
 }
 #: Architectures whose encoder stops at stride 8: their output stride must be 8.
 STRIDE_8 = ("deeplabv3plus-s2-compact",)
+
+
+def _stride(value: Any) -> str | None:
+    return None if value in (8, 16) else f"must be 8 or 16, got {value!r}"
+
+
+#: What the numeric fields of a ModelConfig must be (checked on construction).
+_RULES: dict[str, Rule] = {
+    "output_stride": _stride,
+    "tile": multiple(16, 32, "the encoder's stride", optional=True),
+    "temperature": real(above=0),
+    "context": integer(1, optional=True),
+}
 
 
 @dataclass(frozen=True)
@@ -61,14 +75,13 @@ class ModelConfig:
     scores: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        problems = []
+        numbers = {name: getattr(self, name) for name in _RULES}
+        problems = violations(numbers, _RULES)
         if self.architecture not in ARCHITECTURES:
             problems.append(
                 f"architecture {self.architecture!r} is not one of {list(ARCHITECTURES)}"
             )
-        if self.output_stride not in (8, 16):
-            problems.append(f"output_stride must be 8 or 16, got {self.output_stride!r}")
-        elif self.architecture in STRIDE_8 and self.output_stride != 8:
+        if self.output_stride == 16 and self.architecture in STRIDE_8:
             problems.append(
                 f"architecture {self.architecture!r} has output stride 8, got "
                 f"output_stride={self.output_stride!r}"
@@ -87,21 +100,6 @@ class ModelConfig:
                 problems.append(
                     f"normalization[{band!r}] must be finite (low, high), got {bounds!r}"
                 )
-        if self.tile is not None and (
-            not isinstance(self.tile, int) or self.tile < 32 or self.tile % 16
-        ):
-            problems.append(f"tile must be a multiple of 16 of at least 32, got {self.tile!r}")
-        if (
-            isinstance(self.temperature, bool)
-            or not isinstance(self.temperature, (int, float))
-            or not math.isfinite(self.temperature)
-            or self.temperature <= 0
-        ):
-            problems.append(f"temperature must be a positive number, got {self.temperature!r}")
-        if self.context is not None and (
-            isinstance(self.context, bool) or not isinstance(self.context, int) or self.context < 1
-        ):
-            problems.append(f"context must be a positive int or None, got {self.context!r}")
         if "water" not in self.classes:
             problems.append(f"classes must include 'water', got {self.classes!r}")
         if len(set(self.bands)) != len(self.bands):
@@ -142,9 +140,9 @@ class ModelConfig:
                 "checkpoint configuration?"
             )
         fields = {k: v for k, v in data.items() if k != "format"}
-        unknown = set(fields) - set(cls.__dataclass_fields__)
+        unknown = unknown_keys(fields, cls.__dataclass_fields__)
         if unknown:
-            raise CheckpointError(f"{source}: unknown keys {sorted(unknown)}")
+            raise CheckpointError(f"{source}: unknown keys {unknown}")
         try:
             fields["bands"] = tuple(fields["bands"])
             fields["classes"] = tuple(fields.get("classes", ("not_water", "water")))

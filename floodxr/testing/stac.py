@@ -52,6 +52,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from floodxr.data import sen1floods11
+from floodxr.grid import snapped
 from floodxr.testing import LAND_DB, WATER_DB
 
 __all__ = [
@@ -340,10 +341,8 @@ def _utm_grid(bbox: tuple[float, float, float, float], epsg: int) -> tuple[Affin
     xs, ys = to_utm.transform(
         [bbox[0], bbox[2], bbox[0], bbox[2]], [bbox[1], bbox[1], bbox[3], bbox[3]]
     )
-    west, north = np.floor(min(xs) / _RES) * _RES, np.ceil(max(ys) / _RES) * _RES
-    width = int(np.ceil((max(xs) - west) / _RES))
-    height = int(np.ceil((north - min(ys)) / _RES))
-    return Affine(_RES, 0, west, 0, -_RES, north), (height, width)
+    box = snapped((min(xs), min(ys), max(xs), max(ys)), f"EPSG:{epsg}", _RES)
+    return box.affine, tuple(box.shape)  # type: ignore[return-value]
 
 
 def _lonlat(transform: Affine, shape: tuple[int, int], epsg: int) -> tuple[np.ndarray, ...]:

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from floodxr._valid import number
+from floodxr._valid import integer, number, unknown_keys, violations
 from floodxr.errors import InvalidOptionError
 from floodxr.train.data import Augment, Source, source_from_spec
 from floodxr.train.stages import CPU, PAPER, GridResult, TrainConfig, student, supervised, teacher
@@ -118,10 +118,10 @@ def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
         raise InvalidOptionError(
             f"{source}: settings.base must be one of {list(BASES)}, got {base_name!r}"
         )
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
+    known = sorted(f.name for f in fields(TrainConfig))
+    unknown = unknown_keys(raw, known)
     if unknown:
-        raise InvalidOptionError(f"{source}: unknown settings {unknown}; known: {sorted(known)}")
+        raise InvalidOptionError(f"{source}: unknown settings {unknown}; known: {known}")
     for key in ("lr", "weight_decay"):
         if key in raw and (isinstance(raw[key], str) or not isinstance(raw[key], Sequence)):
             raw[key] = [raw[key]]
@@ -186,28 +186,18 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StageConfig:
     stage = data.get("stage")
     if stage not in STAGES:
         raise InvalidOptionError(f"{str(path)!r}: stage must be one of {STAGES}, got {stage!r}")
-    known = {
-        "stage",
-        "out",
-        "train",
-        "valid",
-        "test",
-        "labels",
-        "teacher",
-        "runs",
-        "settings",
-        "name",
-    }
-    unknown = sorted(set(data) - known)
+    known = sorted(f.name for f in fields(StageConfig))
+    unknown = unknown_keys(data, known)
     if unknown:
-        raise InvalidOptionError(f"{str(path)!r}: unknown keys {unknown}; known: {sorted(known)}")
+        raise InvalidOptionError(f"{str(path)!r}: unknown keys {unknown}; known: {known}")
     if "out" not in data or not data.get("train"):
         raise InvalidOptionError(f"{str(path)!r} needs 'out' (a folder) and 'train' (sources)")
     if stage == "student" and not data.get("teacher"):
         raise InvalidOptionError(f"{str(path)!r}: a student needs 'teacher' (a checkpoint path)")
     runs = data.get("runs", 1)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise InvalidOptionError(f"{str(path)!r}: runs must be a positive integer, got {runs!r}")
+    problems = violations({"runs": runs}, {"runs": integer(1)})
+    if problems:
+        raise InvalidOptionError(f"{str(path)!r}: {problems[0]}")
     labels = data.get("labels", "hand")
     return StageConfig(
         stage=stage,

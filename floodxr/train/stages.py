@@ -16,13 +16,14 @@ import csv
 import itertools
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from floodxr import models
+from floodxr._valid import Rule, integer, real, violations
 from floodxr.bands import S1_BANDS, S2_PAPER_BANDS
 from floodxr.errors import InvalidOptionError
 from floodxr.models import ModelConfig
@@ -36,6 +37,19 @@ __all__ = ["TrainConfig", "PAPER", "CPU", "GridResult", "supervised", "teacher",
 
 Labels = Literal["hand", "weak"]
 TEACHER_BANDS = S1_BANDS + S2_PAPER_BANDS
+
+
+#: What each TrainConfig field must be (checked on construction).
+_RULES: dict[str, Rule] = {
+    **dict.fromkeys(
+        ("crop", "batch_size", "steps", "eval_every", "checkpoint_every", "decoder_channels"),
+        integer(1),
+    ),
+    "edge_width": integer(1),
+    "threads": integer(1, optional=True),
+    **dict.fromkeys(("bn_batches", "seed", "num_workers"), integer(0)),
+    **dict.fromkeys(("momentum", "power", "edge_weight", "temperature", "min_valid"), real()),
+}
 
 
 @dataclass(frozen=True)
@@ -77,41 +91,11 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in (
-            "crop",
-            "batch_size",
-            "steps",
-            "eval_every",
-            "checkpoint_every",
-            "decoder_channels",
-            "edge_width",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
-            problems.append(f"threads must be a positive integer or None, got {self.threads!r}")
-        for name in ("bn_batches", "seed", "num_workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name} must be an integer >= 0, got {value!r}")
-        for name in (
-            "momentum",
-            "power",
-            "edge_weight",
-            "temperature",
-            "min_valid",
-            *(f"lr[{i}]" for i in range(len(self.lr))),
-            *(f"weight_decay[{i}]" for i in range(len(self.weight_decay))),
-        ):
-            key, _, index = name.partition("[")
-            value = getattr(self, key)
-            value = value[int(index[:-1])] if index else value
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-                problems.append(f"{name} must be a number, got {value!r}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values |= {f"lr[{i}]": v for i, v in enumerate(self.lr)}
+        values |= {f"weight_decay[{i}]": v for i, v in enumerate(self.weight_decay)}
+        grid = {name: real() for name in values if "[" in name}  # lr[0], weight_decay[1], ...
+        problems = violations(values, {**_RULES, **grid})
         if problems:
             raise InvalidOptionError("invalid training configuration: " + "; ".join(problems))
         check_encoder(self.encoder)

@@ -1,0 +1,97 @@
+"""Per-chunk work of a basin run, on the workers: clip a chunk of water probability to the
+basin, write it straight into its Zarr arrays, and measure its areas (km², the one area rule of
+:func:`floodxr.grid.block_area_km2`). Writing a chunk twice writes the same bytes, so a unit whose
+worker dies is simply recomputed by dask.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
+
+from floodxr.bands import NODATA
+from floodxr.grid import block_area_km2
+
+__all__ = ["Target", "median_probability", "unit_graph"]
+
+
+def _inside(geometry: Any, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    from rasterio.features import geometry_mask
+
+    return geometry_mask([geometry], out_shape=shape, transform=transform, invert=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a unit's chunks go and how they are measured; plain values, shipped in the graph."""
+
+    store: str
+    basin: str
+    geometry: Any  # the polygon in the grid's CRS
+    grid: GeoBox
+    time_index: int | None  # None: the reference layer
+    with_reference: bool
+
+
+def _write_block(values: np.ndarray, target: Target, y0: int, x0: int) -> np.ndarray:
+    """Clip one chunk of water probability to the basin, write it, return its areas (km²)."""
+    import zarr
+
+    grid = target.grid
+    height, width = values.shape[-2:]
+    transform = grid.affine * Affine.translation(x0, y0)
+    inside = _inside(target.geometry, transform, (height, width))
+    probability = np.where(inside, values.reshape(height, width), np.nan).astype("float32")
+    water = np.full((height, width), NODATA, "uint8")
+    seen = np.isfinite(probability)
+    water[seen] = probability[seen] >= 0.5
+    rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)
+
+    def array(name: str) -> Any:
+        return zarr.open_array(os.path.join(target.store, target.basin, name), mode="r+")
+
+    if target.time_index is None:
+        array("reference")[rows, cols] = water
+        reference = None
+    else:
+        array("probability")[target.time_index, rows, cols] = probability
+        array("water")[target.time_index, rows, cols] = water
+        reference = array("reference")[rows, cols] if target.with_reference else None
+    area = block_area_km2(grid.crs, grid.affine, range(y0, y0 + height), range(x0, x0 + width))
+    area = np.broadcast_to(area, (height, width))
+    flood = np.nan if reference is None else area[(water == 1) & (reference == 0)].sum()
+    return np.array([area[water == 1].sum(), flood, area[seen].sum()], "float64")
+
+
+def _total(parts: Sequence[np.ndarray]) -> np.ndarray:
+    return np.sum(np.stack(parts), axis=0)
+
+
+def median_probability(stack: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+        return np.nanmedian(stack, axis=0).astype("float32")
+
+
+def unit_graph(probability: xr.DataArray, target: Target, chunk: int) -> Any:
+    """A delayed (water, flood, observed) km² that writes every chunk of ``probability``."""
+    data = probability.data.reshape(probability.shape[-2:]).rechunk((chunk, chunk))
+    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
+    blocks = data.to_delayed()
+    parts = [
+        dask.delayed(_write_block, pure=True)(
+            blocks[i, j], target, int(starts[0][i]), int(starts[1][j])
+        )
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
+    return dask.delayed(_total, pure=True)(parts)
