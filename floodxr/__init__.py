@@ -6,7 +6,17 @@ Importing floodxr registers the ``.flood`` accessor on ``xarray.DataArray`` and
 
 import rioxarray  # noqa: F401  registers .rio, which every floodxr result carries
 
-from floodxr import accessor, data, metrics, preprocess, segment, threshold, writers
+from floodxr import (
+    accessor,
+    bands,
+    data,
+    grid,
+    metrics,
+    preprocess,
+    segment,
+    threshold,
+    writers,
+)
 from floodxr.accessor import FloodAccessor
 from floodxr.bands import VERSION
 from floodxr.errors import FloodxrError, FloodxrWarning
@@ -35,8 +45,10 @@ __all__ = [
     "FloodxrWarning",
     "__version__",
     "accessor",
+    "bands",
     "data",
     "get_options",
+    "grid",
     "metrics",
     "models",
     "preprocess",

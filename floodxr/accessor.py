@@ -16,7 +16,7 @@ from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import xarray as xr
 
-from floodxr import metrics, plot, preprocess, segment, threshold, writers
+from floodxr import metrics, plot, polygons, preprocess, segment, threshold, writers
 from floodxr.errors import WrongTypeError
 
 __all__ = ["FloodAccessor", "FloodDataArrayAccessor", "FloodDatasetAccessor"]
@@ -78,7 +78,7 @@ class FloodAccessor:
 
 class FloodDataArrayAccessor(FloodAccessor):
     """``.flood`` on a DataArray: every :class:`FloodAccessor` method, and those that need one
-    DataArray (COG writing, plotting, areas, scores)."""
+    DataArray (COG writing, plotting, areas, polygons, scores)."""
 
     __slots__ = ()
 
@@ -86,6 +86,7 @@ class FloodDataArrayAccessor(FloodAccessor):
     plot = _forward(plot.overlay)
     area_km2 = _forward(metrics.water_area_km2)
     confusion = _forward(metrics.confusion)
+    to_polygons = _forward(polygons.to_polygons)
 
 
 class _DataArrayOnlyError(WrongTypeError, AttributeError):
@@ -99,6 +100,8 @@ _PICK_A_VARIABLE = {
     "e.g. ds['s1'].flood.plot(water)",
     "area_km2": "area_km2 works on a mask DataArray, not a Dataset; pick the mask variable, "
     "e.g. ds['water'].flood.area_km2()",
+    "to_polygons": "to_polygons traces one mask DataArray; pick the mask variable, "
+    "e.g. ds['water'].flood.to_polygons()",
     "confusion": "confusion works on a prediction DataArray, not a Dataset; pick the mask "
     "variable, e.g. ds['water'].flood.confusion(label)",
 }

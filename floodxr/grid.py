@@ -33,6 +33,7 @@ __all__ = [
     "Bbox",
     "block_area_km2",
     "coords",
+    "geometry_area_km2",
     "north_up",
     "pixel_area_km2",
     "snapped",
@@ -138,12 +139,43 @@ def block_area_km2(crs: Any, transform: Affine, rows: range, cols: range) -> np.
     return np.full((len(rows), 1), nominal / _areal_scale(proj, x, y))
 
 
-def _areal_scale(proj: CRS, x: float, y: float) -> float:
+def _areal_scale(proj: CRS, x: Any, y: Any) -> Any:
+    """The projection's areal scale at ``x``, ``y`` (scalars or arrays) in its own units."""
     from pyproj import Proj, Transformer
 
     to_lonlat = Transformer.from_crs(proj, proj.geodetic_crs, always_xy=True)
     lon, lat = to_lonlat.transform(x, y)
-    return float(Proj(proj).get_factors(lon, lat).areal_scale)
+    scale = Proj(proj).get_factors(lon, lat).areal_scale
+    return float(scale) if np.ndim(scale) == 0 else np.asarray(scale, "float64")
+
+
+def geometry_area_km2(geometries: Any, crs: Any) -> np.ndarray:
+    """Area in km² of each shapely geometry (in ``crs``) by the rule of :func:`block_area_km2`:
+    geodesic on a geographic CRS; else the planar area divided by the projection's areal scale
+    at the geometry's centroid.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> from floodxr.grid import geometry_area_km2
+    >>> geometry_area_km2([box(500_000, 5_000_000, 501_000, 5_001_000)], "EPSG:32633").round(4)
+    array([1.0008])
+    """
+    import shapely
+
+    geometries = np.asarray(list(geometries), dtype=object)
+    if geometries.size == 0:
+        return np.zeros(0, "float64")
+    proj = _crs(crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs))
+    if proj.is_geographic:
+        from pyproj import Geod
+
+        geod = Geod(ellps="WGS84")
+        return np.array([abs(geod.geometry_area_perimeter(g)[0]) / 1e6 for g in geometries])
+    unit = proj.axis_info[0].unit_conversion_factor
+    centroids = shapely.centroid(geometries)
+    scale = _areal_scale(proj, shapely.get_x(centroids), shapely.get_y(centroids))
+    return shapely.area(geometries) * unit**2 / 1e6 / scale
 
 
 def _geodesic_rows(transform: Affine, rows: range) -> np.ndarray:

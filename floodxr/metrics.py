@@ -352,7 +352,9 @@ def _mask_values_block(block: np.ndarray, allowed: tuple[float, ...]) -> np.ndar
     return block
 
 
-def _checked_mask(mask: xr.DataArray) -> xr.DataArray:
+def checked_mask(mask: xr.DataArray) -> xr.DataArray:
+    """``mask`` with its values checked to be a water mask (lazily for dask input): 1 water, 0
+    not water, nodata (255, -1, NaN or the declared nodata); else :class:`NotAMaskError`."""
     if mask.dtype == bool:
         return mask
     if mask.dtype.kind not in "iuf":
@@ -385,7 +387,7 @@ def water_area_km2(mask: xr.DataArray) -> xr.DataArray:
     """
     if "y" not in mask.dims or "x" not in mask.dims:
         raise MissingDimensionError(f"expected dims 'y' and 'x', got {tuple(mask.dims)}")
-    checked = _checked_mask(mask)
+    checked = checked_mask(mask)
     water = pixel_area_km2(mask).where(checked == 1, 0.0).sum(("y", "x"))
     water.attrs["units"] = "km2"
     return water.rename("water_area")

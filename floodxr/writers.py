@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dask
 import numpy as np
@@ -37,7 +37,16 @@ from floodxr.errors import (
 )
 from floodxr.options import OPTIONS
 
-__all__ = ["to_cog", "to_zarr", "block_regions", "north_up", "output_folder"]
+__all__ = [
+    "VECTOR_FORMATS",
+    "block_regions",
+    "north_up",
+    "output_folder",
+    "progress_over",
+    "to_cog",
+    "to_vector",
+    "to_zarr",
+]
 
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 
@@ -200,7 +209,8 @@ def block_regions(obj: xr.DataArray | xr.Dataset, group: int | None = None) -> I
             yield region | {"x": slice(piece[0][0], piece[-1][1])}
 
 
-def _progress(regions: list[dict], what: str) -> Iterator[dict]:
+def progress_over(regions: list[dict], what: str) -> Iterator[dict]:
+    """``regions`` with a progress bar (``set_options(progress=False)`` hides it)."""
     return iter(tqdm(regions, desc=what, disable=not OPTIONS["progress"] or len(regions) < 2))
 
 
@@ -268,7 +278,7 @@ def to_cog(
     }
     try:
         with rasterio.open(staging, "w", **profile) as dst:
-            for region in _progress(list(block_regions(da)), f"writing {path.name}"):
+            for region in progress_over(list(block_regions(da)), f"writing {path.name}"):
                 rows = region.get("y", slice(0, da.sizes["y"]))
                 cols = region.get("x", slice(0, da.sizes["x"]))
                 layers = region.get("band", slice(0, bands))
@@ -323,7 +333,7 @@ def to_zarr(obj: xr.DataArray | xr.Dataset, store: str | Path, *, overwrite: boo
             ds.to_zarr(partial, mode="w-", consolidated=False)
         else:
             ds.to_zarr(partial, mode="w-", compute=False, consolidated=False)
-            for region in _progress(list(block_regions(ds)), f"writing {store.name}"):
+            for region in progress_over(list(block_regions(ds)), f"writing {store.name}"):
                 dims = set(region)
                 part = ds.drop_vars([n for n, v in ds.variables.items() if not dims & set(v.dims)])
                 part = part.drop_vars([n for n in part.coords if n in part.indexes]).isel(region)
@@ -337,3 +347,55 @@ def to_zarr(obj: xr.DataArray | xr.Dataset, store: str | Path, *, overwrite: boo
     finally:
         _remove(partial)
     return store
+
+
+#: Vector formats by file suffix: (name, how geopandas writes it).
+VECTOR_FORMATS = {
+    ".parquet": "GeoParquet",
+    ".geoparquet": "GeoParquet",
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+}
+
+
+def to_vector(frame: Any, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a GeoDataFrame (``.flood.to_polygons()``) as GeoParquet, GeoPackage or GeoJSON,
+    chosen by the suffix (:data:`VECTOR_FORMATS`); an existing file is replaced only with
+    ``overwrite=True``, and a failed write leaves no partial file.
+
+    Examples
+    --------
+    >>> import tempfile, geopandas, floodxr
+    >>> scene = floodxr.testing.synthetic_scene((100, 100), seed=0)
+    >>> path = floodxr.writers.to_vector(scene.water.flood.to_polygons(),
+    ...                                  tempfile.mkdtemp() + "/water.gpkg")
+    >>> list(geopandas.read_file(path).columns)
+    ['area_km2', 'geometry']
+    """
+    import geopandas as gpd
+
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise WrongTypeError(
+            f"to_vector writes a GeoDataFrame (from .flood.to_polygons()), got "
+            f"{type(frame).__name__}"
+        )
+    path = _creatable(path, "a vector file path")
+    kind = VECTOR_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise OutputPathError(
+            f"{str(path)!r}: cannot tell the format from the suffix {path.suffix!r}; use one of "
+            f"{sorted(VECTOR_FORMATS)} (GeoParquet, GeoPackage, GeoJSON)"
+        )
+    path = _target(path, overwrite, "file")
+    partial = _staging(path, path.suffix)
+    try:
+        if kind == "GeoParquet":
+            frame.to_parquet(partial)
+        else:
+            # the layer is named after the final file, not the hidden partial one
+            frame.to_file(partial, driver=kind, layer=path.stem)
+        partial.replace(path)
+    finally:
+        _remove(partial)
+    return path

@@ -282,10 +282,6 @@ def test_bad_arguments_are_named():
         stac.search_s1(None, "2019")
     with pytest.raises(InvalidOptionError, match="orbit"):
         stac.search_s1(SYNTHETIC_BBOX, "2019", orbit="sideways")
-    with pytest.raises(InvalidOptionError, match="Collection\\('my-s1'"):
-        stac.search_s1(
-            SYNTHETIC_BBOX, "2019", catalog="https://example.invalid/stac", collection="my-s1"
-        )
 
 
 # ----------------------------------------------------------------------------- providers

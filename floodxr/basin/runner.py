@@ -42,8 +42,9 @@ from floodxr.grid import template
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pystac
     from distributed import Client
+
+    from floodxr.data.search import SearchResult
 
 __all__ = ["BasinRun", "run"]
 
@@ -88,7 +89,7 @@ def _iso(time: np.datetime64) -> str:
     return f"{np.asarray(time).astype('datetime64[s]')}Z"
 
 
-def _search(basin: Basin, datetime: Any, catalog: Any) -> pystac.ItemCollection | None:
+def _search(basin: Basin, datetime: Any, catalog: Any) -> SearchResult | None:
     from shapely.geometry import mapping
 
     from floodxr.data import stac
@@ -101,8 +102,8 @@ def _search(basin: Basin, datetime: Any, catalog: Any) -> pystac.ItemCollection 
         return None
 
 
-def _probability(items: Any, found: Any, grid: GeoBox, chunk: int, model: str) -> xr.DataArray:
-    """Water probability on ``grid``, computed with the radar around it in view."""
+def _probability(frames: SearchResult, grid: GeoBox, chunk: int, model: str) -> xr.DataArray:
+    """Water probability of one pass on ``grid``, computed with the radar around it in view."""
     from floodxr.data import stac
     from floodxr.options import OPTIONS
     from floodxr.segment import BLENDED_HALO, segment
@@ -112,7 +113,7 @@ def _probability(items: Any, found: Any, grid: GeoBox, chunk: int, model: str) -
     # big chunks for the network (each chunk recomputes a step of context on every side); the
     # writes use ``chunk``
     cube = stac.load(
-        stac.items_of(items, like=found),
+        frames,
         kind="s1",
         bands=S1_BANDS,
         like=template(grid.pad(margin), chunk),
@@ -334,7 +335,7 @@ def _run(
             # one torch thread per worker thread: fast on shared cores, and identical results
             # whichever worker computes a chunk
             with set_options(torch_threads=1):
-                probability = _probability(items, found, grid, chunk, model)
+                probability = _probability(items, grid, chunk, model)
             pending.append((unit, unit_graph(probability, target, chunk)))
     state.save()
     if references:
@@ -406,7 +407,7 @@ def _reference_graph(
             f"basin {basin.id!r}: no Sentinel-1 acquisition in the reference dates "
             f"{reference.datetime!r}; widen them or pass a water mask"
         )
-    layers = [_probability(items, found, grid, chunk, model) for _, items in _passes(found)]
+    layers = [_probability(items, grid, chunk, model) for _, items in _passes(found)]
     stack = xr.concat(layers, dim="time").chunk({"time": -1})
     median = dsa.map_blocks(median_probability, stack.data, drop_axis=0, dtype="float32")
     return stack.isel(time=0, drop=True).copy(data=median)
@@ -450,13 +451,13 @@ def _mask_on_grid(reference: ReferenceMask, grid: GeoBox, chunk: int) -> xr.Data
     return template(grid, chunk).copy(data=dsa.from_array(values.astype("float32"), chunks=chunk))
 
 
-def _passes(found: pystac.ItemCollection) -> list[tuple[Any, list[Any]]]:
+def _passes(found: SearchResult) -> list[tuple[Any, SearchResult]]:
     """The passes of a search (:func:`floodxr.data.search.passes`), each with its first frame's
     time (UTC, naive, ns): what ``load(mosaic=True)`` merges into one scene."""
     from floodxr.data.search import passes, time_order
 
-    out: list[tuple[Any, list[Any]]] = []
+    out: list[tuple[Any, SearchResult]] = []
     for frames in passes(found):
         first = time_order(frames[0])[0].astimezone(dt.timezone.utc).replace(tzinfo=None)
-        out.append((np.datetime64(first, "ns"), frames))
+        out.append((np.datetime64(first, "ns"), found.subset(frames)))
     return out

@@ -187,23 +187,16 @@ def collection_for(
     cat: Catalog,
     kind: Kind,
     collection: str | Collection | None,
-) -> Collection:
-    """The collection a search of ``kind`` in ``cat`` reads: ``collection`` or the profile's."""
+) -> Collection | None:
+    """The collection a search of ``kind`` in ``cat`` reads: ``collection`` or the profile's;
+    None when the catalogue's profile does not describe it (then it is discovered from the
+    API: :mod:`floodxr.data.discovery`)."""
     profile = getattr(cat, kind)
     if isinstance(collection, Collection):
         return collection
-    if collection is None or (profile is not None and collection == profile.id):
-        if profile is None:
-            raise InvalidOptionError(
-                f"catalog {cat.name!r} has no Sentinel-{kind[1]} collection profile; pass "
-                f"collection=floodxr.data.stac.Collection('<id>', assets={{...}}, units=...)"
-            )
+    if profile is not None and collection in (None, profile.id):
         return profile
-    raise InvalidOptionError(
-        f"collection {collection!r} is not in the profile of catalog {cat.name!r}; describe it: "
-        f"collection=floodxr.data.stac.Collection({collection!r}, assets={{band: asset key}}, "
-        "units=...)"
-    )
+    return None
 
 
 def profile_for_items(items: Sequence[pystac.Item], kind: Kind) -> Collection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import warnings
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import pystac
 
 from floodxr.data.catalogs import Catalog
-from floodxr.errors import StacApiError
+from floodxr.errors import FloodxrError, StacApiError
 from floodxr.options import OPTIONS
 
 __all__ = ["api_errors", "gdal_env", "open_client"]
@@ -49,24 +50,36 @@ def _open_client(url: str, sign: str | None, timeout: float, retries: int, backo
         return pystac_client.Client.open(url, stac_io=io, modifier=modifier, timeout=timeout)
 
 
+#: Where the Planetary Computer keeps its assets: hrefs there need a SAS token.
+_BLOB_STORAGE = ".blob.core.windows.net"
+
+
 def _signer(url: str, sign: str | None) -> Any:
-    # only the Planetary Computer's own storage needs tokens; a mirror or a test server does not
-    if sign != "planetary-computer" or "planetarycomputer.microsoft.com" not in url:
+    """The pystac-client modifier of a ``sign="planetary-computer"`` profile: signs every asset
+    href on Azure Blob Storage (``planetary_computer.sign_inplace`` leaves other hrefs as they
+    are, so a mirror or a loopback server serving its own files needs no token)."""
+    if sign != "planetary-computer":
         return None
     try:
         import planetary_computer
     except ImportError:
+        return _warn_unsigned
+    return planetary_computer.sign_inplace
+
+
+def _warn_unsigned(obj: Any) -> None:
+    data = obj if isinstance(obj, dict) else getattr(obj, "to_dict", dict)()
+    text = json.dumps(data, default=str)
+    if _BLOB_STORAGE in text:
         from floodxr.errors import FloodxrWarning
 
         warnings.warn(
-            "the Planetary Computer needs signed asset URLs and the 'planetary-computer' package "
-            "is not installed: reading pixels will fail with HTTP 403; pip install "
-            "planetary-computer",
+            "these assets are on the Planetary Computer's storage, which needs signed URLs, and "
+            "the 'planetary-computer' package is not installed: reading pixels will fail with "
+            "HTTP 403; pip install planetary-computer (or floodxr[planetary])",
             FloodxrWarning,
-            stacklevel=6,
+            stacklevel=2,
         )
-        return None
-    return planetary_computer.sign_inplace
 
 
 @contextlib.contextmanager
@@ -77,6 +90,8 @@ def api_errors(url: str, what: str) -> Iterator[None]:
 
     try:
         yield
+    except FloodxrError:
+        raise  # floodxr's own, already saying what to change
     except (ValueError, KeyError, TypeError, AttributeError, pystac.STACError) as err:
         # json.JSONDecodeError is a ValueError: an HTML page, a proxy's error text, ...
         raise StacApiError(

@@ -17,8 +17,7 @@ import pystac
 import xarray as xr
 
 from floodxr.data import stac
-from floodxr.data.catalogs import collection_for
-from floodxr.data.search import as_items
+from floodxr.data.search import as_items, resolve_collection
 from floodxr.errors import InvalidOptionError, NoItemsError, UnpairedScenesWarning
 
 __all__ = ["Pair", "Pairs", "pair_s2", "load_pair"]
@@ -96,7 +95,7 @@ def pair_s2(
             "these Sentinel-1 items do not say which catalog they came from (they are not a "
             "search_s1 result); pass catalog="
         )
-    s2_collection = collection_for(cat, "s2", collection)
+    s2_collection = resolve_collection(cat, "s2", collection)
     pairs, unpaired = [], []
     for item in listed:
         when = item.datetime

@@ -9,6 +9,7 @@ pass (frames of the same UTC day and orbit), used by mosaicking and by basin run
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,11 +21,13 @@ import pystac
 from floodxr._valid import number
 from floodxr.data.catalogs import Catalog, Collection, Kind, collection_for, get_catalog
 from floodxr.data.client import api_errors, open_client
+from floodxr.data.discovery import discover
 from floodxr.errors import InvalidOptionError, NoItemsError, StacApiError, WrongTypeError
 from floodxr.grid import Bbox
 
 __all__ = [
     "SearchResult",
+    "resolve_collection",
     "as_items",
     "catalog_of",
     "check_bbox",
@@ -148,6 +151,23 @@ def _cql2_and(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
     return conditions[0] if len(conditions) == 1 else {"op": "and", "args": conditions}
 
 
+def resolve_collection(cat: Catalog, kind: Kind, collection: str | Collection | None) -> Collection:
+    """The collection of ``kind`` to read from ``cat``: ``collection`` when it is a
+    :class:`Collection`, the catalogue's profile, or what the API says about the collection
+    (:func:`floodxr.data.discovery.discover`, one request, remembered per process)."""
+    known = collection_for(cat, kind, collection)
+    if known is not None:
+        return known
+    return _discovered(cat.url, cat.sign, kind, collection)
+
+
+@functools.lru_cache(maxsize=32)
+def _discovered(url: str, sign: str | None, kind: Kind, collection: str | None) -> Collection:
+    client = open_client(Catalog(name=url, url=url, sign=sign))  # type: ignore[arg-type]
+    with api_errors(url, "describe its collections"):
+        return discover(client, kind, collection, url)
+
+
 def search(
     bbox: Bbox | None = None,
     datetime: Any = None,
@@ -177,7 +197,6 @@ def search(
     ['S1A_IW_GRDH_1SDV_20190913T055950_A_rtc', 'S1A_IW_GRDH_1SDV_20190913T055950_B_rtc']
     """
     cat = get_catalog(catalog)
-    coll = collection_for(cat, kind, collection)
     if bbox is None and intersects is None:
         raise InvalidOptionError("give bbox=(west, south, east, north) in degrees or intersects=")
     if bbox is not None:
@@ -186,6 +205,7 @@ def search(
     if max_items is not None:
         number(max_items, "max_items", minimum=1, integer=True)
     client = open_client(cat)
+    coll = resolve_collection(cat, kind, collection)
     cql = [{"op": op, "args": [{"property": prop}, value]} for prop, op, value in conditions]
     query = {
         "collections": [coll.id],
