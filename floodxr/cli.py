@@ -180,6 +180,7 @@ def _basin(args: argparse.Namespace) -> int:
             reference_dates=args.reference_dates,
             reference_mask=args.reference_mask,
             reference=args.reference,
+            polygons=args.polygons,
             client=client,
             table=args.table,
             id_column=args.id_column,
@@ -197,6 +198,26 @@ def _basin(args: argparse.Namespace) -> int:
         f"{len(result.skipped)}; basins without acquisitions: {result.empty or 'none'}"
     )
     print(f"wrote {result.store} and {result.table}")
+    return 0
+
+
+def _map(args: argparse.Namespace) -> int:
+    from floodxr.mapping import map_floods
+
+    result = map_floods(
+        args.bbox,
+        args.datetime,
+        out=args.out,
+        catalog=args.catalog,
+        collection=args.collection,
+        model=args.model,
+        reference=args.reference,
+        resolution=args.resolution,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(result.areas.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {sum(len(f) for f in result.files.values())} files and areas.csv to {result.out}")
     return 0
 
 
@@ -354,6 +375,11 @@ def _parser() -> argparse.ArgumentParser:
         help="deprecated: dates or a mask file, told apart by whether the file exists; use "
         "--reference-dates / --reference-mask",
     )
+    basin.add_argument(
+        "--polygons",
+        action="store_true",
+        help="also write each pass's flood polygons as STORE.polygons/BASIN/TIME.parquet",
+    )
     basin.add_argument("--chunk", type=int, default=1024, help="chunk side in pixels")
     basin.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")
     basin.add_argument(
@@ -361,6 +387,67 @@ def _parser() -> argparse.ArgumentParser:
     )
     basin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     basin.set_defaults(run=_basin)
+
+    flood_map = commands.add_parser(
+        "map",
+        help="map water and flood for every Sentinel-1 pass over a box: COGs, polygons, PNGs",
+        description="Search a STAC API for the Sentinel-1 passes over --bbox in --datetime and, "
+        "pass by pass (lazily, chunk by chunk, with a progress bar), write into --out: the water "
+        "probability and mask as Cloud-Optimized GeoTIFFs, the flood polygons (GeoParquet), a "
+        "PNG overlay, and one areas.csv. With --reference the flood is the water that was dry "
+        "in the reference passes. Everything that needs no network is checked first.",
+        epilog="example: floodxr map --bbox -0.45 39.2 -0.25 39.4 "
+        "--datetime 2019-09-10/2019-09-20 --reference 2019-08-01/2019-08-31 --out valencia/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    flood_map.add_argument(
+        "--bbox",
+        nargs=4,
+        type=float,
+        required=True,
+        metavar=("W", "S", "E", "N"),
+        help="the area in degrees, west south east north, e.g. -0.45 39.2 -0.25 39.4",
+    )
+    flood_map.add_argument(
+        "--datetime",
+        required=True,
+        metavar="START/END",
+        help="the passes to map, e.g. 2019-09-10/2019-09-20 (or one day, 2019-09-13)",
+    )
+    flood_map.add_argument(
+        "--catalog",
+        default="planetary-computer",
+        help="a catalog name (planetary-computer, earth-search, copernicus) or any STAC API "
+        "URL, e.g. http://localhost:8080 (default planetary-computer)",
+    )
+    flood_map.add_argument(
+        "--collection",
+        help="the Sentinel-1 collection id when the API's is not a well-known one, "
+        "e.g. my-s1-rtc (its item_assets / raster:bands say how it stores the bands)",
+    )
+    flood_map.add_argument(
+        "--model", default="student", help="model name or checkpoint path (default student)"
+    )
+    flood_map.add_argument(
+        "--reference",
+        metavar="START/END",
+        help="pre-flood dates, e.g. 2019-08-01/2019-08-31: flood = water where their "
+        "passes saw no water (per-pixel median); without it the water is mapped",
+    )
+    flood_map.add_argument(
+        "--resolution",
+        type=float,
+        default=10.0,
+        help="pixel size in metres on the UTM grid (default 10)",
+    )
+    flood_map.add_argument(
+        "--out", required=True, help="the folder to write into (created), e.g. valencia/"
+    )
+    flood_map.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
+    )
+    flood_map.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    flood_map.set_defaults(run=_map)
 
     report = commands.add_parser(
         "basin-report",

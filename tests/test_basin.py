@@ -71,7 +71,22 @@ def first(client, basins_file, catalog, tiny_student, tmp_path_factory) -> basin
         client=client,
         chunk=256,
         progress=False,
+        polygons=True,
     )
+
+
+def test_each_unit_has_its_flood_polygons_beside_the_store(first):
+    import geopandas as gpd
+    import pandas as pd
+
+    areas = first.areas.set_index(["basin", "time"])
+    for key in sorted(UNITS):
+        basin_id, when = key.split("/")
+        stamp = when.rstrip("Z").replace("-", "").replace(":", "")
+        path = first.store.with_suffix(".polygons") / basin_id / f"{stamp}.parquet"
+        polygons = gpd.read_parquet(path)
+        flood = areas.loc[(basin_id, pd.Timestamp(when)), "flood_km2"]
+        assert polygons.area_km2.sum() == pytest.approx(flood, rel=0.005, abs=1e-6)
 
 
 def test_a_run_maps_every_basin_and_pass_into_one_store(first):

@@ -57,6 +57,7 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
         "getting-started",
         "concepts",
         "stac",
+        "mapping",
         "segmentation",
         "baselines",
         "training",

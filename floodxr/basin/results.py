@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
@@ -12,9 +12,10 @@ from floodxr.basin.store import AREAS, MANIFEST
 from floodxr.errors import BasinInputError
 
 if TYPE_CHECKING:
+    import geopandas as gpd
     import pandas as pd
 
-__all__ = ["open_basin", "report"]
+__all__ = ["open_basin", "report", "unit_polygons"]
 
 
 def report(store: str | Path) -> pd.DataFrame:
@@ -97,3 +98,38 @@ def open_basin(store: str | Path, basin_id: str) -> xr.Dataset:
         path, group=str(basin_id), consolidated=False, decode_coords="all", mask_and_scale=False
     )
     return ds.sortby("time")
+
+
+def unit_polygons(store: str | Path, basin_id: str, time: Any) -> gpd.GeoDataFrame:
+    """The flood polygons of one (basin, pass) of a store (its water polygons when the run had
+    no reference), in the basin's CRS, with ``area_km2`` (:func:`floodxr.polygons.to_polygons`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from distributed import Client
+    >>> from shapely.geometry import box
+    >>> from floodxr.basin import run
+    >>> from floodxr.testing.stac import serve_synthetic
+    >>> store = tempfile.mkdtemp() + "/lake.zarr"
+    >>> with serve_synthetic() as (catalog, _), Client(processes=False) as client:
+    ...     done = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
+    ...                catalog=catalog, store=store, client=client, progress=False)
+    >>> polygons = unit_polygons(store, "lake", "2019-09-25T05:59:50")
+    >>> round(float(polygons.area_km2.sum()), 1), float(done.areas.water_km2.iloc[1].round(1))
+    (5.8, 5.8)
+    """
+    import numpy as np
+
+    from floodxr.bands import NODATA
+    from floodxr.polygons import to_polygons
+
+    ds = open_basin(store, basin_id)
+    water = ds["water"].sel(time=np.datetime64(str(time).rstrip("Z"), "ns"))
+    if "reference" in ds:
+        reference = ds["reference"]
+        unseen = (water == NODATA) | (reference == NODATA)
+        flood = (water == 1) & (reference == 0)
+        water = xr.where(unseen, np.uint8(NODATA), flood.astype("uint8")).astype("uint8")
+    mask = water.rio.write_crs(ds.rio.crs).rio.write_nodata(NODATA)
+    return to_polygons(mask)

@@ -39,6 +39,7 @@ from floodxr.basin.results import report
 from floodxr.basin.store import AREAS, Store, atomic_csv
 from floodxr.errors import BasinInputError, FloodxrWarning, InvalidOptionError, NoItemsError
 from floodxr.grid import template
+from floodxr.options import OPTIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,7 +106,6 @@ def _search(basin: Basin, datetime: Any, catalog: Any) -> SearchResult | None:
 def _probability(frames: SearchResult, grid: GeoBox, chunk: int, model: str) -> xr.DataArray:
     """Water probability of one pass on ``grid``, computed with the radar around it in view."""
     from floodxr.data import stac
-    from floodxr.options import OPTIONS
     from floodxr.segment import BLENDED_HALO, segment
 
     # real pixels beyond the grid's edge, not a reflection, for the windows at the edge
@@ -133,7 +133,6 @@ def _settings(
     chunk: int,
 ) -> dict[str, Any]:
     from floodxr.data import stac
-    from floodxr.options import OPTIONS
 
     cat = stac.get_catalog(catalog)
     if cat.s1 is None:
@@ -168,7 +167,8 @@ def run(
     table: str | Path | None = None,
     id_column: str = "id",
     chunk: int = 1024,
-    progress: bool = True,
+    progress: bool | None = None,
+    polygons: bool = False,
     reference: Any = None,
 ) -> BasinRun:
     """Map water (and flood) in every basin for every Sentinel-1 acquisition in ``datetime``.
@@ -192,7 +192,9 @@ def run(
     table : the area table (CSV); default ``STORE.areas.csv`` beside the store
     id_column : the basins' id property
     chunk : chunk side in pixels (Zarr chunks and the unit of work)
-    progress : show a progress bar of finished units
+    progress : show a progress bar of finished units (default: ``set_options(progress=)``)
+    polygons : also write each unit computed now as flood polygons (water polygons without a
+        reference), ``STORE.polygons/<basin>/<time>.parquet`` beside the store
     reference : deprecated: dates or a mask, told apart by whether a file of that name exists;
         use ``reference_dates`` / ``reference_mask``
 
@@ -263,7 +265,7 @@ def run(
             resolution=resolution,
             reference=parsed_reference,
             chunk=chunk,
-            progress=progress,
+            progress=OPTIONS["progress"] if progress is None else progress,
         )
     finally:
         if own_client:
@@ -273,6 +275,8 @@ def run(
                 cluster.close()
     areas = report(store_path)
     atomic_csv(areas, table_path)
+    if polygons:
+        _write_polygons(store_path, result["computed"])
     return BasinRun(store=store_path, table=table_path, areas=areas, **result)
 
 
@@ -461,3 +465,15 @@ def _passes(found: SearchResult) -> list[tuple[Any, SearchResult]]:
         first = time_order(frames[0])[0].astimezone(dt.timezone.utc).replace(tzinfo=None)
         out.append((np.datetime64(first, "ns"), found.subset(frames)))
     return out
+
+
+def _write_polygons(store: Path, units: list[str]) -> None:
+    """Each unit's polygons, derived from the store; a recomputed unit rewrites its own file."""
+    from floodxr.basin.results import unit_polygons
+    from floodxr.writers import output_folder, to_vector
+
+    for key in units:
+        basin_id, when = key.split("/", 1)
+        folder = output_folder(store.with_suffix(".polygons") / basin_id)
+        stamp = when.rstrip("Z").replace("-", "").replace(":", "")
+        to_vector(unit_polygons(store, basin_id, when), folder / f"{stamp}.parquet", overwrite=True)

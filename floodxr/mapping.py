@@ -1,0 +1,279 @@
+"""One command for one flood map: search, load, segment every pass, write the outputs.
+
+:func:`map_floods` (``floodxr map``) checks its inputs before any request, searches the STAC
+API for the Sentinel-1 passes over a bounding box, and for each pass, lazily and chunk by chunk,
+writes into one folder:
+
+``<time>_probability.tif``
+    the water probability (float32 COG, NaN nodata);
+``<time>_water.tif``
+    the water mask (uint8 COG: 1 water, 0 not water, 255 nodata);
+``<time>_flood.tif``
+    with a reference: flood (water where the reference was dry), same coding;
+``<time>_polygons.parquet``
+    the flood polygons (the water polygons without a reference), GeoParquet with ``area_km2``;
+``<time>_overlay.png``
+    the VH backscatter with the water (or flood) on top;
+
+and one ``areas.csv``: per pass its time, frames, ``water_km2``, ``flood_km2`` and
+``observed_km2`` (the area the pass saw). ``<time>`` is the pass's UTC start,
+``YYYYmmddTHHMMSS``. Nothing is overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from floodxr._valid import number
+from floodxr.bands import NODATA
+from floodxr.errors import InvalidOptionError, NoItemsError, OutputExistsError
+from floodxr.writers import output_folder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FloodMap", "map_floods"]
+
+#: Longest side, in pixels, of the overlay pictures (the data is subsampled to it).
+PICTURE_PX = 1600
+
+
+@dataclasses.dataclass
+class FloodMap:
+    """What :func:`map_floods` wrote: the folder, the area table and the files per pass."""
+
+    out: Path
+    areas: pd.DataFrame
+    files: dict[str, list[Path]]
+
+
+def check_inputs(
+    bbox: Any,
+    datetime: Any,
+    *,
+    out: str | Path,
+    catalog: Any,
+    model: str,
+    reference: Any,
+    resolution: float | None,
+) -> tuple[tuple[float, float, float, float], Path]:
+    """Every check that needs no network: the box, the dates, the model, the output folder."""
+    from floodxr import models
+    from floodxr.data.catalogs import get_catalog
+    from floodxr.data.search import check_bbox, format_datetime
+    from floodxr.segment import THRESHOLD_MODELS
+
+    box = check_bbox(bbox)
+    format_datetime(datetime)
+    if reference is not None:
+        format_datetime(reference)
+    get_catalog(catalog)
+    if resolution is not None:
+        number(resolution, "resolution (metres)", above=0)
+    if model in THRESHOLD_MODELS:
+        raise InvalidOptionError(
+            f"model {model!r} thresholds a whole scene at once; floodxr map streams chunks: use a "
+            "network model (e.g. 'student')"
+        )
+    models.resolve(model)
+    return box, Path(out)
+
+
+def map_floods(
+    bbox: Any,
+    datetime: Any,
+    *,
+    out: str | Path,
+    catalog: Any = "planetary-computer",
+    collection: Any = None,
+    model: str = "student",
+    reference: Any = None,
+    resolution: float | None = 10.0,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> FloodMap:
+    """Map water (and flood, with ``reference`` dates) for every Sentinel-1 pass over ``bbox``.
+
+    Parameters
+    ----------
+    bbox : (west, south, east, north) in degrees
+    datetime : the passes to map, a STAC interval like ``"2019-09-01/2019-09-30"``
+    out : the folder to write into (created)
+    catalog, collection : where to search (:func:`floodxr.data.stac.search_s1`)
+    model : a registered model or a checkpoint path
+    reference : pre-flood dates: flood = water where the median water probability of the
+        reference passes is below 0.5
+    resolution : pixel size in metres (UTM); None: the items' own
+    overwrite : replace files of an earlier run
+    progress : show progress bars (default: ``set_options(progress=)``)
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from floodxr.mapping import map_floods
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     result = map_floods((-0.05, 39.02, -0.02, 39.04), "2019-09-20/2019-09-30",
+    ...                         catalog=catalog, out=tempfile.mkdtemp(),
+    ...                         reference="2019-09-01/2019-09-15", progress=False)
+    >>> result.areas[["water_km2", "flood_km2"]].round(1).values.tolist()
+    [[6.2, 3.1]]
+    >>> sorted(p.name.split("_", 1)[1] for p in next(iter(result.files.values())))
+    ['flood.tif', 'overlay.png', 'polygons.parquet', 'probability.tif', 'water.tif']
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from floodxr.data import stac
+    from floodxr.options import OPTIONS, set_options
+
+    box, folder = check_inputs(
+        bbox,
+        datetime,
+        out=out,
+        catalog=catalog,
+        model=model,
+        reference=reference,
+        resolution=resolution,
+    )
+    folder = output_folder(folder)
+    table = folder / "areas.csv"
+    if table.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(table)!r} exists already (an earlier map); pass overwrite=True "
+            "(--overwrite) or choose another --out"
+        )
+    found = stac.search_s1(box, datetime, catalog=catalog, collection=collection)
+    cube = stac.load_s1(found, bbox=box, resolution=resolution, mosaic=True, chunks=2048)
+    rows, files = [], {}
+    show = OPTIONS["progress"] if progress is None else progress
+    with set_options(progress=show):
+        before = None
+        if reference is not None:
+            before = _reference(
+                stac, box, reference, catalog, collection, cube, model, folder, overwrite
+            )
+        for t in tqdm(range(cube.sizes["time"]), desc="passes", disable=not show):
+            scene = cube.isel(time=t)
+            stamp = np.datetime_as_string(scene.time.values, unit="s").replace("-", "")
+            stamp = stamp.replace(":", "")
+            written, areas = _map_pass(scene, folder, stamp, model, before, overwrite)
+            files[stamp] = written
+            rows.append({"time": pd.Timestamp(scene.time.values), "id": str(scene.id.values)})
+            rows[-1] |= areas
+    frame = pd.DataFrame(rows)
+    frame.to_csv(table, index=False)
+    return FloodMap(out=folder, areas=frame, files=files)
+
+
+def _reference(
+    stac: Any,
+    box: Any,
+    reference: Any,
+    catalog: Any,
+    collection: Any,
+    like: Any,
+    model: str,
+    folder: Path,
+    overwrite: bool,
+) -> xr.DataArray:
+    """Reference water on ``like``'s grid, written once as ``reference_water.tif`` (1 water,
+    0 dry, 255 unseen) and read back lazily: the median water probability of the passes in
+    ``reference``, water where >= 0.5."""
+    from floodxr.writers import to_cog
+
+    try:
+        found = stac.search_s1(box, reference, catalog=catalog, collection=collection)
+    except NoItemsError as err:
+        raise NoItemsError(
+            f"no Sentinel-1 pass in the reference dates {reference!r} over {box}; widen them"
+        ) from err
+    cube = stac.load(found, kind="s1", like=like.isel(time=0), mosaic=True, chunks=2048)
+    probability = cube.flood.segment(model=model).chunk({"time": -1})
+    median = probability.median("time", skipna=True)
+    path = to_cog(_mask(median.notnull(), median >= 0.5), folder / "reference_water.tif",
+                  overwrite=overwrite)  # fmt: skip
+    return _read(path)
+
+
+def _map_pass(
+    scene: xr.DataArray,
+    folder: Path,
+    stamp: str,
+    model: str,
+    before: xr.DataArray | None,
+    overwrite: bool,
+) -> tuple[list[Path], dict[str, float]]:
+    from floodxr.writers import to_cog, to_vector
+
+    names = {
+        kind: folder / f"{stamp}_{kind}.{suffix}"
+        for kind, suffix in (
+            ("probability", "tif"),
+            ("water", "tif"),
+            ("flood", "tif"),
+            ("polygons", "parquet"),
+            ("overlay", "png"),
+        )
+    }
+    if before is None:
+        del names["flood"]
+    existing = [str(p) for p in names.values() if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing} exist already; pass overwrite=True (--overwrite)")
+    # the network runs once: the probability is written, the rest is read back from it
+    to_cog(scene.flood.segment(model=model), names["probability"], overwrite=overwrite)
+    probability = _read(names["probability"], masked=True)
+    water = _mask(probability.notnull(), probability >= 0.5)
+    to_cog(water, names["water"], overwrite=overwrite)
+    water = _read(names["water"])
+    shown = water
+    seen = water != NODATA
+    areas = {
+        "water_km2": float(water.flood.area_km2()),
+        "observed_km2": float(_mask(seen, seen).flood.area_km2()),
+        "flood_km2": float("nan"),
+    }
+    if before is not None:
+        # the reference is on this grid (loaded like the pass): align by position
+        known = water.copy(data=before.data)
+        flood = _mask(seen & (known != NODATA), (water == 1) & (known == 0))
+        to_cog(flood, names["flood"], overwrite=overwrite)
+        shown = _read(names["flood"])
+        areas["flood_km2"] = float(shown.flood.area_km2())
+    to_vector(shown.flood.to_polygons(), names["polygons"], overwrite=overwrite)
+    _picture(scene, shown, names["overlay"], stamp, before is not None)
+    return list(names.values()), areas
+
+
+def _read(path: Path, masked: bool = False) -> xr.DataArray:
+    """A one-band GeoTIFF written above, opened lazily as ``(y, x)``."""
+    import rioxarray
+
+    opened = rioxarray.open_rasterio(path, chunks=2048, masked=masked)
+    assert isinstance(opened, xr.DataArray)  # one band written by to_cog, never user input
+    return opened.squeeze("band", drop=True)
+
+
+def _mask(valid: xr.DataArray, water: xr.DataArray) -> xr.DataArray:
+    """uint8 mask: 1 where ``water``, 0 where not, 255 where not ``valid``; CRS kept."""
+    mask = xr.where(valid, water.astype("uint8"), np.uint8(NODATA)).astype("uint8")
+    return mask.rio.write_nodata(NODATA)
+
+
+def _picture(scene: xr.DataArray, shown: xr.DataArray, path: Path, stamp: str, flood: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    step = max(1, -(-max(scene.sizes["y"], scene.sizes["x"]) // PICTURE_PX))
+    every = {"y": slice(None, None, step), "x": slice(None, None, step)}
+    what = "flood" if flood else "water"
+    axis = scene.isel(every).flood.plot(
+        shown.isel(every), title=f"Sentinel-1 {stamp} UTC with {what} (floodxr)"
+    )
+    axis.figure.savefig(path, dpi=110)
