@@ -16,7 +16,7 @@ from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import xarray as xr
 
-from floodxr import metrics, plot, polygons, preprocess, segment, threshold, writers
+from floodxr import metrics, plot, polygons, preprocess, segment, terrain, threshold, writers
 from floodxr.errors import WrongTypeError
 
 __all__ = ["FloodAccessor", "FloodDataArrayAccessor", "FloodDatasetAccessor"]
@@ -78,7 +78,7 @@ class FloodAccessor:
 
 class FloodDataArrayAccessor(FloodAccessor):
     """``.flood`` on a DataArray: every :class:`FloodAccessor` method, and those that need one
-    DataArray (COG writing, plotting, areas, polygons, scores)."""
+    DataArray (COG writing, plotting, areas, polygons, scores, terrain masks)."""
 
     __slots__ = ()
 
@@ -87,6 +87,11 @@ class FloodDataArrayAccessor(FloodAccessor):
     area_km2 = _forward(metrics.water_area_km2)
     confusion = _forward(metrics.confusion)
     to_polygons = _forward(polygons.to_polygons)
+    hand = _forward(terrain.hand)
+    shadow_layover = _forward(terrain.shadow_layover)
+    exclusion = _forward(terrain.exclusion)
+    exclude = _forward(terrain.exclude)
+    split_water = _forward(terrain.split_water)
 
 
 class _DataArrayOnlyError(WrongTypeError, AttributeError):
@@ -104,6 +109,20 @@ _PICK_A_VARIABLE = {
     "e.g. ds['water'].flood.to_polygons()",
     "confusion": "confusion works on a prediction DataArray, not a Dataset; pick the mask "
     "variable, e.g. ds['water'].flood.confusion(label)",
+}
+
+
+# the terrain methods: which variable a Dataset's user most likely means
+_PICK_A_VARIABLE |= {
+    name: f"{name} works on one DataArray, not a Dataset; pick the {kind}, e.g. "
+    f"ds['{kind}'].flood.{name}(...)"
+    for name, kind in (
+        ("hand", "dem"),
+        ("shadow_layover", "dem"),
+        ("exclusion", "dem"),
+        ("exclude", "water"),
+        ("split_water", "water"),
+    )
 }
 
 

@@ -58,6 +58,7 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
         "concepts",
         "stac",
         "mapping",
+        "terrain",
         "segmentation",
         "baselines",
         "training",

@@ -22,11 +22,19 @@ from floodxr.data.catalogs import Collection, profile_for_items
 from floodxr.data.client import gdal_env
 from floodxr.data.item_grid import output_grid, require_overlap, stackstac_dict
 from floodxr.data.search import SearchResult, as_items, check_bbox, passes, time_order
-from floodxr.errors import InvalidOptionError, MissingAssetError, UnitsError
+from floodxr.errors import InvalidOptionError, MissingAssetError, NoItemsError, UnitsError
 from floodxr.grid import Bbox
 from floodxr.preprocess import to_db
 
-__all__ = ["SCENE_PROPERTIES", "load", "load_s1", "load_s2"]
+__all__ = [
+    "DEM_COLLECTION",
+    "OCCURRENCE_COLLECTION",
+    "SCENE_PROPERTIES",
+    "load",
+    "load_layer",
+    "load_s1",
+    "load_s2",
+]
 
 Items: TypeAlias = "pystac.ItemCollection | Sequence[pystac.Item]"
 #: Item properties kept as per-scene coordinates of loaded cubes.
@@ -346,3 +354,92 @@ def load_s2(
         mosaic=mosaic,
         collection=collection,
     )
+
+
+#: The layers floodxr reads besides the radar: collection ids on the Planetary Computer.
+DEM_COLLECTION = "cop-dem-glo-30"
+OCCURRENCE_COLLECTION = "jrc-gsw"
+
+
+def load_layer(
+    collection: str,
+    *,
+    like: xr.DataArray,
+    catalog: Any = "planetary-computer",
+    asset: str | None = None,
+    resampling: Literal["bilinear", "nearest"] = "bilinear",
+) -> xr.DataArray:
+    """A static layer of a STAC collection on ``like``'s grid (lazy): a DEM (``cop-dem-glo-30``,
+    asset ``data``, bilinear) or a surface-water occurrence (``jrc-gsw``, asset
+    ``occurrence``, nearest). Every item over ``like`` is read; where they overlap the first
+    valid pixel wins. NaN where no item has data.
+
+    Examples
+    --------
+    >>> from floodxr.data import stac
+    >>> from floodxr.data.load import load_layer
+    >>> from floodxr.testing.stac import SYNTHETIC_BBOX, serve_synthetic
+    >>> with serve_synthetic() as (catalog, _):
+    ...     s1 = stac.load_s1(stac.search_s1(SYNTHETIC_BBOX, "2019-09-13", catalog=catalog),
+    ...                       mosaic=True).isel(time=0)
+    ...     dem = load_layer("cop-dem-glo-30", like=s1, catalog=catalog).compute()
+    >>> dem.shape == s1.shape[1:], dem.attrs["stac_collection"]
+    (True, 'cop-dem-glo-30')
+    """
+    import stackstac
+    from rasterio.enums import Resampling
+
+    from floodxr.data.catalogs import get_catalog
+    from floodxr.data.client import api_errors, open_client
+
+    if resampling not in ("bilinear", "nearest"):
+        raise InvalidOptionError(f"resampling must be 'bilinear' or 'nearest', got {resampling!r}")
+    cat = get_catalog(catalog)
+    transform, epsg = like.rio.transform(), like.rio.crs.to_epsg()
+    west, south, east, north = like.rio.transform_bounds("EPSG:4326")
+    with api_errors(cat.url, f"search {collection!r}"):
+        items = list(
+            open_client(cat)
+            .search(collections=[collection], bbox=[west, south, east, north])
+            .items()
+        )
+    if not items:
+        raise NoItemsError(
+            f"no item of {collection!r} in {cat.url!r} over {(west, south, east, north)}"
+        )
+    keys = sorted(items[0].assets)
+    key = asset or ("data" if "data" in keys else keys[0] if len(keys) == 1 else None)
+    if key is None or any(key not in i.assets for i in items):
+        raise InvalidOptionError(
+            f"which asset of {collection!r} to read? its items have {keys}; pass asset="
+        )
+    ny, nx = like.sizes["y"], like.sizes["x"]
+    res = abs(transform.a)
+    bounds = (transform.c, transform.f - ny * res, transform.c + nx * res, transform.f)
+    stack = stackstac.stack(
+        [stackstac_dict(item) for item in items],
+        assets=[key],
+        epsg=epsg,
+        resolution=res,
+        bounds=bounds,
+        snap_bounds=False,
+        chunksize=2048,
+        dtype=np.dtype("float32"),
+        fill_value=np.float32(np.nan),
+        rescale=False,
+        resampling=getattr(Resampling, resampling),
+        xy_coords="center",
+        gdal_env=gdal_env(),
+        properties=False,
+        band_coords=False,
+    )
+    nodata = _asset_nodata(items, [key])[:, :, None, None]
+    if np.isfinite(nodata).any():
+        import dask.array as dsa
+
+        stack = stack.copy(data=dsa.where(stack.data == nodata, np.float32(np.nan), stack.data))
+    layer = stackstac.mosaic(stack, dim="time").squeeze("band", drop=True)
+    layer = layer.drop_vars([c for c in layer.coords if c not in ("y", "x")])
+    layer = layer.assign_coords(y=like["y"].values, x=like["x"].values)
+    layer.attrs = {"stac_collection": collection, "asset": key}
+    return layer.rio.write_crs(f"EPSG:{epsg}").rio.write_transform(transform).rename(collection)

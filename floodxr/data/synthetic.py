@@ -236,7 +236,7 @@ def paired_scene(
     >>> scene.image.band.values.tolist()
     ['vv', 'vh', 'B02', 'B03', 'B04', 'B08', 'B11']
     >>> sorted(scene.data_vars), str(scene.rio.crs)
-    (['image', 'label', 'water', 'weak_label'], 'EPSG:32645')
+    (['dem', 'image', 'label', 'radar_shadow', 'water', 'weak_label'], 'EPSG:32645')
     """
     ny, nx = shape
     rng = np.random.default_rng(seed)
@@ -314,10 +314,20 @@ def paired_scene(
         0.7
         * np.sin(2 * np.pi * (np.arange(nx) / nx * rng.uniform(0.1, 1.0) + rng.uniform()))[None, :]
     )
+    # the DEM (m): relief scaled so that the world's shadow is geometric radar shadow of an
+    # east-looking (ascending) pass at the scene's incidence, slopes steeper than 90 - incidence
+    metres = 5.0 * resolution
+    radar_shadow = np.zeros(shape, bool)
     if hilly:
-        terrain = np.gradient(relief * rng.uniform(4, 9), axis=1)
-        shadow = (terrain < -np.quantile(np.abs(terrain), 0.93)) & ~water
+        steep = rng.uniform(4, 9)
+        terrain = np.gradient(relief * steep, axis=1)
+        limit = np.quantile(np.abs(terrain), 0.93)
+        shadow = (terrain < -limit) & ~water
         foreslope = (terrain > np.quantile(np.abs(terrain), 0.9)) & ~water
+        metres = steep * resolution * np.tan(np.deg2rad(90.0 - incidence)) / limit
+        radar_shadow = shadow
+    # standing flood water is flat, at its level
+    dem = np.where(water & (relief < level), level, relief) * metres
     s1 = np.empty((2, ny, nx), "float64")
     for p in range(2):
         db = np.zeros(shape)
@@ -413,6 +423,8 @@ def paired_scene(
                 weak,
                 {"long_name": "weak label (S2 MNDWI/NDVI)", "flag_values": [-1, 0, 1]},
             ),
+            "dem": (("y", "x"), dem.astype("float32"), {"units": "m", "long_name": "elevation"}),
+            "radar_shadow": (("y", "x"), radar_shadow, {"long_name": "radar shadow (true)"}),
         },
         coords={"band": list(bands), **coords(box)},
         attrs={
@@ -423,6 +435,7 @@ def paired_scene(
             "turbidity": turbidity,
             "vegetation_vigour": vigour,
             "incidence_deg": incidence,
+            "orbit_state": "ascending",  # the radar looks east (+x): shadow and the DEM agree
             "product": "gamma0" if gamma0 else "sigma0",
             "noise_removal": removal,
         },

@@ -27,6 +27,7 @@ from typing import Any
 
 from floodxr.testing.stac_world import (
     CHIP_CLOUD_COVER,
+    CLIFF_LON,
     DECOYS,
     PROVIDER_SHAPES,
     SYNTHETIC_BASINS,
@@ -34,6 +35,7 @@ from floodxr.testing.stac_world import (
     SYNTHETIC_DATES,
     StacWorld,
     iter_items,
+    synthetic_elevation,
     synthetic_water,
     synthetic_water_km2,
     write_provider_world,
@@ -42,6 +44,8 @@ from floodxr.testing.stac_world import (
 
 __all__ = [
     "CHIP_CLOUD_COVER",
+    "CLIFF_LON",
+    "synthetic_elevation",
     "PROVIDER_SHAPES",
     "DECOYS",
     "SYNTHETIC_BASINS",
@@ -87,7 +91,8 @@ class StacServer:
     >>> with StacServer(world, port=port) as server:
     ...     client = pystac_client.Client.open(server.url)
     ...     sorted(c.id for c in client.get_collections())
-    ['sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc', 'sentinel-2-l2a']
+    ['cop-dem-glo-30', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc',
+     'sentinel-2-l2a']
     """
 
     def __init__(self, world: StacWorld, *, port: int | None = None, timeout: float = 60) -> None:

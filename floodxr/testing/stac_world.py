@@ -48,6 +48,8 @@ from floodxr.testing import LAND_DB, WATER_DB
 
 __all__ = [
     "CHIP_CLOUD_COVER",
+    "CLIFF_LON",
+    "synthetic_elevation",
     "PROVIDER_SHAPES",
     "DECOYS",
     "SYNTHETIC_BASINS",
@@ -178,6 +180,62 @@ def synthetic_water(lon: np.ndarray, lat: np.ndarray, date_index: int = 0) -> np
     radius = 0.012 + 0.008 * date_index
     lake = ((lon + 0.035) / radius) ** 2 + ((lat - 39.03) / (0.7 * radius)) ** 2 < 1
     return (river | lake).astype("uint8")
+
+
+#: Where the synthetic terrain's cliff rises (lon, degrees): 65 degrees up to the east.
+CLIFF_LON = (0.045, 0.05)
+_M_PER_DEG = (86_400.0, 111_000.0)  # metres per degree of longitude / latitude at 39 N
+
+
+def synthetic_elevation(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Elevation (m) of the synthetic scenes' terrain at ``lon``/``lat``: a valley whose floor is
+    the river of :func:`synthetic_water` (sides rising 2 %, the floor 0.5 m per km northward), a
+    flat-floored basin holding the lake at its largest, and a cliff rising 65 degrees eastward
+    between ``CLIFF_LON`` (radar shadow on descending passes, layover on ascending ones).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.testing.stac import synthetic_elevation
+    >>> synthetic_elevation(np.array([0.0, 0.03]), np.array([39.0, 39.0])).round(1).tolist()
+    [20.0, 71.8]
+    """
+    lon, lat = np.asarray(lon, "float64"), np.asarray(lat, "float64")
+    centre = 0.008 * np.sin((lat - 39.0) / 0.08 * 3 * np.pi)
+    north_km = (lat - 39.0) * _M_PER_DEG[1] / 1000
+    z = 20.0 + 0.02 * np.abs(lon - centre) * _M_PER_DEG[0] + 0.5 * north_km
+    basin = ((lon + 0.035) / 0.021) ** 2 + ((lat - 39.03) / 0.0147) ** 2 < 1
+    z = np.where(basin, 20.0 + 0.5 * 0.03 * _M_PER_DEG[1] / 1000, z)
+    rise = np.clip(
+        (lon - CLIFF_LON[0]) * _M_PER_DEG[0], 0, (CLIFF_LON[1] - CLIFF_LON[0]) * _M_PER_DEG[0]
+    )
+    return z + np.tan(np.deg2rad(65.0)) * rise
+
+
+def _terrain_items(out: Path, base: str) -> list[dict[str, Any]]:
+    """A 1-arcsecond DEM (``cop-dem-glo-30``, as Copernicus GLO-30) and a surface-water
+    occurrence (``jrc-gsw``: 100 % where the first pass saw water) over the synthetic scenes."""
+    west, south, east, north = SYNTHETIC_BBOX
+    step = 1 / 3600
+    transform = Affine(step, 0, west, 0, -step, north)
+    shape = (round((north - south) / step), round((east - west) / step))
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
+    lon, lat = west + cols * step, north - rows * step
+    layers = {
+        "cop-dem-glo-30": ("data", synthetic_elevation(lon, lat).astype("float32"), -32767.0),
+        "jrc-gsw": ("occurrence", (synthetic_water(lon, lat, 0) * 100).astype("uint8"), 255),
+    }
+    items = []
+    for collection, (key, values, nodata) in layers.items():
+        relative = f"{collection}/{collection}-synthetic.tif"
+        _write_cog(out / relative, values, "EPSG:4326", transform, nodata)
+        asset = _asset(f"{base}/{relative}", key, **{"raster:bands": [{"nodata": nodata}]})
+        props = _proj(transform, shape, 4326, "epsg")
+        when = dt.datetime(2021, 4, 22, tzinfo=dt.timezone.utc)
+        items.append(
+            _item(f"{collection}-synthetic", collection, when, SYNTHETIC_BBOX, props, {key: asset})
+        )
+    return items
 
 
 def synthetic_water_km2(geometry: Any, date_index: int = 0, *, spacing: float = 2.0) -> float:
@@ -463,12 +521,14 @@ def write_stac_world(
     >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
     >>> world = write_stac_world(tempfile.mkdtemp(), data_dir=SAMPLE_DIR)
     >>> sorted(p.name for p in world.catalog.parent.iterdir() if p.is_dir())
-    ['sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc', 'sentinel-2-l2a']
+    ['cop-dem-glo-30', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc',
+     'sentinel-2-l2a']
     """
     root = Path(root)
     assets = root / "assets"
     base = asset_base.rstrip("/") if asset_base else assets.resolve().as_posix()
     items = _chip_items(Path(data_dir), assets, base) + _synthetic_items(assets, base, seed)
+    items += _terrain_items(assets, base)
     catalog = _write_catalog(root / "stac", items)
     return StacWorld(root=root, catalog=catalog, assets=assets, asset_base=base)
 
@@ -535,7 +595,8 @@ def iter_items(world: StacWorld) -> Iterator[dict[str, Any]]:
     >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
     >>> world = write_stac_world(tempfile.mkdtemp(), data_dir=SAMPLE_DIR)
     >>> sorted({item["collection"] for item in iter_items(world)})
-    ['sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc', 'sentinel-2-l2a']
+    ['cop-dem-glo-30', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc',
+     'sentinel-2-l2a']
     """
     for path in sorted((world.catalog.parent).glob("*/*/*.json")):
         yield json.loads(path.read_text())

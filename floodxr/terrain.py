@@ -1,0 +1,251 @@
+"""Where water cannot be mapped, or cannot be: terrain masks from a DEM, and permanent water.
+
+What Copernicus GFM calls the exclusion mask and the reference water mask:
+
+* :func:`hand`: height above nearest drainage (Nobre et al. 2016) from a DEM with pyflwdir
+  (D8 flow directions on the depression-filled DEM, drains where the upstream area exceeds
+  ``drain_km2``); water more than ``hand_max_m`` above its drain is implausible;
+* :func:`shadow_layover`: radar shadow and layover from the DEM's slope along the look
+  direction (right-looking Sentinel-1: east on ascending passes, west on descending ones) and
+  the incidence angle; shadow is as dark as water, layover hides the ground;
+* :func:`exclusion`: both together, ``True`` where a water map says nothing; ``mask.flood.
+  exclude(excluded)`` turns those pixels into nodata (255);
+* :func:`split_water`: water that is always there (a reference water mask, or a surface-water
+  occurrence layer such as JRC GSW above a threshold) apart from flood.
+
+:func:`floodxr.data.load.load_layer` loads a DEM (Copernicus DEM GLO-30) or an occurrence layer
+from a STAC API onto a scene's grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from floodxr._valid import number, require_spatial
+from floodxr.bands import NODATA
+from floodxr.errors import InvalidOptionError, MissingDimensionError
+from floodxr.metrics import checked_mask
+
+__all__ = [
+    "FLOOD",
+    "PERMANENT",
+    "exclude",
+    "exclusion",
+    "hand",
+    "look_azimuth",
+    "shadow_layover",
+    "split_water",
+]
+
+#: Classes of :func:`split_water` (0 is not water, 255 nodata).
+FLOOD, PERMANENT = 1, 2
+#: Sentinel-1 flies about 10 degrees west of north ascending and 10 degrees west of south
+#: descending, and looks right: its look azimuth (degrees clockwise from north).
+_LOOK = {"ascending": 80.0, "descending": 260.0}
+
+
+def _plane(dem: xr.DataArray) -> tuple[np.ndarray, float]:
+    require_spatial(dem)
+    if dem.ndim != 2:
+        raise MissingDimensionError(f"expected a (y, x) DEM, got dims {dem.dims}")
+    if dem.rio.crs is None or dem.rio.crs.is_geographic:
+        raise InvalidOptionError(
+            "terrain needs the DEM on a projected grid in metres (the scene's UTM grid); "
+            "reproject it, e.g. dem.rio.reproject_match(scene)"
+        )
+    transform = dem.rio.transform()
+    if transform.b or transform.d or abs(transform.a) != abs(transform.e):
+        raise InvalidOptionError("terrain needs a north-up DEM grid with square pixels")
+    values = np.asarray(dem.values, dtype="float64")
+    return values, abs(transform.a)
+
+
+def hand(dem: xr.DataArray, *, drain_km2: float = 1.0) -> xr.DataArray:
+    """Height above nearest drainage in metres (computes the DEM; NaN where the DEM is).
+
+    Parameters
+    ----------
+    dem : ``(y, x)`` elevation in metres on a projected, north-up grid
+    drain_km2 : upstream area from which a cell is a drain (a stream)
+
+    Examples
+    --------
+    A V-shaped valley whose sides rise 1 m every 20 m:
+
+    >>> import numpy as np
+    >>> from floodxr.grid import coords, north_up
+    >>> from floodxr.terrain import hand
+    >>> box = north_up((100, 81), (500_000.0, 5_000_000.0), 20.0, "EPSG:32631")
+    >>> rows, cols = np.mgrid[0:100, 0:81]
+    >>> z = np.abs(cols - 40) + 0.05 * (100 - rows) + 50.0
+    >>> dem = xr.DataArray(z, dims=("y", "x"), coords=coords(box)).rio.write_crs(box.crs.to_wkt())
+    >>> float(hand(dem, drain_km2=0.2)[50, 60].round(1))  # 20 m up the side, 1 m to its drain
+    21.0
+    """
+    import pyflwdir
+
+    number(drain_km2, "drain_km2", above=0)
+    values, _ = _plane(dem)
+    valid = np.isfinite(values)
+    nodata = -9999.0
+    flw = pyflwdir.from_dem(
+        np.where(valid, values, nodata), nodata=nodata, transform=dem.rio.transform()
+    )
+    drains = flw.upstream_area(unit="km2") >= drain_km2
+    height = flw.hand(drains, np.where(valid, values, nodata)).astype("float32")
+    height[~valid] = np.nan
+    out = dem.copy(data=height).rename("hand")
+    out.attrs = {"units": "m", "long_name": "height above nearest drainage"}
+    return out
+
+
+def look_azimuth(orbit_state: str) -> float:
+    """Sentinel-1's look azimuth (degrees clockwise from north) on an ``orbit_state`` pass."""
+    if orbit_state not in _LOOK:
+        raise InvalidOptionError(
+            f"orbit_state must be 'ascending' or 'descending' (the item's sat:orbit_state), "
+            f"got {orbit_state!r}"
+        )
+    return _LOOK[orbit_state]
+
+
+def shadow_layover(
+    dem: xr.DataArray, *, orbit_state: str, incidence_deg: float = 39.0
+) -> xr.DataArray:
+    """Radar shadow (1) and layover (2) of a pass, 0 elsewhere (computes the DEM).
+
+    A slope rising away from the radar faster than the incidence angle lies over (its top is
+    imaged before its foot); one falling away faster than ``90 - incidence`` is in shadow.
+    Sentinel-1 IW sees the ground at 30-46 degrees; 39 is the middle of the swath.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.grid import coords, north_up
+    >>> from floodxr.terrain import shadow_layover
+    >>> box = north_up((10, 10), (500_000.0, 5_000_000.0), 10.0, "EPSG:32631")
+    >>> ramp = np.tile(-20.0 * np.arange(10), (10, 1))  # falls 2 m per metre eastwards
+    >>> dem = xr.DataArray(ramp, dims=("y", "x"), coords=coords(box))
+    >>> dem = dem.rio.write_crs(box.crs.to_wkt())
+    >>> int(shadow_layover(dem, orbit_state="ascending")[5, 5])  # looking east: shadow
+    1
+    >>> int(shadow_layover(dem, orbit_state="descending")[5, 5])  # looking west: layover
+    2
+    """
+    number(incidence_deg, "incidence_deg", above=0)
+    if not incidence_deg < 90:
+        raise InvalidOptionError(f"incidence_deg must be below 90, got {incidence_deg}")
+    values, res = _plane(dem)
+    rising_south, rising_east = np.gradient(values, res)  # rows run southward
+    azimuth = np.deg2rad(look_azimuth(orbit_state))
+    # the slope along the look direction: > 0 where the ground rises away from the radar
+    along = rising_east * np.sin(azimuth) - rising_south * np.cos(azimuth)
+    angle = np.rad2deg(np.arctan(along))
+    flags = np.zeros(values.shape, "uint8")
+    flags[angle > incidence_deg] = 2
+    flags[-angle > 90.0 - incidence_deg] = 1
+    out = dem.copy(data=flags).rename("shadow_layover")
+    out.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "visible shadow layover"}
+    return out
+
+
+def exclusion(
+    dem: xr.DataArray,
+    *,
+    orbit_state: str,
+    incidence_deg: float = 39.0,
+    hand_max_m: float | None = 15.0,
+    drain_km2: float = 1.0,
+) -> xr.DataArray:
+    """``True`` where a water map from this pass says nothing: radar shadow, layover, and
+    (``hand_max_m``) ground more than that above its drain, where flood water cannot stand.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.grid import coords, north_up
+    >>> from floodxr.terrain import exclusion
+    >>> box = north_up((100, 81), (500_000.0, 5_000_000.0), 20.0, "EPSG:32631")
+    >>> rows, cols = np.mgrid[0:100, 0:81]
+    >>> z = np.abs(cols - 40) + 0.05 * (100 - rows) + 50.0
+    >>> dem = xr.DataArray(z, dims=("y", "x"), coords=coords(box)).rio.write_crs(box.crs.to_wkt())
+    >>> excluded = exclusion(dem, orbit_state="ascending", drain_km2=0.2)
+    >>> bool(excluded[50, 40]), bool(excluded[50, 70])  # the valley floor, 30 m up its side
+    (False, True)
+    """
+    excluded = shadow_layover(dem, orbit_state=orbit_state, incidence_deg=incidence_deg) > 0
+    if hand_max_m is not None:
+        number(hand_max_m, "hand_max_m", above=0)
+        excluded = excluded | (hand(dem, drain_km2=drain_km2) > hand_max_m)
+    return excluded.rename("excluded")
+
+
+def _on_grid_of(layer: xr.DataArray, target: xr.DataArray) -> xr.DataArray:
+    """``layer`` with ``target``'s ``y``/``x`` coordinates (same shape: aligned by position)."""
+    spatial = [d for d in ("y", "x") if d in layer.dims]
+    if not spatial or any(layer.sizes[d] != target.sizes[d] for d in spatial):
+        raise InvalidOptionError(
+            f"a layer of {dict(layer.sizes)} px cannot mask a map of {dict(target.sizes)} px: "
+            "put them on one grid (layer.rio.reproject_match(map), or load it with like=the "
+            "scene)"
+        )
+    return layer.assign_coords({d: target[d].values for d in spatial})
+
+
+def exclude(mask: xr.DataArray, excluded: xr.DataArray) -> xr.DataArray:
+    """``mask`` (or a probability) with the ``excluded`` pixels as nodata (255, or NaN for a
+    probability); ``excluded`` is on the mask's grid. Lazy.
+
+    Examples
+    --------
+    >>> import floodxr
+    >>> scene = floodxr.testing.synthetic_scene((4, 4), seed=0)
+    >>> mask = scene.s1.flood.otsu()
+    >>> int((mask.flood.exclude(mask.x > mask.x[1]) == 255).sum())
+    8
+    """
+    hide = _on_grid_of(excluded, mask).astype(bool)
+    if mask.dtype.kind == "f":
+        return mask.where(~hide)
+    return mask.where(~hide, NODATA).astype(mask.dtype).rio.write_nodata(NODATA)
+
+
+def split_water(
+    water: xr.DataArray,
+    *,
+    permanent: xr.DataArray | None = None,
+    occurrence: xr.DataArray | None = None,
+    occurrence_min: float = 90.0,
+) -> xr.DataArray:
+    """Water as flood (1) or permanent water (2); 0 not water, 255 nodata. Lazy.
+
+    Permanent water is given as ``permanent``, a reference water mask (1 water, 0 dry: basin
+    runs and ``floodxr map --reference`` write one), or as ``occurrence``, a surface-water
+    occurrence in percent (JRC GSW's ``occurrence``), permanent from ``occurrence_min`` on.
+    Either is on the water map's grid.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr.terrain import split_water
+    >>> water = xr.DataArray(np.array([[1, 1, 0, 255]], "uint8"), dims=("y", "x"))
+    >>> before = xr.DataArray(np.array([[0, 1, 1, 0]], "uint8"), dims=("y", "x"))
+    >>> split_water(water, permanent=before).values.tolist()
+    [[1, 2, 0, 255]]
+    """
+    if (permanent is None) == (occurrence is None):
+        raise InvalidOptionError("give permanent= (a water mask) or occurrence= (in percent)")
+    number(occurrence_min, "occurrence_min", above=0)
+    checked = checked_mask(water)
+    if permanent is not None:
+        always = _on_grid_of(permanent, water) == 1
+    else:
+        always = _on_grid_of(occurrence, water) >= occurrence_min  # type: ignore[arg-type]
+    is_water = checked == 1
+    classes = xr.where(is_water & always, PERMANENT, xr.where(is_water, FLOOD, 0))
+    seen = (checked == 0) | is_water
+    out = xr.where(seen, classes, NODATA).astype("uint8").rename("water_class")
+    out.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "not_water flood permanent_water"}
+    out = out.rio.write_nodata(NODATA)
+    return out.rio.write_crs(water.rio.crs) if water.rio.crs is not None else out
