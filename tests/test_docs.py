@@ -69,6 +69,7 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
         "results",
         "benchmarks",
         "architecture",
+        "comparison",
     ):
         assert (site / f"{page}.html").is_file(), page
     # the API reference has the accessor and the modules' functions with their examples
