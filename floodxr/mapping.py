@@ -196,8 +196,9 @@ def _reference(
     cube = stac.load(found, kind="s1", like=like.isel(time=0), mosaic=True, chunks=2048)
     probability = cube.flood.segment(model=model).chunk({"time": -1})
     median = probability.median("time", skipna=True)
-    path = to_cog(_mask(median.notnull(), median >= 0.5), folder / "reference_water.tif",
-                  overwrite=overwrite)  # fmt: skip
+    path = to_cog(
+        _mask(median.notnull(), median >= 0.5), folder / "reference_water.tif", overwrite=overwrite
+    )
     return _read(path)
 
 

@@ -35,9 +35,18 @@ def truth_on(path: Path, date_index: int) -> np.ndarray:
 def mapped(loopback, tmp_path_factory):
     out = tmp_path_factory.mktemp("map") / "valencia"
     done = floodxr_map(
-        "--bbox", *BOX, "--datetime", "2019-09-20/2019-09-30", "--catalog", loopback.url,
-        "--reference", "2019-09-01/2019-09-15", "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "--bbox",
+        *BOX,
+        "--datetime",
+        "2019-09-20/2019-09-30",
+        "--catalog",
+        loopback.url,
+        "--reference",
+        "2019-09-01/2019-09-15",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -88,9 +97,15 @@ def test_an_earlier_map_is_never_overwritten_silently(mapped):
     out, _ = mapped
     before = (out / "areas.csv").read_bytes()
     done = floodxr_map(
-        "--bbox", *BOX, "--datetime", "2019-09-20/2019-09-30", "--catalog", "http://127.0.0.1:9",
-        "--out", str(out),
-    )  # fmt: skip
+        "--bbox",
+        *BOX,
+        "--datetime",
+        "2019-09-20/2019-09-30",
+        "--catalog",
+        "http://127.0.0.1:9",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 2 and "--overwrite" in done.stderr
     assert (out / "areas.csv").read_bytes() == before
 

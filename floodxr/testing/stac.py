@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from floodxr.testing.stac_providers import PROVIDER_SHAPES, write_provider_world
 from floodxr.testing.stac_world import (
     CHIP_CLOUD_COVER,
     CLIFF_LON,
     DECOYS,
-    PROVIDER_SHAPES,
     SYNTHETIC_BASINS,
     SYNTHETIC_BBOX,
     SYNTHETIC_DATES,
@@ -38,7 +38,6 @@ from floodxr.testing.stac_world import (
     synthetic_elevation,
     synthetic_water,
     synthetic_water_km2,
-    write_provider_world,
     write_stac_world,
 )
 
