@@ -116,11 +116,13 @@ def _reproduce_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalog(value: str, profile: str) -> Any:
+def _catalog(value: str, profile: str | None) -> Any:
     from floodxr.data import stac
 
     catalog = stac.get_catalog(value)
-    return catalog if catalog.s1 is not None else stac.get_catalog(profile).with_url(catalog.url)
+    if profile is None or catalog.s1 is not None:
+        return catalog  # a URL without a profile: its collections describe themselves
+    return stac.get_catalog(profile).with_url(catalog.url)
 
 
 def _print_areas(areas: Any) -> None:
@@ -352,8 +354,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     basin.add_argument(
         "--profile",
-        default="planetary-computer",
-        help="profile naming the collections of a --catalog URL",
+        help="a named profile (e.g. planetary-computer) for the collections of a --catalog URL; "
+        "default: the API's own collection metadata",
     )
     basin.add_argument("--store", required=True, help="output Zarr store (a folder)")
     basin.add_argument("--table", help="area table CSV (default STORE.areas.csv)")

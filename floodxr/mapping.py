@@ -26,6 +26,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -235,9 +236,13 @@ def _map_pass(
     water = _read(names["water"])
     shown = water
     seen = water != NODATA
+    # both areas in one pass over the water COG
+    water_km2, observed_km2 = dask.compute(
+        water.flood.area_km2(), _mask(seen, seen).flood.area_km2()
+    )
     areas = {
-        "water_km2": float(water.flood.area_km2()),
-        "observed_km2": float(_mask(seen, seen).flood.area_km2()),
+        "water_km2": float(water_km2),
+        "observed_km2": float(observed_km2),
         "flood_km2": float("nan"),
     }
     if before is not None:

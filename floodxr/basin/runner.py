@@ -37,7 +37,7 @@ from floodxr.basin.inputs import (
 )
 from floodxr.basin.results import report
 from floodxr.basin.store import AREAS, Store, atomic_csv
-from floodxr.errors import BasinInputError, FloodxrWarning, InvalidOptionError, NoItemsError
+from floodxr.errors import BasinInputError, FloodxrWarning, NoItemsError
 from floodxr.grid import template
 from floodxr.options import OPTIONS
 
@@ -133,18 +133,16 @@ def _settings(
     chunk: int,
 ) -> dict[str, Any]:
     from floodxr.data import stac
+    from floodxr.data.search import resolve_collection
 
     cat = stac.get_catalog(catalog)
-    if cat.s1 is None:
-        raise InvalidOptionError(
-            f"catalog {cat.url!r} has no Sentinel-1 collection profile; pass a name in "
-            f"{sorted(stac.CATALOGS)} or stac.get_catalog('planetary-computer').with_url(URL)"
-        )
+    # the catalogue's profile, or what the API says of its Sentinel-1 collection
+    collection = resolve_collection(cat, "s1", None)
     return {
         "model": model_id,
         "resolution": float(resolution),
         "catalog": cat.url,
-        "collection": cat.s1.id,
+        "collection": collection.id,
         "reference": reference.record() if reference is not None else None,
         "chunk": int(chunk),
         "tile": OPTIONS["tile"],
