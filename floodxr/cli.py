@@ -151,19 +151,19 @@ def _basin(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InvalidOptionError(f"--workers must be at least 1, got {args.workers}")
     catalog = _catalog(args.catalog, args.profile)
+    inputs = {
+        "datetime": args.datetime,
+        "store": args.store,
+        "model": args.model,
+        "resolution": args.resolution,
+        "reference_dates": args.reference_dates,
+        "reference_mask": args.reference_mask,
+        "reference": args.reference,
+        "chunk": args.chunk,
+        "id_column": args.id_column,
+    }
     # everything that can be checked is checked before a cluster starts
-    basin.check_inputs(
-        args.basins,
-        datetime=args.datetime,
-        store=args.store,
-        model=args.model,
-        resolution=args.resolution,
-        reference_dates=args.reference_dates,
-        reference_mask=args.reference_mask,
-        chunk=args.chunk,
-        id_column=args.id_column,
-        reference=args.reference,
-    )
+    basin.check_inputs(args.basins, **inputs)
     if args.scheduler:
         from distributed import Client
 
@@ -174,19 +174,11 @@ def _basin(args: argparse.Namespace) -> int:
     try:
         result = basin.run(
             args.basins,
-            datetime=args.datetime,
+            **inputs,
             catalog=catalog,
-            store=args.store,
-            model=args.model,
-            resolution=args.resolution,
-            reference_dates=args.reference_dates,
-            reference_mask=args.reference_mask,
-            reference=args.reference,
             polygons=args.polygons,
             client=client,
             table=args.table,
-            id_column=args.id_column,
-            chunk=args.chunk,
             progress=not args.no_progress,
         )
     finally:

@@ -105,10 +105,7 @@ def reference_of(
 ) -> Reference:
     """The run's reference from ``reference_dates=`` / ``reference_mask=`` (or the deprecated
     ``reference=``, which guessed from whether a file of that name exists), checked."""
-    given = [
-        name for name, v in (("dates", dates), ("mask", mask), ("legacy", legacy)) if v is not None
-    ]
-    if len(given) > 1:
+    if sum(v is not None for v in (dates, mask, legacy)) > 1:
         raise InvalidOptionError(
             "give one reference: reference_dates= (a STAC interval) or reference_mask= (a water "
             "mask file or DataArray)"
