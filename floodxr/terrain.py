@@ -174,6 +174,7 @@ def exclusion(
     >>> bool(excluded[50, 40]), bool(excluded[50, 70])  # the valley floor, 30 m up its side
     (False, True)
     """
+    dem = dem.compute()  # both masks read it: a DEM loaded lazily from STAC is read once
     excluded = shadow_layover(dem, orbit_state=orbit_state, incidence_deg=incidence_deg) > 0
     if hand_max_m is not None:
         number(hand_max_m, "hand_max_m", above=0)
