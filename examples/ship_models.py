@@ -1,36 +1,36 @@
-"""Train the teacher and student that ship with floodxr, score them, and install them (fp16).
+"""Train the teacher and student that ship with floodxr, score them out of sample, install them.
 
     cd WORK && python REPO/examples/ship_models.py --data REPO/../shared/data/sen1floods11
 
-Run in a work folder; it trains (or resumes) in ``runs/cpu/`` there, like::
+Run in a work folder; every step trains (or resumes) in ``runs/cpu/`` there, with the CPU
+configurations in ``examples/configs/cpu`` (their Sen1Floods11 folder replaced by ``--data``):
 
-    floodxr train teacher --config REPO/examples/configs/cpu/teacher.yaml \\
-        --set settings.steps=2000 --set settings.eval_every=250 --set settings.threads=2 \\
-        --set "settings.augment={s1_jitter: [0.05, 0.05]}"
-    floodxr train student --config REPO/examples/configs/cpu/student.yaml \\
-        --set settings.steps=3000 --set settings.eval_every=250 --set settings.threads=2 \\
-        --set "settings.augment={s1_jitter: [0.05, 0.05]}" --set out=runs/cpu/student-compact \\
-        --set settings.encoder=tu-mobilenetv2_075 --set settings.output_stride=8 \\
-        --set settings.architecture=deeplabv3plus-s2-compact --set settings.decoder_channels=32
+1. ``teacher.yaml``: the S1 + S2 teacher on the synthetic world and India_900498 (the one
+   training chip with Sentinel-2);
+2. ``student.yaml``: the compact student distilled from it on synthetic pairs (no real chip);
+3. ``student-real.yaml --cv events``: leave-one-event-out over the 7 events of the 8 chips other
+   than the demo chip: per fold, the pretrained student fine-tuned on synthetic pairs and the
+   chips of the other events, scored on the held-out event's chips beside the baselines;
+   the pretrained student itself is scored on the same chips (it saw none of them);
+4. the better of the two by pooled held-out IoU ships: the pretrained student as it is, or
+   ``student-real.yaml`` trained on all 8 chips. Its temperature is the one fitted on its
+   held-out probabilities (never on a chip the scored model trained on).
 
-then writes both best checkpoints as float16 into ``floodxr/models/weights/{teacher,student}``,
-fits each one's temperature on the synthetic valid scenes (temperature scaling: the mask does
-not change, only how sure the probability is) and keeps it only if the expected calibration
-error falls on the synthetic valid scenes *and* on the Sen1Floods11 chips under ``--data``
-(development chips, never trained on), then scores it on the synthetic test scenes and those
-chips; the scores, and both ECEs with and without the temperature, go into the JSON. The
-student also gets an int8 ONNX model (``student.int8.onnx``, calibrated on the synthetic valid
-scenes), kept only if the dev chips lose less than 0.005 IoU with it (``dev_chips.int8``).
-Every step resumes: re-running after an interruption finishes the rest. These runs use other
-settings than ``floodxr reproduce-table --configs REPO/examples/configs/cpu`` (longer, fixed
-threads, wider jitter), so run the table in another folder. See docs/model-card.md.
+Both checkpoints are installed as float16 in ``floodxr/models/weights/``; the student gets the
+temperature of step 3, its card the LOEO figures (never an in-sample score) and the chips it saw;
+the demo chip Spain_7370579, never trained on, is scored as it ships. The student's int8 ONNX
+model (calibrated on synthetic valid scenes) is kept only if it costs the demo chip and the
+synthetic test scenes less than 0.005 IoU. Every step resumes: re-running after an interruption
+finishes the rest. See docs/model-card.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,67 +38,83 @@ import numpy as np
 
 import floodxr
 from floodxr import models
+from floodxr.data import sen1floods11
 from floodxr.data.scene import Scene
 from floodxr.errors import MissingChipsWarning
-from floodxr.evaluation import evaluate_split, fit_temperature, score
+from floodxr.evaluation import fit_temperature, score
 from floodxr.models import onnx
 from floodxr.preprocess import normalize
-from floodxr.train.config import build_sources, load_config, run_stage
+from floodxr.train.config import StageConfig, build_sources, load_config, run_stage
+from floodxr.train.cv import cross_validate, score_unseen
 
 CONFIGS = Path(__file__).resolve().parent / "configs" / "cpu"
-#: The shipped models' settings on top of the CPU configurations: longer runs, fixed threads (the
-#: result depends on them), and a wider S1 offset jitter (sd 1 dB VV, 1.5 dB VH).
-COMMON = (
-    "settings.eval_every=250",
-    "settings.threads=2",
-    "settings.augment={s1_jitter: [0.05, 0.05]}",
-)
-#: The student is the compact network (a ~70 px context: fast window-free inference, issue 15).
-COMPACT = (
-    "out=runs/cpu/student-compact",
-    "settings.encoder=tu-mobilenetv2_075",
-    "settings.architecture=deeplabv3plus-s2-compact",
-    "settings.output_stride=8",
-    "settings.decoder_channels=32",
-)
-STEPS = {
-    "teacher": ("settings.steps=2000", *COMMON),
-    "student": ("settings.steps=3000", *COMMON, *COMPACT),
-}
-
-
-#: The int8 model is kept only if it costs the dev chips less IoU than this (issue 15).
+#: The demo chip: never trained on, scored as each model ships.
+DEMO = sen1floods11.SAMPLE_CHIP
+#: The int8 model is kept only if it costs the demo chip and synthetic test less IoU than this.
 INT8_MAX_DROP = 0.005
 
 
-def quantize(path: Path, valid: list[Scene], data: Path, fp32: dict[str, Any]) -> dict[str, Any]:
-    """Write ``NAME.int8.onnx`` beside the installed checkpoint, calibrated on the synthetic valid
-    scenes; keep it (``engine="auto"`` then runs it) only if the aggregate and the mean IoU on
-    the dev chips drop by less than :data:`INT8_MAX_DROP` against ``fp32`` (the same checkpoint
-    through ONNX Runtime in float32)."""
+def _config(name: str, data: Path) -> StageConfig:
+    """A CPU configuration with its Sen1Floods11 sources read from ``data``."""
+
+    def rooted(specs: tuple[Mapping[str, Any], ...]) -> tuple[Mapping[str, Any], ...]:
+        return tuple(
+            {**spec, "root": str(data)} if spec.get("kind") == "sen1floods11" else spec
+            for spec in specs
+        )
+
+    config = load_config(CONFIGS / f"{name}.yaml")
+    return dataclasses.replace(config, train=rooted(config.train), labelled=rooted(config.labelled))
+
+
+def _seen(config: StageConfig) -> list[str]:
+    """The real chips a configuration trains on."""
+    sources = build_sources(config.train) + build_sources(config.labelled)
+    return sorted({s.name for source in sources for s in source.scenes if s.event})
+
+
+def _install(trained: Path, name: str, target: Path, **changes: Any) -> Path:
+    loaded = models.load(trained)
+    return models.save(
+        loaded.module,
+        loaded.config.replace(name=name, **changes),
+        target / name,
+        overwrite=True,
+        half=True,
+    )
+
+
+def _demo(path: Path, data: Path) -> dict[str, Any]:
+    chip = sen1floods11.open_chip(data, DEMO).scene()
+    found = score(path, [chip], progress=False)
+    return {"chip": DEMO, "iou": found.aggregate_iou, "ece": found.ece}
+
+
+def _quantize(path: Path, valid: list[Scene], test: list[Scene], data: Path) -> dict[str, Any]:
+    """Write ``student.int8.onnx``; keep it only if the demo chip and synthetic test lose less
+    than :data:`INT8_MAX_DROP` IoU against the float32 network (ONNX Runtime)."""
     bands = list(models.read_config(path).bands)
     calibration = [np.nan_to_num(normalize(s.image.sel(band=bands)).values)[None] for s in valid]
+    found = {}
+    with floodxr.set_options(engine="onnx"):
+        found["float32"] = {"demo": _demo(path, data)["iou"], "test": _test(path, test)}
     target = onnx.quantize(path, calibration, overwrite=True)
     with floodxr.set_options(engine="onnx-int8"):
-        int8 = evaluate_split(data, method=str(path), progress=False)
-    drop = {k: fp32[k] - int8[k] for k in ("aggregate_iou", "mean_iou")}
+        found["int8"] = {"demo": _demo(path, data)["iou"], "test": _test(path, test)}
+    drop = {k: found["float32"][k] - found["int8"][k] for k in ("demo", "test")}
     kept = max(drop.values()) < INT8_MAX_DROP
     if not kept:
         target.unlink()
-    return {
-        "kept": kept,
-        "max_drop": INT8_MAX_DROP,
-        "drop": drop,
-        "aggregate_iou": int8["aggregate_iou"],
-        "mean_iou": int8["mean_iou"],
-        "ece": int8["ece"],
-        "per_chip": {r["chip"]: r["iou"] for r in int8["chips"]},
-    }
+    return {"kept": kept, "max_drop": INT8_MAX_DROP, "drop": drop, **found}
+
+
+def _test(path: Path, test: list[Scene]) -> float:
+    return score(path, test, progress=False).aggregate_iou
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="Sen1Floods11 folder (dev chips)")
+    parser.add_argument("--data", type=Path, required=True, help="Sen1Floods11 folder")
     parser.add_argument(
         "--install",
         type=Path,
@@ -106,83 +122,82 @@ def main() -> None:
         help="where to write the fp16 checkpoints (default: the package)",
     )
     args = parser.parse_args()
-    stages = {
-        name: load_config(CONFIGS / f"{name}.yaml", STEPS[name]) for name in ("teacher", "student")
-    }
-    for name, config in stages.items():
-        (result,) = run_stage(config)
-        onnx.int8_path(args.install / name).unlink(missing_ok=True)  # made from older weights
-        # install first, then calibrate and score what is installed: the float16 weights
-        trained = models.load(result.best)
-        path = models.save(
-            trained.module,
-            trained.config.replace(name=name, temperature=1.0),
-            args.install / name,
-            overwrite=True,
-            half=True,
-        )
-        valid = [s for source in build_sources(config.valid) for s in source.scenes]
-        test = [s for source in build_sources(config.test) for s in source.scenes]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MissingChipsWarning)
-            raw = evaluate_split(args.data, method=str(path), progress=False)
-            raw_synthetic = score(path, valid, progress=False).ece
-            # temperature scaling on the synthetic valid scenes: never on the chips it is scored on
-            fitted = fit_temperature(path, valid)
-            installed = models.load(path)
-            path = models.save(
-                installed.module,
-                installed.config.replace(temperature=fitted),
-                path,
-                overwrite=True,
-                half=True,
-            )
-            dev = evaluate_split(args.data, method=str(path), progress=False)
-            calibration = {
-                "fitted_temperature": fitted,
-                "valid_ece_synthetic": [raw_synthetic, score(path, valid, progress=False).ece],
-                "dev_ece": [raw["ece"], dev["ece"]],
-            }
-            # kept only if it helps on the synthetic valid scenes *and* on the real chips
-            if not (
-                calibration["valid_ece_synthetic"][1] < raw_synthetic and dev["ece"] < raw["ece"]
-            ):
-                path = models.save(
-                    installed.module,
-                    installed.config.replace(temperature=1.0),
-                    path,
-                    overwrite=True,
-                    half=True,
-                )
-                dev = raw
-            synthetic = score(path, test, progress=False)
-            int8 = quantize(path, valid, args.data, dev) if name == "student" else None
-        scores = {
-            "valid_iou_synthetic": result.best_iou,
-            "test_iou_synthetic": synthetic.aggregate_iou,
-            "test_ece_synthetic": synthetic.ece,
-            "dev_chips": {
-                "split": "Sen1Floods11 test (development chips, never trained on)",
-                "n_chips": dev["n_chips"],
-                "aggregate_iou": dev["aggregate_iou"],
-                "mean_iou": dev["mean_iou"],
-                "ece": dev["ece"],
-                "calibration": calibration,
-                "per_chip": {r["chip"]: r["iou"] for r in dev["chips"]},
-            },
+    data = args.data.resolve()
+    teacher_config = _config("teacher", data)
+    pretrain_config = _config("student", data)
+    student_config = _config("student-real", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingChipsWarning)
+        (teacher,) = run_stage(teacher_config)
+        (pretrained,) = run_stage(pretrain_config)
+        candidates = {
+            "fine-tuned on real chips": cross_validate(student_config),
+            "synthetic only": score_unseen(pretrained.best, student_config),
         }
-        if int8 is not None:  # fp32 above, int8 here: a kept int8 model is engine="auto"'s pick
-            scores["dev_chips"]["int8"] = int8
-        installed = models.load(path)
+        chosen = max(candidates, key=lambda k: candidates[k]["aggregate_iou"])
+        loeo = candidates[chosen]
+        if chosen == "synthetic only":
+            final_best, shipped_config = pretrained.best, pretrain_config
+        else:
+            (final,) = run_stage(student_config)
+            final_best, shipped_config = final.best, student_config
+        valid = [s for source in build_sources(pretrain_config.valid) for s in source.scenes]
+        test = [s for source in build_sources(pretrain_config.test) for s in source.scenes]
+
+        # the teacher: temperature on synthetic valid scenes, kept only where it lowers their ECE
+        path = _install(teacher.best, "teacher", args.install, temperature=1.0)
+        raw = score(path, valid, progress=False).ece
+        fitted = fit_temperature(path, valid)
+        path = _install(teacher.best, "teacher", args.install, temperature=fitted)
+        if not score(path, valid, progress=False).ece < raw:
+            fitted = 1.0
+            path = _install(teacher.best, "teacher", args.install, temperature=1.0)
+        teacher_scores = {
+            "valid_iou_synthetic": teacher.best_iou,
+            "test_iou_synthetic": _test(path, test),
+            "temperature": fitted,
+            "demo_chip": _demo(path, data),
+            "seen_chips": _seen(teacher_config),
+        }
         models.save(
-            installed.module,
-            installed.config.replace(scores=scores),
+            models.load(path).module,
+            models.read_config(path).replace(scores=teacher_scores),
             path,
             overwrite=True,
             half=True,
         )
-        print(f"{name}: wrote {path}")
-        print(json.dumps(scores, indent=2))
+        print(f"teacher: wrote {path}\n{json.dumps(teacher_scores, indent=2)}")
+
+        # the student: the LOEO temperature (fitted on held-out chips only)
+        onnx.int8_path(args.install / "student").unlink(missing_ok=True)  # of older weights
+        path = _install(final_best, "student", args.install, temperature=loeo["temperature"])
+        student_scores = {
+            "recipe": chosen,
+            "candidates": {
+                name: {
+                    "protocol": found["protocol"],
+                    "aggregate_iou": found["aggregate_iou"],
+                    "per_chip": {row["chip"]: row["model"]["iou"] for row in found["chips"]},
+                }
+                for name, found in candidates.items()
+            },
+            "held_out": {k: v for k, v in loeo.items() if k not in ("config", "model")},
+            "demo_chip": _demo(path, data),
+            "test_iou_synthetic": _test(path, test),
+            "pretrained": str(pretrained.best),
+            "seen_chips": _seen(shipped_config),
+        }
+        student_scores["int8"] = _quantize(path, valid, test, data)
+        models.save(
+            models.load(path).module,
+            models.read_config(path).replace(scores=student_scores),
+            path,
+            overwrite=True,
+            half=True,
+        )
+        summary = {k: v for k, v in student_scores.items() if k != "held_out"}
+        summary["held_out_aggregate_iou"] = loeo["aggregate_iou"]
+        print(f"student: wrote {path}\n{json.dumps(summary, indent=2)}")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,21 @@ def _train(args: argparse.Namespace) -> int:
             f"{args.config} configures stage {config.stage!r}, not {args.stage!r}; run "
             f"floodxr train {config.stage} --config {args.config}"
         )
+    if args.cv == "events":
+        from floodxr.train.cv import cross_validate
+
+        summary = cross_validate(config, progress=not args.no_progress)
+        rows = [("model", summary["aggregate_iou"])]
+        rows += [(name, found["aggregate_iou"]) for name, found in summary["baselines"].items()]
+        print(f"{config.name}: leave-one-event-out over {len(summary['events'])} events")
+        for name, value in rows:
+            print(f"  {name:<18} aggregate IoU {value:.4f}" if value is not None else name)
+        print(
+            f"  ECE {summary['ece']:.4f}; at the fitted temperature "
+            f"{summary['temperature']:.3g}: {summary['ece_at_temperature']:.4f}"
+        )
+        print(f"  -> {config.out / 'cv' / 'summary.json'}")
+        return 0
     for result in run_stage(config, progress=not args.no_progress):
         print(f"{config.name}: best valid IoU {result.best_iou:.4f} -> {result.best}")
     return 0
@@ -314,6 +329,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, help="YAML configuration file")
     _add_overrides(train, "change an entry, e.g. --set settings.steps=200 --set out=runs/try")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--cv",
+        choices=("events",),
+        help="cross-validate instead: leave each flood event of the labelled chips out once, "
+        "train without it, score its chips (model and baselines); writes OUT/cv/summary.json",
+    )
     train.set_defaults(run=_train)
 
     table = commands.add_parser(

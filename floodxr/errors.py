@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "FloodxrError",
     "FloodxrWarning",
+    "InSampleWarning",
     "MissingBandError",
     "MissingDimensionError",
     "UnitsError",
@@ -161,6 +162,10 @@ class BasinInputError(FloodxrError, ValueError):
 
 class MissingChipsWarning(FloodxrWarning):
     """Chips listed in a split file are absent from the data folder and were skipped."""
+
+
+class InSampleWarning(FloodxrWarning):
+    """A model is scored on scenes it was trained on: the score is in-sample, not a test."""
 
 
 class UnpairedScenesWarning(FloodxrWarning):

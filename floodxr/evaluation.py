@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,14 @@ from floodxr.errors import (
     AssetReadError,
     ChipReadError,
     FloodxrError,
+    InSampleWarning,
     InvalidOptionError,
     MissingBandError,
     UnknownModelError,
 )
 from floodxr.metrics import Calibration, Confusion, aggregate_iou, calibration, confusion, mean_iou
 from floodxr.options import OPTIONS
-from floodxr.segment import segment
+from floodxr.segment import segment, water_cut
 
 __all__ = [
     "METHODS",
@@ -51,6 +53,7 @@ __all__ = [
     "Scores",
     "evaluate_models",
     "evaluate_split",
+    "fit_logit_temperature",
     "fit_temperature",
     "predict",
     "score",
@@ -251,6 +254,9 @@ def score(
     """
     is_model = str(method) not in _PREDICTORS
     bands = _model_bands(method) if is_model else ()
+    scenes = list(scenes)
+    if is_model:
+        _warn_in_sample(method, scenes)
     show = OPTIONS["progress"] if progress is None else progress
     rows: list[SceneScore] = []
     skipped: list[str] = []
@@ -268,11 +274,28 @@ def score(
         rows.append(
             SceneScore(
                 scene.name,
-                confusion(prediction, scene.label),
+                confusion(prediction, scene.label, threshold=water_cut(prediction)),
                 calibration(prediction, scene.label) if is_model else None,
             )
         )
     return Scores(str(method), tuple(rows), tuple(skipped))
+
+
+def _warn_in_sample(model: str | Path, scenes: Sequence[Scene]) -> None:
+    from floodxr import models
+
+    config = models.read_config(models.resolve(model))
+    seen = set(config.provenance.get("chips", ())) | set(config.scores.get("seen_chips", ()))
+    overlap = sorted(seen & {scene.name for scene in scenes})
+    if overlap:
+        warnings.warn(
+            InSampleWarning(
+                f"model {str(model)!r} was trained on {overlap}: its scores on them are "
+                "in-sample; score chips it never saw, or cross-validate (floodxr train ... "
+                "--cv events)"
+            ),
+            stacklevel=3,
+        )
 
 
 def fit_temperature(model: str | Path, scenes: Iterable[Scene], *, pixels: int = 200_000) -> float:
@@ -311,7 +334,31 @@ def fit_temperature(model: str | Path, scenes: Iterable[Scene], *, pixels: int =
         truths.append(label[valid] == 1)
     if not logits or not sum(len(z) for z in logits):
         raise InvalidOptionError("fit_temperature needs scenes with valid labelled pixels")
-    z, y = np.concatenate(logits), np.concatenate(truths)
+    return fit_logit_temperature(np.concatenate(logits), np.concatenate(truths), pixels=pixels)
+
+
+def fit_logit_temperature(logits: np.ndarray, truth: np.ndarray, *, pixels: int = 200_000) -> float:
+    """The temperature ``T`` minimising the labels' NLL under ``sigmoid(logits / T)``.
+
+    ``logits`` are water logits (``log(p / (1 - p))`` at temperature 1), ``truth`` whether each
+    pixel is water; up to ``pixels`` of them (evenly strided) are used; ``T`` is searched on a
+    log grid from 0.05 to 20. :func:`fit_temperature` and cross-validation use it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.evaluation import fit_logit_temperature
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(0, 2, 20000)                      # calibrated logits ...
+    >>> y = rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))
+    >>> round(fit_logit_temperature(3 * z, y), 1)       # ... made over-confident by 3
+    3.0
+    """
+    z, y = np.asarray(logits, "float64").ravel(), np.asarray(truth, bool).ravel()
+    if not len(z) or len(z) != len(y):
+        raise InvalidOptionError(
+            f"fit_logit_temperature needs as many logits as labels (> 0), got {len(z)} and {len(y)}"
+        )
     stride = max(1, len(z) // pixels)
     z, y = z[::stride], y[::stride]
     grid = np.geomspace(0.05, 20.0, 241)

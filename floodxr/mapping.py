@@ -33,6 +33,7 @@ import xarray as xr
 from floodxr._valid import number
 from floodxr.bands import NODATA
 from floodxr.errors import InvalidOptionError, NoItemsError, OutputExistsError
+from floodxr.segment import water_cut
 from floodxr.writers import output_folder
 
 if TYPE_CHECKING:
@@ -229,9 +230,10 @@ def _map_pass(
     if existing and not overwrite:
         raise OutputExistsError(f"{existing} exist already; pass overwrite=True (--overwrite)")
     # the network runs once: the probability is written, the rest is read back from it
-    to_cog(scene.flood.segment(model=model), names["probability"], overwrite=overwrite)
+    segmented = scene.flood.segment(model=model)
+    to_cog(segmented, names["probability"], overwrite=overwrite)
     probability = _read(names["probability"], masked=True)
-    water = _mask(probability.notnull(), probability >= 0.5)
+    water = _mask(probability.notnull(), probability >= water_cut(segmented))
     to_cog(water, names["water"], overwrite=overwrite)
     water = _read(names["water"])
     shown = water

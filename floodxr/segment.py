@@ -374,6 +374,7 @@ def segment(
         "valid_range": [0.0, 1.0],
         "floodxr_model": config.name,
         "floodxr_checkpoint": str(weights),
+        "floodxr_cut": config.cut,  # the checkpoint's water cut: masks and maps use it
     }
     result = result.rename("water_probability")
     if output == "mask":
@@ -381,14 +382,26 @@ def segment(
     return result
 
 
-def _mask_block(probability: np.ndarray) -> np.ndarray:
-    mask = (probability >= 0.5).astype(np.uint8)
+def _mask_block(probability: np.ndarray, cut: float) -> np.ndarray:
+    mask = (probability >= cut).astype(np.uint8)
     mask[np.isnan(probability)] = threshold.NODATA
     return mask
 
 
+def water_cut(probability: xr.DataArray) -> float:
+    """The probability at and above which ``probability`` is water: its model's cut (0.5 if
+    the probability does not name one)."""
+    return float(probability.attrs.get("floodxr_cut", 0.5))
+
+
 def _to_mask(probability: xr.DataArray) -> xr.DataArray:
-    mask = xr.apply_ufunc(_mask_block, probability, dask="parallelized", output_dtypes=[np.uint8])
+    mask = xr.apply_ufunc(
+        _mask_block,
+        probability,
+        kwargs={"cut": water_cut(probability)},
+        dask="parallelized",
+        output_dtypes=[np.uint8],
+    )
     kept = {k: v for k, v in probability.attrs.items() if k not in ("units", "valid_range")}
     mask.attrs = kept | {
         "long_name": "water mask",

@@ -197,7 +197,7 @@ def test_mostly_nodata_crops_are_skipped():
 
 
 def test_geometry_is_shared_and_jitter_reaches_only_the_model_input():
-    scene = paired_scene((160, 160), seed=4)
+    scene = paired_scene((160, 160), seed=5, water_fraction=0.3)  # 12 dB water/land contrast
     source = train.Source("s", (train.Scene("s", scene.image, label=scene.water.astype("int8")),))
     bands = ("vv", "vh", "B02", "B03", "B04", "B08")
     jittered = train.CropDataset(
@@ -453,9 +453,23 @@ def test_configs_hold_the_paper_setting_and_a_cpu_one():
         ) == ("tu-xception65", 64, 321, 30_000)
         assert len(paper.settings.grid) == 16 and paper.runs == 5
         cpu = load_config(CONFIGS / "cpu" / f"{stem}.yaml")
-        assert cpu.settings.encoder == "tu-mobilenetv2_100" and cpu.runs == 1
-        assert cpu.settings.architecture == "deeplabv3plus-s2-local"  # window-free
+        assert cpu.runs == 1
+        # window-free heads; the student is the compact one that ships (issue 15)
+        assert (cpu.settings.encoder, cpu.settings.architecture) == (
+            ("tu-mobilenetv2_075", "deeplabv3plus-s2-compact")
+            if stem == "student"
+            else ("tu-mobilenetv2_100", "deeplabv3plus-s2-local")
+        )
         assert paper.settings.architecture == "deeplabv3plus-s2"  # the paper's head
+    # the shipped student's fine-tuning: the pretrained student, real chips, the demo chip out
+    tuned = load_config(CONFIGS / "cpu" / "student-real.yaml")
+    student = load_config(CONFIGS / "cpu" / "student.yaml")
+    assert tuned.settings.init == str(student.out / "best.safetensors")
+    assert tuned.settings.replace(init=None, steps=1, lr=(1.0,), eval_every=1, shares=None) == (
+        student.settings.replace(steps=1, lr=(1.0,), eval_every=1)
+    )
+    (real,) = tuned.labelled
+    assert real["exclude"] == ["Spain_7370579"] and real["split"] == "test"
     with pytest.raises(InvalidOptionError, match="unknown settings \\['stepz'\\]"):
         load_config(CONFIGS / "cpu" / "teacher.yaml", ["settings.stepz=3"])
     with pytest.raises(InvalidOptionError, match="not KEY=VALUE"):
@@ -551,7 +565,8 @@ def test_the_command_trains_evaluates_and_reproduces_the_table(tmp_path, shared_
 def test_shipped_models_load_and_score_as_their_card_says(name, shared_data):
     import warnings
 
-    from floodxr.evaluation import evaluate_split
+    from floodxr.data import sen1floods11
+    from floodxr.evaluation import score
     from floodxr.models import onnx
 
     loaded = models.load(name)
@@ -561,43 +576,233 @@ def test_shipped_models_load_and_score_as_their_card_says(name, shared_data):
     assert {v.dtype for v in load_file(weights).values() if v.is_floating_point()} == {
         torch.float16
     }
-    # trained on the synthetic world only: no Sen1Floods11 chip (all of ../shared is test split)
-    assert all(entry.startswith("synthetic:") for entry in loaded.config.provenance["data"])
-    card = loaded.config.scores["dev_chips"]
-    int8 = onnx.int8_path(weights).is_file()
-    assert int8 == (name == "student" and card["int8"]["kept"])
+    card = loaded.config.scores
+    # the real chips each model saw, so that nobody scores it on them; never the demo chip
+    seen = card["seen_chips"]
+    assert seen == loaded.config.provenance["chips"]
+    assert sen1floods11.SAMPLE_CHIP not in seen
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", floodxr.errors.MissingChipsWarning)
-        if int8:  # engine="auto" runs it: scored as the card says, and within 0.005 of float32
-            quantised = evaluate_split(shared_data, method=name, progress=False)
-            for key in ("aggregate_iou", "mean_iou", "ece"):
-                assert quantised[key] == pytest.approx(card["int8"][key], abs=1e-3)
-            assert card["aggregate_iou"] - quantised["aggregate_iou"] < 0.005
-        with floodxr.set_options(engine="onnx"):  # the float32 network
-            result = evaluate_split(shared_data, method=name, progress=False)
-        otsu = evaluate_split(shared_data, method="otsu", progress=False)
-        fixed = evaluate_split(shared_data, method="fixed", threshold_db=-18.0, progress=False)
-        student = (
-            result
-            if name == "student"
-            else evaluate_split(shared_data, method="student", progress=False)
+        every = list(sen1floods11.read_split(shared_data, "test"))
+    if name == "teacher":
+        assert seen == ["India_900498"]  # the one training chip with Sentinel-2
+    else:  # all 8 chips but the demo one when fine-tuned on them, none when synthetic only
+        assert seen in ([], sorted(set(every) - {sen1floods11.SAMPLE_CHIP}))
+    # the demo chip, never seen, scores as the card says: float32, and int8 when it ships
+    demo = sen1floods11.open_chip(shared_data, sen1floods11.SAMPLE_CHIP).scene()
+    with floodxr.set_options(engine="onnx"):
+        assert score(name, [demo], progress=False).aggregate_iou == pytest.approx(
+            card["demo_chip"]["iou"], abs=1e-3
         )
-    assert result["n_chips"] == card["n_chips"]
-    assert result["aggregate_iou"] == pytest.approx(card["aggregate_iou"], abs=1e-3)
-    assert result["ece"] == pytest.approx(card["ece"], abs=1e-3)
-    # both tile freely; the student has the compact head, a ~70 px context (issue 15)
-    assert (
-        loaded.config.architecture
-        == {"student": "deeplabv3plus-s2-compact", "teacher": "deeplabv3plus-s2-local"}[name]
+    int8 = onnx.int8_path(weights).is_file()
+    assert int8 == (name == "student" and card["int8"]["kept"])
+    if int8:  # engine="auto" runs it: scored as the card says, within 0.005 of float32
+        quantised = score(name, [demo], progress=False).aggregate_iou
+        assert quantised == pytest.approx(card["int8"]["int8"]["demo"], abs=1e-3)
+        assert card["int8"]["float32"]["demo"] - quantised < 0.005
+    if seen:
+        with pytest.warns(floodxr.errors.InSampleWarning, match=seen[0]):
+            chip = sen1floods11.open_chip(shared_data, seen[0]).scene()
+            score(name, [chip], progress=False)
+    if name == "student":
+        # every chip but the demo one has an out-of-sample score: leave-one-event-out when the
+        # student trained on them, its own when it saw none; the pooled one adds them up
+        held = card["held_out"]
+        assert held["protocol"] == ("leave-one-event-out" if seen else "unseen")
+        assert sorted(row["chip"] for row in held["chips"]) == sorted(
+            set(every) - {sen1floods11.SAMPLE_CHIP}
+        )
+        tp, fp, fn = (sum(row["model"][k] for row in held["chips"]) for k in ("tp", "fp", "fn"))
+        assert held["aggregate_iou"] == pytest.approx(tp / (tp + fp + fn))
+        assert held["temperature"] == pytest.approx(loaded.config.temperature)
+        # the recipe that ships is the better candidate by that score
+        best = max(card["candidates"].values(), key=lambda c: c["aggregate_iou"])
+        assert best["aggregate_iou"] == pytest.approx(held["aggregate_iou"])
+        # both heads tile freely; the student is the compact one, a ~70 px context (issue 15)
+        assert loaded.config.architecture == "deeplabv3plus-s2-compact"
+
+
+# ---------------------------------------------------------------- real chips, invariance, folds
+
+
+def test_radiometric_augmentations_change_levels_not_the_label():
+    scene = paired_scene((160, 160), seed=5, water_fraction=0.3)
+    source = train.Source("s", (train.Scene("s", scene.image, label=scene.water.astype("int8")),))
+    teacher_bands = ("vv", "vh", "B02", "B03", "B04", "B08")
+    calm = train.Augment.none()
+
+    def draw(augment: train.Augment) -> dict:
+        return train.CropDataset(
+            (source,),
+            bands=("vv", "vh"),
+            teacher_bands=teacher_bands,
+            crop=128,
+            batch_size=1,
+            augment=augment,
+        )[(0, 0)]
+
+    clean = draw(calm)
+    width = np.array([20.0, 30.0])[:, None, None]
+    # a gain is one offset per polarisation within +-g dB (away from the clipping limits)
+    gained = draw(replace(calm, s1_gain_db=4.0))
+    inside = ((clean["image"] > 0.25) & (clean["image"] < 0.75)).numpy()
+    shift = (gained["image"] - clean["image"]).numpy() * width
+    for band in range(2):
+        values = shift[band][inside[band]]
+        assert values.size > 1000 and np.ptp(values) < 1e-3 and abs(values[0]) <= 4.0 + 1e-3
+    # contrast compression pulls each band toward its median: the spread shrinks
+    squeezed = draw(replace(calm, s1_contrast=(0.5, 0.5)))
+    assert float(squeezed["image"][1].std()) < 0.75 * float(clean["image"][1].std())
+    # a noise floor lifts dark water toward it, and leaves bright land almost as it was
+    noisy = draw(replace(calm, s1_noise_floor_db=(-22.0, -22.0)))
+    water = clean["target"] == 1
+    assert water.any()
+    assert float(noisy["image"][1][water].median()) > float(clean["image"][1][water].median())
+    for augmented in (gained, squeezed, noisy, draw(replace(calm, s1_ramp_db=3.0))):
+        torch.testing.assert_close(augmented["teacher"], clean["teacher"])  # never the teacher's
+        torch.testing.assert_close(augmented["target"], clean["target"])  # nor the label
+    for bad, match in (
+        ({"s1_gain_db": -1.0}, "s1_gain_db=-1.0"),
+        ({"s1_contrast": (0.0, 1.0)}, "s1_contrast"),
+        ({"s1_contrast": (0.9, 0.5)}, "s1_contrast"),
+        ({"s1_noise_floor_db": (-20.0, -30.0)}, "s1_noise_floor_db"),
+    ):
+        with pytest.raises(InvalidOptionError, match=match):
+            train.Augment(**bad)
+
+
+def test_labelled_sources_share_a_student_batch_and_demo_chips_stay_out(shared_data):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", floodxr.errors.MissingChipsWarning)
+        real = train.sen1floods11_source(shared_data, "test", exclude=["Spain_7370579"])
+        india = train.sen1floods11_source(shared_data, "test", chips=["India_900498"])
+        with pytest.raises(InvalidOptionError, match="Spain_737057"):
+            train.sen1floods11_source(shared_data, "test", exclude=["Spain_737057"])
+    assert "Spain_7370579" not in [s.name for s in real.scenes] and len(real.scenes) == 8
+    assert [s.name for s in india.scenes] == ["India_900498"]
+    paired = train.synthetic_source(2, seed=41, size=96)
+    dataset = train.CropDataset(
+        (paired,),
+        bands=("vv", "vh"),
+        target=None,
+        teacher_bands=train.stages.TEACHER_BANDS,
+        crop=64,
+        batch_size=4,
+        labelled=(real,),
+        shares=(3, 1),
     )
-    if name == "student":  # the same chips, S1 only: the network beats every non-learned baseline
-        assert result["aggregate_iou"] > max(otsu["aggregate_iou"], fixed["aggregate_iou"])
-        assert result["mean_iou"] > otsu["mean_iou"]
-        chips = {row["chip"]: row for row in result["chips"]}
-        baseline = {row["chip"]: row["iou"] for row in otsu["chips"]}
-        water = [chip for chip, row in chips.items() if row["tp"] + row["fn"] > 0]
-        assert len(water) == 6
-        assert sum(chips[chip]["iou"] > baseline[chip] for chip in water) >= 5
-    else:  # with Sentinel-2 the teacher sees more than the student on the chips that have it
-        by_chip = {row["chip"]: row["iou"] for row in student["chips"]}
-        assert all(row["iou"] > by_chip[row["chip"]] for row in result["chips"])
+    assert [dataset.source_of(slot).name for slot in range(4)] == [paired.name] * 3 + [real.name]
+    batch = next(iter(train.loader(dataset, start=0, stop=1)))
+    assert batch["distil"].tolist() == [True, True, True, False]
+    assert (batch["target"][:3] == -1).all() and (batch["target"][3] >= 0).any()
+    assert (batch["teacher"][3] == 0).all() and batch["teacher"][:3].abs().sum() > 0
+    with pytest.raises(InvalidOptionError, match="add up to the batch size 4"):
+        replace(dataset, shares=(2, 1))
+
+
+def test_a_student_fine_tunes_on_real_labels_from_a_pretrained_start(world, tmp_path, shared_data):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", floodxr.errors.MissingChipsWarning)
+        real = train.sen1floods11_source(shared_data, "test", chips=["Mekong_333434"])
+    teacher = train.teacher(world, out=tmp_path / "teacher", config=TINY, progress=False)
+    start = train.student(
+        world, teacher=teacher.best, out=tmp_path / "start", config=TINY, progress=False
+    )
+    tuned = TINY.replace(init=str(start.best), shares=(2, 2), lr=(0.01,))
+    result = train.student(
+        world,
+        teacher=teacher.best,
+        labelled=real,
+        out=tmp_path / "tuned",
+        config=tuned,
+        progress=False,
+    )
+    config = models.read_config(result.best)
+    assert config.provenance["labelled"] == ["sen1floods11:test (1 scenes)"]
+    assert config.provenance["chips"] == ["Mekong_333434"]
+    recorded = config.provenance["config"]
+    assert recorded["init"] == str(start.best) and recorded["shares"] == [2, 2]
+    # the fine-tuned weights moved away from the start
+    a, b = load_file(str(start.best)), load_file(str(result.best))
+    assert any(not torch.equal(a[k].float(), b[k].float()) for k in a)
+    # scoring it on the chip it trained on says so
+    from floodxr.evaluation import score
+
+    with pytest.warns(floodxr.errors.InSampleWarning, match="Mekong_333434"):
+        score(result.best, real.scenes, progress=False)
+    # a start of another network is refused by name
+    other = TINY.replace(encoder="resnet18", init=str(start.best), shares=(2, 2))
+    with pytest.raises(floodxr.errors.CheckpointError, match="same network"):
+        train.student(
+            world,
+            teacher=teacher.best,
+            labelled=real,
+            out=tmp_path / "x",
+            config=other,
+            progress=False,
+        )
+
+
+def test_cross_validation_by_event_holds_each_event_out(tmp_path, shared_data):
+    """Two events, each trained without itself and scored on its own chips, from the command."""
+    config = tmp_path / "cv.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            stage: supervised
+            out: {tmp_path / "run"}
+            train:
+              - {{kind: synthetic, scenes: 2, seed: 1, size: 96}}
+              - {{kind: sen1floods11, root: {shared_data}, split: test,
+                  chips: [Mekong_333434, Nigeria_812045]}}
+            settings: {{base: cpu, encoder: tu-lcnet_100, decoder_channels: 16, crop: 64,
+                        batch_size: 2, steps: 2, eval_every: 2, bn_batches: 1, threads: 1}}
+            """
+        )
+    )
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("floodxr")),
+            "train",
+            "supervised",
+            "--config",
+            str(config),
+            "--cv",
+            "events",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "leave-one-event-out over 2 events" in done.stdout
+    summary = json.loads((tmp_path / "run" / "cv" / "summary.json").read_text())
+    assert summary["events"] == ["Mekong", "Nigeria"]
+    from safetensors import safe_open
+
+    for fold in summary["folds"]:
+        (held,) = fold["chips"]
+        assert held.split("_")[0] == fold["event"]
+        # each fold is a resumable run of its own, whose recorded data lacks the held-out chip
+        (state,) = Path(fold["checkpoint"]).parent.glob("*/state.safetensors")
+        with safe_open(str(state), framework="pt") as handle:
+            data = json.loads(handle.metadata()["meta"])["run"]["data"]
+        trained = [scene for _, scenes in data for scene in scenes]
+        assert held not in trained and len([s for s in trained if "_" in s]) == 1
+    # pooled counts are the sums of the per-chip counts, for the model and every baseline
+    for name in ("model", "fixed -18 dB", "otsu", "event thresholds"):
+        rows = [chip[name] for chip in summary["chips"]]
+        pooled = summary["pooled"] if name == "model" else summary["baselines"][name]
+        assert pooled["tp"] == sum(r["tp"] for r in rows)
+        assert pooled["fn"] == sum(r["fn"] for r in rows)
+    assert 0.05 <= summary["temperature"] <= 20.0
+    # a fold's model trained on the other event: it cannot be scored on it as unseen
+    from floodxr.train.config import load_config
+    from floodxr.train.cv import score_unseen
+
+    with pytest.raises(InvalidOptionError, match="Nigeria_812045"):
+        score_unseen(summary["folds"][0]["checkpoint"], load_config(config))

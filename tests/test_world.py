@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import floodxr
 from floodxr.data.synthetic import WORLD, paired_scene
 
 
@@ -63,3 +64,34 @@ def test_the_old_module_name_still_works_and_says_where_it_went():
     with pytest.warns(FutureWarning, match="floodxr.data.synthetic"):
         old = importlib.import_module("floodxr.testing.world")
     assert old.paired_scene is paired_scene and "write_world" in old.__all__
+
+
+def test_scene_levels_span_what_sentinel1_meets_not_what_the_dev_chips_show():
+    """Issue 23's ranges: water VV from calm (-26 dB) to wind-roughened (-8 dB), water VH to -15,
+    land VH from -24 to -8 dB, a water-land VH contrast from 1.5 to 15 dB (scene medians)."""
+    water_vv, water_vh, land_vh, contrast = [], [], [], []
+    for k in range(160):
+        scene = paired_scene((128, 128), seed=50_000 + k)
+        w = scene.water.values == 1
+        if 300 < w.sum() < w.size - 300:
+            vv, vh = (scene.image.sel(band=b).values for b in ("vv", "vh"))
+            water_vv.append(np.median(vv[w]))
+            water_vh.append(np.median(vh[w]))
+            land_vh.append(np.median(vh[~w]))
+            contrast.append(land_vh[-1] - water_vh[-1])
+    assert min(water_vv) <= -24 and max(water_vv) >= -9
+    assert min(water_vh) <= -30 and max(water_vh) >= -16
+    assert min(land_vh) <= -23 and max(land_vh) >= -10
+    assert min(contrast) <= 1.5 and max(contrast) >= 15
+
+
+def test_arid_scenes_and_chosen_water_fractions():
+    dry = [paired_scene((96, 96), seed=k, water_fraction=0.0) for k in range(30)]
+    assert all(int(s.water.sum()) == 0 for s in dry)  # no river, no pond either
+    arid = [s for s in dry if s.attrs["arid"]]
+    assert arid  # dry sand as dark as calm water in some of them
+    assert min(float(s.image.sel(band="vh").median()) for s in arid) < -20
+    flooded = paired_scene((96, 96), seed=1, water_fraction=1.0)
+    assert float(flooded.water.mean()) > 0.99
+    with pytest.raises(floodxr.errors.InvalidOptionError, match="water_fraction"):
+        paired_scene((32, 32), water_fraction=1.5)

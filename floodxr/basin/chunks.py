@@ -40,6 +40,7 @@ class Target:
     grid: GeoBox
     time_index: int | None  # None: the reference layer
     with_reference: bool
+    cut: float = 0.5  # the model's water cut
 
 
 def _write_block(values: np.ndarray, target: Target, y0: int, x0: int) -> np.ndarray:
@@ -53,7 +54,7 @@ def _write_block(values: np.ndarray, target: Target, y0: int, x0: int) -> np.nda
     probability = np.where(inside, values.reshape(height, width), np.nan).astype("float32")
     water = np.full((height, width), NODATA, "uint8")
     seen = np.isfinite(probability)
-    water[seen] = probability[seen] >= 0.5
+    water[seen] = probability[seen] >= target.cut
     rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)
 
     def array(name: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -338,6 +338,7 @@ def _run(
             # whichever worker computes a chunk
             with set_options(torch_threads=1):
                 probability = _probability(items, grid, chunk, model)
+            target = replace(target, cut=float(probability.attrs.get("floodxr_cut", 0.5)))
             pending.append((unit, unit_graph(probability, target, chunk)))
     state.save()
     if references:

@@ -60,11 +60,27 @@ Where the numbers come from (C-band, VV/VH, sigma-0 in dB unless said):
   B11 2500-3200, clouds 3000-8000, a per-scene gain of 0.85-1.2 (ESA S2 user guide; USGS
   spectral library values plus 600-1000 of path radiance in B02 for TOA).
 
-Every number lives in :data:`WORLD` so a study can change it. None was fitted to the
-Sen1Floods11 chips in ``../shared`` (they are test-split chips), but the ranges were *checked*
-against their label-conditioned statistics (water VV medians -19 to -11 dB, VH -28 to -19 dB;
-land VV -11 to -8, VH -18 to -14) and widened where the world did not cover them: so
-development-chip scores are not blind, and unseen chips are the honest test.
+Scene-level ranges span what Sentinel-1 meets rather than what a few chips show (issue 23):
+
+* the land's per-scene shift is -5 to +5 dB (crop VH -21.5 to -11.5, bare soil to -25.5, forest
+  to -8; Veloso et al. 2017 report crop VH from -25 to -12 dB over a season), where it was
+  -2 to +2.5 dB, the spread of the development chips' land medians (VH -18 to -14);
+* wind-roughened water reaches about -8 dB VV (CMOD5 at 10-15 m/s and 30-46 deg incidence,
+  Hersbach et al. 2007; a quarter of the scenes draw a 7-15 dB rise, capped there) with VH
+  rising 0.15-0.7 times as much, where the rise stopped at 12 dB with 20 % of the scenes and a
+  VH share of 0.2-0.6, set so the world covered the chips' water (VV -19 to -11 dB);
+* arid scenes (12 %): 20-60 % of the land dry sand and smooth soil as dark as calm water
+  (Martinis et al. 2015), on land shifted 0 to -5 dB; before, look-alikes covered at most 8 %;
+* emergent vegetation in half of the flooded scenes over 20-70 % of the shallowest flood, and
+  flooded canopy in half of those with trees in the water (Tsyganskaya et al. 2018), where they
+  were 35 % / 40 % of the flood's shallowest 40 %, chosen to reproduce the chips' bright water;
+* hilly scenes 35 % with slopes up to 12x steeper (radar shadow and layover), where 30 % and 9x.
+
+Together the scene medians span water VV about -24 to -6 dB and VH -30 to -18 dB (5th-95th
+percentiles), land VH -25 to -11 dB and a water-land VH contrast from below 0 to 15 dB (measured
+over 300 scenes). The calm-water, class and sensor numbers above come from the cited literature.
+Absolute levels are further hidden from the network by the radiometric augmentations of
+:class:`floodxr.train.Augment`. Every number lives in :data:`WORLD` so a study can change it.
 """
 
 from __future__ import annotations
@@ -105,14 +121,30 @@ WORLD: Mapping[str, Any] = {
     "incidence_slope_db": {"land": -0.12, "water": -0.35},  # dB per degree above 38
     "gamma0_probability": 0.4,  # RTC gamma-0 (Planetary Computer) instead of GRD sigma-0 (GEE)
     "s1_scene_offset_db": 1.0,  # sd of a per-scene, per-polarisation calibration offset
-    "s1_land_shift_db": (-2.0, 2.5),  # per-scene shift of all land: moisture, season, crops
+    # per-scene shift of all land (moisture, season, crop stage, arid vs humid): crop VH from
+    # -21.5 to -11.5 dB, bare soil to -25.5, forest to -8 (Veloso et al. 2017: VH of crops over a
+    # season -25 to -12 dB; ESA Sentinel-1 user guide)
+    "s1_land_shift_db": (-5.0, 5.0),
     "s1_class_jitter_db": 1.2,  # sd of a per-scene shift of each class mean
     "s1_parcel_sd_db": 1.3,  # sd between parcels of one class
     "water_level_db": (-3.0, 3.0),  # per-scene spread of calm water about its mean
-    # wind over the water: P(state), VV rise range (dB); VH rises by a fraction of it
-    "water_wind_db": ((0.45, (0.0, 2.0)), (0.35, (2.0, 7.0)), (0.20, (7.0, 12.0))),
-    "water_wind_vh_fraction": (0.2, 0.6),
+    # wind over the water: P(state), VV rise range (dB); VH rises by a fraction of it. Calm
+    # inland water -26 to -20 dB VV; wind-roughened up to about -8 dB VV at 30-46 deg (CMOD5
+    # at 10-15 m/s, Hersbach et al. 2007), VH far less (Vachon & Wolfe 2011)
+    "water_wind_db": ((0.40, (0.0, 2.0)), (0.35, (2.0, 7.0)), (0.25, (7.0, 15.0))),
+    "water_wind_vh_fraction": (0.15, 0.7),
+    "water_vv_max_db": -8.0,  # the scene's wind-roughened water mean stays below this
     "smooth_lookalike": (0.3, 0.08),  # P(a scene has sand / tarmac parcels), max parcel share
+    # arid scenes: dry sand and smooth soil over much of the land, darker than most water
+    # (Martinis et al. 2015: sand -17 to -25 dB VV); P(arid), share of parcels, land shift
+    "arid": (0.12, (0.2, 0.6), (-5.0, 0.0)),
+    # shallow floods over fields with crops / grass sticking out, and flooded canopies
+    # (Tsyganskaya et al. 2018): P(a scene has emergent vegetation), the shallowest share of the
+    # flood where it can appear; P(flooded canopy where trees stand in the water)
+    "emergent": (0.5, (0.2, 0.7)),
+    "flooded_canopy": 0.5,
+    # hilly scenes and how steep (shadow and layover grow with it)
+    "hilly": (0.35, (4.0, 12.0)),
     "shadow_db": (-24.0, -30.0),
     "foreslope_db": 5.0,
     "noise_floor_db": (-28.0, -22.0),  # IW NESZ per scene and polarisation (before removal)
@@ -217,6 +249,7 @@ def paired_scene(
     resolution: float = 10.0,
     origin: tuple[float, float] = (400_000.0, 2_800_000.0),
     cloud_cover: float | None = None,
+    water_fraction: float | None = None,
     world: Mapping[str, Any] = WORLD,
 ) -> xr.Dataset:
     """One paired scene: ``image`` (S1 dB + S2 TOA x 10000), ``water``, ``label``, ``weak_label``.
@@ -227,6 +260,8 @@ def paired_scene(
     seed : the same seed gives the same scene
     crs, resolution, origin : the grid (north-up, ``origin`` the top-left corner)
     cloud_cover : fraction of the scene under cloud; default random (mostly clear, some cloudy)
+    water_fraction : fraction of the scene under flood water (0: dry, no river either);
+        default random (Sen1Floods11's spread)
     world : the class statistics, default :data:`WORLD`
 
     Examples
@@ -240,20 +275,24 @@ def paired_scene(
     """
     ny, nx = shape
     rng = np.random.default_rng(seed)
-    hilly = rng.uniform() < 0.3
+    hilly = rng.uniform() < world["hilly"][0]
     relief = _smooth_noise(rng, shape, sigma=rng.uniform(25, 70))
     if hilly:
         relief = relief + 1.5 * np.abs(_smooth_noise(rng, shape, sigma=rng.uniform(8, 16)))
     fraction = _water_fraction(rng)
+    if water_fraction is not None:
+        if not 0.0 <= water_fraction <= 1.0:
+            raise InvalidOptionError(f"water_fraction must be in [0, 1], got {water_fraction!r}")
+        fraction = float(water_fraction)
     permanent = _river(rng, shape) if rng.uniform() < 0.6 else np.zeros(shape, bool)
-    if fraction == 0.0:  # an all-dry scene: no river either
-        permanent[:] = False
     parcel_ids, n_parcels = _parcels(rng, shape, size=rng.uniform(12, 50))
     agricultural = rng.uniform() < 0.5
     if agricultural:  # flooded paddies / ponds: whole parcels under water
         permanent |= (rng.uniform(size=n_parcels) < rng.uniform(0, 0.08))[parcel_ids]
+    if fraction == 0.0:  # an all-dry scene: no river, no pond either
+        permanent[:] = False
     level = _quantile_level(relief, fraction)
-    water = (relief < level) | permanent
+    water = ((relief < level) | permanent) if fraction > 0.0 else np.zeros(shape, bool)
     # Sentinel-2 comes up to two days from Sentinel-1 (Sen1Floods11's event dates): in some
     # scenes the flood's fringe has receded (or not yet risen) by then
     s2_water = water
@@ -270,14 +309,15 @@ def paired_scene(
     canopy = (cover == _CLASSES.index("forest")) | (
         _smooth_noise(rng, shape, sigma=10) > 1.6
     )  # shrubs and trees along fields
-    flooded_vegetation = water & canopy & (rng.uniform() < 0.4)
+    flooded_vegetation = water & canopy & (rng.uniform() < world["flooded_canopy"])
     # shallow flood over fields: crops and grass stick out of the water (emergent vegetation)
     depth = np.where(water & ~permanent, level - relief, np.inf)
     flooded = np.isfinite(depth)
-    shallow = depth < np.quantile(depth[flooded], 0.4) if flooded.any() else np.zeros(shape, bool)
+    share = rng.uniform(*world["emergent"][1])
+    shallow = depth < np.quantile(depth[flooded], share) if flooded.any() else np.zeros(shape, bool)
     fields = np.isin(cover, [_CLASSES.index("crop"), _CLASSES.index("grass")])
     emerging = rng.uniform(size=n_parcels) < rng.uniform(0.2, 0.8)
-    emergent = shallow & fields & emerging[parcel_ids] & (rng.uniform() < 0.35)
+    emergent = shallow & fields & emerging[parcel_ids] & (rng.uniform() < world["emergent"][0])
     emergent &= ~flooded_vegetation
 
     # Sentinel-1: sigma-0 in dB class by class, then the sensor: resolution, speckle, noise
@@ -286,6 +326,10 @@ def paired_scene(
     if rng.uniform() < world["smooth_lookalike"][0]:  # sand bars, tarmac, smooth dry fields
         share = rng.uniform(0.005, world["smooth_lookalike"][1])
         smooth = (rng.uniform(size=n_parcels) < share)[parcel_ids] & ~water
+    arid = rng.uniform() < world["arid"][0]
+    if arid:  # dry sand and smooth soil over much of the land
+        share = rng.uniform(*world["arid"][1])
+        smooth |= (rng.uniform(size=n_parcels) < share)[parcel_ids] & ~water
     incidence = rng.uniform(*world["incidence_deg"])
     across = np.linspace(-0.5, 0.5, nx)[None, :] * rng.uniform(0, 1.0)  # deg across the scene
     theta = incidence + across
@@ -293,7 +337,7 @@ def paired_scene(
     gamma0 = rng.uniform() < world["gamma0_probability"]
     product_db = -10 * np.log10(np.cos(np.radians(theta))) if gamma0 else 0.0
     offset = rng.normal(0, world["s1_scene_offset_db"], size=2)
-    land_shift = rng.uniform(*world["s1_land_shift_db"])
+    land_shift = rng.uniform(*world["arid"][2] if arid else world["s1_land_shift_db"])
     water_shift = rng.uniform(*world["water_level_db"])
     jitter = {name: rng.normal(0, world["s1_class_jitter_db"], size=2) for name in s1_means}
     parcel_db = rng.normal(0, world["s1_parcel_sd_db"], size=(n_parcels, 2))
@@ -301,6 +345,8 @@ def paired_scene(
     states = world["water_wind_db"]
     state = rng.choice(len(states), p=np.array([w for w, _ in states]) / sum(w for w, _ in states))
     wind = rng.uniform(*states[state][1])
+    calm_vv = s1_means["water"][0] + jitter["water"][0] + water_shift
+    wind = min(wind, max(0.0, world["water_vv_max_db"] - calm_vv))
     gusts = np.clip(1 + 0.5 * _smooth_noise(rng, shape, sigma=rng.uniform(20, 60)), 0, None)
     vh_fraction = rng.uniform(*world["water_wind_vh_fraction"])
     urban = cover == _CLASSES.index("urban")
@@ -319,7 +365,7 @@ def paired_scene(
     metres = 5.0 * resolution
     radar_shadow = np.zeros(shape, bool)
     if hilly:
-        steep = rng.uniform(4, 9)
+        steep = rng.uniform(*world["hilly"][1])
         terrain = np.gradient(relief * steep, axis=1)
         limit = np.quantile(np.abs(terrain), 0.93)
         shadow = (terrain < -limit) & ~water
@@ -431,6 +477,7 @@ def paired_scene(
             "floodxr_world_seed": seed,
             "cloud_cover": cover_fraction,
             "hilly": int(hilly),
+            "arid": int(arid),
             "wind_db": wind,
             "turbidity": turbidity,
             "vegetation_vigour": vigour,

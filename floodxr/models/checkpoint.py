@@ -49,6 +49,7 @@ _RULES: dict[str, Rule] = {
     "output_stride": _stride,
     "tile": multiple(16, 32, "the encoder's stride", optional=True),
     "temperature": real(above=0),
+    "cut": real(above=0, below=1),
     "context": integer(1, optional=True),
 }
 
@@ -68,6 +69,8 @@ class ModelConfig:
     tile: int | None = None
     #: logits are divided by it before the softmax (temperature scaling; 1: as trained)
     temperature: float = 1.0
+    #: water where the (tempered) probability is >= cut: ``segment(output="mask")``, scores, maps
+    cut: float = 0.5
     #: px of input on each side that an output pixel depends on (measured by ``save``); None:
     #: the whole window (global pooling) or unknown
     context: int | None = None

@@ -16,6 +16,7 @@ Quick start on a laptop (the synthetic world, a light encoder, minutes on 2 core
 ``floodxr train teacher|student|supervised --config FILE``.
 """
 
+from floodxr.train.cv import cross_validate
 from floodxr.train.data import (
     Augment,
     CropDataset,
@@ -52,6 +53,7 @@ __all__ = [
     "Schedule",
     "Source",
     "TrainConfig",
+    "cross_validate",
     "cube_source",
     "distillation_loss",
     "edge_weighted_cross_entropy",

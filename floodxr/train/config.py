@@ -9,6 +9,8 @@ A configuration names the stage, its data and its settings::
     train:                          # sources; a student draws equal shares of each per batch
       - {kind: sen1floods11, root: data/sen1floods11, split: train}
       - {kind: zarr, path: data/external.zarr}
+    labelled:                       # student only: S1 + hand labels learnt directly (no S2)
+      - {kind: sen1floods11, root: data/sen1floods11, split: test, exclude: [Spain_7370579]}
     valid: [{kind: sen1floods11, root: data/sen1floods11, split: valid}]
     test: [{kind: sen1floods11, root: data/sen1floods11, split: test}]
     runs: 5                         # repeated with seeds seed, seed+1, ... (mean +- std)
@@ -84,6 +86,7 @@ class StageConfig:
     teacher: Path | None = None
     runs: int = 1
     name: str = ""
+    labelled: tuple[Mapping[str, Any], ...] = ()
 
     def seeds(self) -> list[tuple[int, Path]]:
         """``(seed, out)`` of each repeated run (``out`` itself when there is one run)."""
@@ -122,6 +125,15 @@ def _settings(raw: Mapping[str, Any], source: str) -> TrainConfig:
     unknown = unknown_keys(raw, known)
     if unknown:
         raise InvalidOptionError(f"{source}: unknown settings {unknown}; known: {known}")
+    if raw.get("shares") is not None:
+        if not isinstance(raw["shares"], list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in raw["shares"]
+        ):
+            raise InvalidOptionError(
+                f"{source}: settings.shares must be a list of crops per source, e.g. [6, 2]; "
+                f"got {raw['shares']!r}"
+            )
+        raw["shares"] = tuple(raw["shares"])
     for key in ("lr", "weight_decay"):
         if key in raw and (isinstance(raw[key], str) or not isinstance(raw[key], Sequence)):
             raw[key] = [raw[key]]
@@ -199,6 +211,11 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StageConfig:
     if problems:
         raise InvalidOptionError(f"{str(path)!r}: {problems[0]}")
     labels = data.get("labels", "hand")
+    if data.get("labelled") and stage != "student":
+        raise InvalidOptionError(
+            f"{str(path)!r}: 'labelled' sources belong to a student; a {stage} learns from the "
+            "labels of its 'train' sources"
+        )
     return StageConfig(
         stage=stage,
         out=Path(data["out"]),
@@ -210,6 +227,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StageConfig:
         teacher=Path(data["teacher"]) if data.get("teacher") else None,
         runs=runs,
         name=data.get("name") or (f"supervised-{labels}" if stage == "supervised" else stage),
+        labelled=_sources(data.get("labelled"), "labelled", str(path)),
     )
 
 
@@ -217,8 +235,16 @@ def build_sources(specs: Sequence[Mapping[str, Any]]) -> list[Source]:
     return [source_from_spec(spec) for spec in specs]
 
 
-def run_stage(config: StageConfig, *, progress: bool | None = None) -> list[GridResult]:
+def run_stage(
+    config: StageConfig,
+    *,
+    progress: bool | None = None,
+    sources: tuple[Sequence[Source], Sequence[Source]] | None = None,
+) -> list[GridResult]:
     """Train every repeated run of ``config`` (each resumable); one result per seed.
+
+    ``sources`` (``train``, ``labelled``), when given, replace the ones the configuration names
+    (cross-validation passes each fold's).
 
     Examples
     --------
@@ -236,7 +262,11 @@ def run_stage(config: StageConfig, *, progress: bool | None = None) -> list[Grid
     >>> [result.best.name for result in run_stage(config, progress=False)]
     ['best.safetensors']
     """
-    train, valid = build_sources(config.train), build_sources(config.valid) or None
+    if sources is None:
+        train, labelled = build_sources(config.train), build_sources(config.labelled)
+    else:
+        train, labelled = list(sources[0]), list(sources[1])
+    valid = build_sources(config.valid) or None
     results = []
     for seed, out in config.seeds():
         settings = config.settings.replace(seed=seed)
@@ -249,6 +279,7 @@ def run_stage(config: StageConfig, *, progress: bool | None = None) -> list[Grid
                 teacher=config.teacher,
                 out=out,
                 valid=valid,
+                labelled=labelled or None,
                 config=settings,
                 progress=progress,
             )

@@ -80,9 +80,19 @@ class Source:
 
 
 def sen1floods11_source(
-    root: str | Path, split: str = "train", *, chunks: int | None = 256, name: str | None = None
+    root: str | Path,
+    split: str = "train",
+    *,
+    chunks: int | None = 256,
+    name: str | None = None,
+    exclude: Sequence[str] = (),
+    chips: Sequence[str] | None = None,
 ) -> Source:
     """The hand-labelled chips of a Sen1Floods11 split: S1 (+ B02 B03 B04 B08 when S2Hand has them).
+
+    ``chips`` keeps only the chips it names, ``exclude`` leaves the ones it names out (e.g. a demo
+    chip that must stay unseen); a name that is not in the split is an error, so a typo cannot
+    let a chip through.
 
     Examples
     --------
@@ -92,11 +102,29 @@ def sen1floods11_source(
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
     ...     source = sen1floods11_source(s11.SAMPLE_DIR, "test")
+    ...     sen1floods11_source(s11.SAMPLE_DIR, "test", exclude=["Spain_737057"])
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.InvalidOptionError: chips / exclude name chips ['Spain_737057'] that are ...
     >>> source.scenes[0].name, source.scenes[0].bands
     ('Spain_7370579', ('vv', 'vh', 'B02', 'B03', 'B04', 'B08'))
     """
     split_list = sen1floods11.read_split(root, split)
-    scenes = [chip.scene() for chip in split_list.open(chunks=chunks)]
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    chips = [chips] if isinstance(chips, str) else chips
+    named = exclude + list(chips or [])
+    unknown = sorted(set(named) - set(split_list.chips) - set(split_list.missing))
+    if unknown:
+        raise InvalidOptionError(
+            f"chips / exclude name chips {unknown} that are not in split {split!r} of "
+            f"{str(root)!r}; "
+            "check their spelling (e.g. 'Spain_7370579')"
+        )
+    scenes = [
+        sen1floods11.open_chip(root, chip, chunks=chunks).scene()
+        for chip in split_list.chips
+        if chip not in set(exclude) and (chips is None or chip in set(chips))
+    ]
     return Source(name or f"sen1floods11:{split}", tuple(scenes))
 
 
@@ -262,16 +290,31 @@ def normalized(raw: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np.nd
 
 @dataclass(frozen=True)
 class Augment:
-    """The paper's augmentations (section 3.1), drawn per crop.
+    """The paper's augmentations (section 3.1), and radiometric ones, drawn per crop.
 
-    ``scale``: the crop reads a window of ``crop * s`` px, ``s`` uniform in the range, resized to
-    ``crop`` (scale distortion); ``flips``: horizontal and vertical, each with probability 0.5;
-    ``s1_jitter``: an offset (sd, normalised units; 0.03 is ~0.6 dB in VV) and a gain (sd) per
-    S1 band; ``s2_jitter``: colour jitter, a brightness gain and a per-band gain (sd) on S2;
-    ``s1_speckle``: re-sampled speckle, an extra multiplicative Gamma field of that many looks
-    (mean 1) on each S1 band's intensity, i.e. ``10 log10(g)`` added in dB (``None``: off; not
-    one of the paper's). Geometry applies to inputs and targets alike; jitter and speckle only to
-    the model's input, never to the teacher's.
+    The paper's: ``scale``: the crop reads a window of ``crop * s`` px, ``s`` uniform in the
+    range, resized to ``crop`` (scale distortion); ``flips``: horizontal and vertical, each with
+    probability 0.5; ``s1_jitter``: an offset (sd, normalised units; 0.03 is ~0.6 dB in VV) and a
+    gain (sd) per S1 band; ``s2_jitter``: colour jitter, a brightness gain and a per-band gain
+    (sd) on S2.
+
+    Radiometric, in dB before the paper's clipping, so that a network cannot learn the absolute
+    levels of the scenes it trained on (all off by default; none is the paper's):
+
+    * ``s1_speckle``: re-sampled speckle, an extra multiplicative Gamma field of that many looks
+      (mean 1) on each S1 band's intensity, i.e. ``10 log10(g)`` added in dB;
+    * ``s1_gain_db``: a per-crop, per-polarisation offset uniform in ``[-g, g]`` dB (calibration,
+      sigma-0 vs gamma-0, season, moisture);
+    * ``s1_contrast``: ``(low, high)``: each S1 band pulled toward the crop's median by a factor
+      uniform in the range (1 keeps it): weak water/land contrast;
+    * ``s1_ramp_db``: a linear ramp of up to that many dB across the crop in a random direction
+      (the incidence angle's fall-off across a swath);
+    * ``s1_noise_floor_db``: ``(low, high)``: thermal noise of a level uniform in the range (dB,
+      same for both polarisations) added to the intensity with its own speckle: dark water rises
+      to the noise floor, as before ESA's noise removal.
+
+    Geometry applies to inputs and targets alike; jitter and the radiometric changes only to the
+    model's input, never to the teacher's.
     """
 
     scale: tuple[float, float] = (0.75, 1.25)
@@ -279,6 +322,10 @@ class Augment:
     s1_jitter: tuple[float, float] = (0.03, 0.05)
     s2_jitter: tuple[float, float] = (0.1, 0.05)
     s1_speckle: float | None = None
+    s1_gain_db: float | None = None
+    s1_contrast: tuple[float, float] | None = None
+    s1_ramp_db: float | None = None
+    s1_noise_floor_db: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.s1_speckle is not None and not self.s1_speckle > 0:
@@ -286,19 +333,87 @@ class Augment:
                 f"Augment(s1_speckle={self.s1_speckle!r}): the speckle's number of looks must be "
                 "> 0 (e.g. 10), or None for no re-sampled speckle"
             )
+        for name in ("s1_gain_db", "s1_ramp_db"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise InvalidOptionError(
+                    f"Augment({name}={value!r}) must be a number of dB >= 0 (e.g. 4), or None"
+                )
+        contrast = self.s1_contrast
+        if contrast is not None and not (
+            len(contrast) == 2 and 0 < contrast[0] <= contrast[1] <= 1
+        ):
+            raise InvalidOptionError(
+                f"Augment(s1_contrast={contrast!r}) must be (low, high) with "
+                "0 < low <= high <= 1, e.g. (0.5, 1.0), or None"
+            )
+        floor = self.s1_noise_floor_db
+        if floor is not None and not (len(floor) == 2 and floor[0] <= floor[1] < 0):
+            raise InvalidOptionError(
+                f"Augment(s1_noise_floor_db={floor!r}) must be (low, high) dB with "
+                "low <= high < 0, e.g. (-30, -22), or None"
+            )
 
     @classmethod
     def none(cls) -> Augment:
         return cls(scale=(1.0, 1.0), flips=False, s1_jitter=(0.0, 0.0), s2_jitter=(0.0, 0.0))
 
+    @property
+    def radiometric(self) -> bool:
+        """Whether any dB-space change is on."""
+        return any(
+            v is not None
+            for v in (self.s1_gain_db, self.s1_contrast, self.s1_ramp_db, self.s1_noise_floor_db)
+        )
+
+    def s1_db(self, db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``db`` ``(band, y, x)`` (S1 bands, dB, NaN kept) with the radiometric changes drawn.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from floodxr.train.data import Augment
+        >>> db = np.full((2, 8, 8), -20.0)
+        >>> out = Augment(s1_gain_db=4.0).s1_db(db, np.random.default_rng(0))
+        >>> bool(np.all(np.abs(out - db) <= 4.0)), bool(np.ptp(out[0]) == 0)
+        (True, True)
+        """
+        out = np.array(db, "float64")
+        bands, ny, nx = out.shape
+        if self.s1_noise_floor_db is not None:
+            level = rng.uniform(*self.s1_noise_floor_db)
+            for b in range(bands):
+                looks = 4.4
+                noise = 10 ** (level / 10) * rng.gamma(looks, 1 / looks, size=(ny, nx))
+                out[b] = 10 * np.log10(10 ** (out[b] / 10) + noise)
+        if self.s1_contrast is not None:
+            for b in range(bands):
+                factor = rng.uniform(*self.s1_contrast)
+                finite = np.isfinite(out[b])
+                if finite.any():
+                    median = float(np.median(out[b][finite]))
+                    out[b] = median + factor * (out[b] - median)
+        if self.s1_ramp_db is not None:
+            angle, size = rng.uniform(0, 2 * np.pi), rng.uniform(-1, 1) * self.s1_ramp_db
+            yy, xx = np.mgrid[0:ny, 0:nx] / max(ny, nx, 1)
+            out += size * ((xx - 0.5) * np.cos(angle) + (yy - 0.5) * np.sin(angle))
+        if self.s1_gain_db is not None:
+            out += rng.uniform(-self.s1_gain_db, self.s1_gain_db, size=(bands, 1, 1))
+        return out
+
 
 @dataclass(frozen=True)
 class CropDataset(torch.utils.data.Dataset):
-    """Random crops of ``sources``: item ``(step, slot)`` -> dict of tensors.
+    """Random crops of ``sources`` (and ``labelled``): item ``(step, slot)`` -> dict of tensors.
 
     Keys: ``image`` (``bands``, normalised, jittered), ``teacher`` (``teacher_bands``, normalised,
-    not jittered; when asked), ``target`` (int64, -1 where invalid; when ``target`` is set) and
-    ``valid`` (bool: every input band finite).
+    not jittered; when asked), ``target`` (int64, -1 where invalid; when ``target`` is set or
+    there are ``labelled`` sources) and ``valid`` (bool: every input band finite).
+
+    ``labelled`` sources give hand-labelled crops beside a student's paired ones: they need only
+    ``bands`` and a ``label``; their ``teacher`` input is zeros and ``distil`` (bool per item)
+    says which crops the teacher sees. ``shares`` gives each source's slots per batch, in the
+    order ``sources + labelled`` (default: equal shares).
     """
 
     sources: tuple[Source, ...]
@@ -311,37 +426,63 @@ class CropDataset(torch.utils.data.Dataset):
     seed: int = 0
     batch_size: int = 8
     tries: int = 10
+    labelled: tuple[Source, ...] = ()
+    shares: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise InvalidOptionError("CropDataset needs at least one source")
-        if self.batch_size % len(self.sources):
+        every = self.sources + self.labelled
+        if self.shares is None:
+            if self.batch_size % len(every):
+                raise InvalidOptionError(
+                    f"batch_size {self.batch_size} cannot be shared equally by {len(every)} "
+                    f"sources; use a multiple of {len(every)}, or give shares"
+                )
+        elif (
+            len(self.shares) != len(every)
+            or sum(self.shares) != self.batch_size
+            or min(self.shares) < 1
+        ):
             raise InvalidOptionError(
-                f"batch_size {self.batch_size} cannot be shared equally by {len(self.sources)} "
-                f"sources; use a multiple of {len(self.sources)}"
+                f"shares {list(self.shares)} must give each of the {len(every)} sources "
+                f"({[s.name for s in every]}) at least one slot and add up to the batch size "
+                f"{self.batch_size}"
             )
         for source in self.sources:
             source.require(self.read_bands, self.target)
+        for source in self.labelled:
+            source.require(self.bands, "label")
 
     @property
     def read_bands(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.bands + self.teacher_bands))
 
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """How many crops of each source (``sources + labelled``) a batch holds."""
+        every = self.sources + self.labelled
+        return self.shares or (self.batch_size // len(every),) * len(every)
+
     def __len__(self) -> int:  # items are addressed by (step, slot); no epochs
         return 2**62
 
     def source_of(self, slot: int) -> Source:
-        return self.sources[slot * len(self.sources) // self.batch_size]
+        return (self.sources + self.labelled)[self._index_of(slot)]
+
+    def _index_of(self, slot: int) -> int:
+        return int(np.searchsorted(np.cumsum(self.slots), slot, side="right"))
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         step, slot = key
         rng = np.random.default_rng([self.seed, step, slot])
-        source = self.source_of(slot)
+        index = self._index_of(slot)
+        source = (self.sources + self.labelled)[index]
         best: dict[str, torch.Tensor] = {}
         best_usable = -1.0
         for _ in range(self.tries):  # the first draw usable enough, else the most usable one
             scene = source.scenes[int(rng.integers(len(source.scenes)))]
-            item = self._draw(scene, rng)
+            item = self._draw(scene, rng, labelled=index >= len(self.sources))
             usable = float(item.pop("usable").float().mean())
             if usable > best_usable:
                 best, best_usable = item, usable
@@ -349,18 +490,27 @@ class CropDataset(torch.utils.data.Dataset):
                 break
         return best
 
-    def _draw(self, scene: Scene, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def _draw(
+        self, scene: Scene, rng: np.random.Generator, *, labelled: bool = False
+    ) -> dict[str, torch.Tensor]:
         ny, nx = scene.shape
         side = round(self.crop * rng.uniform(*self.augment.scale))
         side = max(1, min(side, ny, nx))
         y0, x0 = int(rng.integers(ny - side + 1)), int(rng.integers(nx - side + 1))
         window = {"y": slice(y0, y0 + side), "x": slice(x0, x0 + side)}
-        raw = select_bands(scene.image.isel(window), self.read_bands).values
-        scaled, finite = normalized(raw, self.read_bands)
-        planes = torch.from_numpy(np.concatenate([scaled, finite[None].astype("float32")]))
+        read = self.bands if labelled else self.read_bands
+        raw = select_bands(scene.image.isel(window), read).values
+        scaled, finite = normalized(raw, read)
+        s1 = [i for i, b in enumerate(read) if b in S1_BANDS and b in self.bands]
+        student = scaled[s1]
+        if self.augment.radiometric:  # in dB, before clipping; the teacher sees the original
+            student, _ = normalized(self.augment.s1_db(raw[s1], rng), [read[i] for i in s1])
+        layers = [scaled, student, finite[None].astype("float32")]
+        planes = torch.from_numpy(np.concatenate(layers).astype("float32"))
         target = None
-        if self.target is not None:
-            labels = getattr(scene, self.target)
+        name = "label" if labelled else self.target
+        if name is not None:
+            labels = getattr(scene, name)
             assert labels is not None  # checked by Source.require
             target = torch.from_numpy(labels.isel(window).values.astype("float32"))[None]
         if side != self.crop:
@@ -376,27 +526,38 @@ class CropDataset(torch.utils.data.Dataset):
                 if rng.uniform() < 0.5:
                     planes = planes.flip(axis)
                     target = None if target is None else target.flip(axis)
-        image, valid = planes[:-1], planes[-1] > 0.999
-        item = {"valid": valid, "image": self._jitter(image, rng)[self._index(self.bands)]}
+        image, radar, valid = planes[: len(read)], planes[len(read) : -1], planes[-1] > 0.999
+        inputs = image.clone()
+        inputs[s1] = radar
+        item = {"valid": valid, "image": self._jitter(inputs, read, rng)[self._index(read)]}
         if self.teacher_bands:
-            item["teacher"] = image[self._index(self.teacher_bands)].contiguous()
+            item["teacher"] = (
+                torch.zeros((len(self.teacher_bands), self.crop, self.crop))
+                if labelled
+                else image[[read.index(b) for b in self.teacher_bands]].contiguous()
+            )
+            item["distil"] = torch.tensor(not labelled)
         usable = valid
         if target is not None:
             labels = torch.where(valid, target[0], torch.tensor(-1.0)).long()
             item["target"] = labels
             usable = labels >= 0
+        elif self.labelled:  # every item of a batch carries the same keys
+            item["target"] = torch.full((self.crop, self.crop), -1, dtype=torch.long)
         item["usable"] = usable
         return item
 
-    def _index(self, bands: tuple[str, ...]) -> list[int]:
-        return [self.read_bands.index(b) for b in bands]
+    def _index(self, read: tuple[str, ...]) -> list[int]:
+        return [read.index(b) for b in self.bands]
 
-    def _jitter(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _jitter(
+        self, image: torch.Tensor, read: tuple[str, ...], rng: np.random.Generator
+    ) -> torch.Tensor:
         out = image.clone()
         s1_offset, s1_gain = self.augment.s1_jitter
         s2_brightness, s2_gain = self.augment.s2_jitter
         brightness = 1.0 + rng.normal(0, s2_brightness) if s2_brightness else 1.0
-        for i, band in enumerate(self.read_bands):
+        for i, band in enumerate(read):
             if band in S1_BANDS:
                 if self.augment.s1_speckle is not None:
                     looks, (low, high) = self.augment.s1_speckle, PAPER_RANGES[band]

@@ -206,6 +206,26 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def _start_from(network: torch.nn.Module, config: ModelConfig, path: Path) -> None:
+    from floodxr.models.checkpoint import load_weights
+
+    start, start_config = load_weights(path)
+    mine = (config.architecture, config.encoder, tuple(config.bands), config.output_stride)
+    theirs = (
+        start_config.architecture,
+        start_config.encoder,
+        tuple(start_config.bands),
+        start_config.output_stride,
+    )
+    if mine != theirs or config.decoder_channels != start_config.decoder_channels:
+        raise CheckpointError(
+            f"init checkpoint {str(path)!r} is a {theirs} network with decoder "
+            f"{start_config.decoder_channels}; this run trains {mine} with decoder "
+            f"{config.decoder_channels}: start from a checkpoint of the same network"
+        )
+    network.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+
+
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -226,6 +246,7 @@ def fit(
     bn_batches: int = 16,
     progress: bool | None = None,
     threads: int | None = None,
+    init: str | Path | None = None,
 ) -> RunResult:
     """Train ``config.build()`` on ``dataset`` with ``loss``; resume if ``out`` holds this run.
 
@@ -237,7 +258,8 @@ def fit(
     evaluation and the final checkpoint, BatchNorm statistics are recomputed over ``bn_batches``
     fixed training batches (:func:`recalibrate_batchnorm`). A finished run is returned as it is.
     ``threads`` sets torch's CPU threads for the run (and restores them after): results depend
-    on it, so fix it for runs that must agree across machines.
+    on it, so fix it for runs that must agree across machines. ``init`` (a checkpoint of the
+    same architecture and bands) gives the starting weights instead of a random initialisation.
 
     Examples
     --------
@@ -274,6 +296,7 @@ def fit(
             num_workers=num_workers,
             bn_batches=bn_batches,
             progress=progress,
+            init=init,
         )
     finally:
         torch.set_num_threads(previous)
@@ -293,16 +316,18 @@ def _fit(
     num_workers: int,
     bn_batches: int,
     progress: bool | None,
+    init: str | Path | None,
 ) -> RunResult:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # the context is measured from the architecture when a checkpoint is saved, not a setting:
-    # runs saved before it existed, or with it recorded, resume alike
+    # the context is measured from the architecture when a checkpoint is saved, and the water
+    # cut is chosen after training: neither is a setting, and runs saved before they existed,
+    # or with them recorded, resume alike
     run = {
         "model": {
             k: v
             for k, v in config.to_json().items()
-            if k not in ("provenance", "scores", "context")
+            if k not in ("provenance", "scores", "context", "cut")
         },
         "schedule": schedule.__dict__,
         "seed": seed,
@@ -314,6 +339,8 @@ def _fit(
     run = json.loads(json.dumps(run))
     torch.manual_seed(seed)
     network = config.build().to(device)
+    if init is not None:
+        _start_from(network, config, Path(init))
     optimiser = torch.optim.SGD(
         network.parameters(),
         lr=schedule.lr,
@@ -326,7 +353,7 @@ def _fit(
         tensors, meta = _read_state(state_path)
         saved = {
             **meta["run"],
-            "model": {k: v for k, v in meta["run"]["model"].items() if k != "context"},
+            "model": {k: v for k, v in meta["run"]["model"].items() if k not in ("context", "cut")},
         }
         if saved != run:
             raise RunMismatchError(
