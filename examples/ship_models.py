@@ -73,11 +73,14 @@ def _seen(config: StageConfig) -> list[str]:
     return sorted({s.name for source in sources for s in source.scenes if s.event})
 
 
-def _install(trained: Path, name: str, target: Path, **changes: Any) -> Path:
+def _install(trained: Path, name: str, target: Path, chips: list[str], **changes: Any) -> Path:
+    """``trained`` as float16 ``target/name``, its provenance naming the real ``chips`` it saw
+    (runs from before floodxr recorded them lack the entry)."""
     loaded = models.load(trained)
+    provenance = {**loaded.config.provenance, "chips": chips}
     return models.save(
         loaded.module,
-        loaded.config.replace(name=name, **changes),
+        loaded.config.replace(name=name, provenance=provenance, **changes),
         target / name,
         overwrite=True,
         half=True,
@@ -145,19 +148,20 @@ def main() -> None:
         test = [s for source in build_sources(pretrain_config.test) for s in source.scenes]
 
         # the teacher: temperature on synthetic valid scenes, kept only where it lowers their ECE
-        path = _install(teacher.best, "teacher", args.install, temperature=1.0)
+        teacher_chips = _seen(teacher_config)
+        path = _install(teacher.best, "teacher", args.install, teacher_chips, temperature=1.0)
         raw = score(path, valid, progress=False).ece
         fitted = fit_temperature(path, valid)
-        path = _install(teacher.best, "teacher", args.install, temperature=fitted)
+        path = _install(teacher.best, "teacher", args.install, teacher_chips, temperature=fitted)
         if not score(path, valid, progress=False).ece < raw:
             fitted = 1.0
-            path = _install(teacher.best, "teacher", args.install, temperature=1.0)
+            path = _install(teacher.best, "teacher", args.install, teacher_chips, temperature=1.0)
         teacher_scores = {
             "valid_iou_synthetic": teacher.best_iou,
             "test_iou_synthetic": _test(path, test),
             "temperature": fitted,
             "demo_chip": _demo(path, data),
-            "seen_chips": _seen(teacher_config),
+            "seen_chips": teacher_chips,
         }
         models.save(
             models.load(path).module,
@@ -170,7 +174,13 @@ def main() -> None:
 
         # the student: the LOEO temperature (fitted on held-out chips only)
         onnx.int8_path(args.install / "student").unlink(missing_ok=True)  # of older weights
-        path = _install(final_best, "student", args.install, temperature=loeo["temperature"])
+        path = _install(
+            final_best,
+            "student",
+            args.install,
+            _seen(shipped_config),
+            temperature=loeo["temperature"],
+        )
         student_scores = {
             "recipe": chosen,
             "candidates": {

@@ -87,16 +87,17 @@ def test_the_docs_build_without_warnings_and_run_the_notebooks(site):
     assert "dask dashboard: http://127.0.0.1:" in (site / "examples" / "basin_run.html").read_text()
     assert "student_km2" in (site / "examples" / "historical_flood.html").read_text()
     # a regression check that each stage of the small training run learns the water, with
-    # floors far below the scores it gives (teacher 0.72, student 0.88, weak 0.84 on the AVX-512
-    # machine that wrote this): noise across CPUs moves them by a few hundredths, a broken stage
-    # by far more. Which method is better is measured over seeds by
+    # floors well below the scores it gives (teacher 0.62, student 0.51, weak 0.55 on the
+    # machine that wrote this, in issue 23's wider world) and above what a stage that calls
+    # everything water scores on these test scenes (0.28): noise across CPUs moves them by a few
+    # hundredths, a broken stage by far more. Which method is better is measured over seeds by
     # benchmarks/distillation_claim.py, not here: one run cannot show it.
     trained = (site / "examples" / "train_teacher_student.html").read_text()
     scores = dict(re.findall(r"test water IoU of the ([^:]+): ([\d.]+)", trained))
     floors = {
-        "teacher (S1 + S2)": 0.5,
-        "student (S1, distilled)": 0.6,
-        "weak-label baseline (S1)": 0.6,
+        "teacher (S1 + S2)": 0.45,
+        "student (S1, distilled)": 0.35,
+        "weak-label baseline (S1)": 0.35,
     }
     assert set(scores) == set(floors), scores
     for name, floor in floors.items():

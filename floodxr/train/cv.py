@@ -213,7 +213,7 @@ def score_held_out(
         "ece": cal.ece,
         "temperature": temperature,
         "ece_at_temperature": after.ece,
-        # the pooled held-out IoU if the mask were cut elsewhere than 0.5 (logit 0)
+        # the pooled held-out IoU if the mask were cut elsewhere than 0.5 (logit 0), at T = 1
         "iou_at_cut": {f"{c:.1f}": _iou_at(z, y, c) for c in np.arange(0.1, 0.95, 0.1)},
         "reliability": cal.curve(),
         "reliability_at_temperature": after.curve(),
