@@ -296,13 +296,13 @@ class Augment:
     range, resized to ``crop`` (scale distortion); ``flips``: horizontal and vertical, each with
     probability 0.5; ``s1_jitter``: an offset (sd, normalised units; 0.03 is ~0.6 dB in VV) and a
     gain (sd) per S1 band; ``s2_jitter``: colour jitter, a brightness gain and a per-band gain
-    (sd) on S2.
+    (sd) on S2; ``s1_speckle``: re-sampled speckle, an extra multiplicative Gamma field of that
+    many looks (mean 1) on each S1 band's intensity, i.e. ``10 log10(g)`` added in dB after the
+    clipping (``None``: off; not one of the paper's).
 
     Radiometric, in dB before the paper's clipping, so that a network cannot learn the absolute
     levels of the scenes it trained on (all off by default; none is the paper's):
 
-    * ``s1_speckle``: re-sampled speckle, an extra multiplicative Gamma field of that many looks
-      (mean 1) on each S1 band's intensity, i.e. ``10 log10(g)`` added in dB;
     * ``s1_gain_db``: a per-crop, per-polarisation offset uniform in ``[-g, g]`` dB (calibration,
       sigma-0 vs gamma-0, season, moisture);
     * ``s1_contrast``: ``(low, high)``: each S1 band pulled toward the crop's median by a factor
