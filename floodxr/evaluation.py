@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -45,6 +45,9 @@ from floodxr.errors import (
 from floodxr.metrics import Calibration, Confusion, aggregate_iou, calibration, confusion, mean_iou
 from floodxr.options import OPTIONS
 from floodxr.segment import segment, water_cut
+
+if TYPE_CHECKING:
+    from floodxr.models import ModelConfig
 
 __all__ = [
     "METHODS",
@@ -109,13 +112,17 @@ _PREDICTORS: dict[str, Predictor] = {
 METHODS: tuple[str, ...] = tuple(_PREDICTORS)
 
 
-def _model_bands(model: str | Path) -> tuple[str, ...]:
+def _model_config(model: str | Path) -> ModelConfig:
     from floodxr import models
 
     try:
-        return tuple(models.read_config(models.resolve(model)).bands)
+        return models.read_config(models.resolve(model))
     except UnknownModelError as err:
         raise UnknownModelError(f"{err}; or one of the methods {METHODS}") from err
+
+
+def _model_bands(model: str | Path) -> tuple[str, ...]:
+    return tuple(_model_config(model).bands)
 
 
 def predict(
@@ -253,10 +260,12 @@ def score(
     ('Spain_7370579', True, True)
     """
     is_model = str(method) not in _PREDICTORS
-    bands = _model_bands(method) if is_model else ()
     scenes = list(scenes)
+    bands: tuple[str, ...] = ()
     if is_model:
-        _warn_in_sample(method, scenes)
+        config = _model_config(method)
+        bands = tuple(config.bands)
+        _warn_in_sample(method, config, scenes)
     show = OPTIONS["progress"] if progress is None else progress
     rows: list[SceneScore] = []
     skipped: list[str] = []
@@ -281,10 +290,7 @@ def score(
     return Scores(str(method), tuple(rows), tuple(skipped))
 
 
-def _warn_in_sample(model: str | Path, scenes: Sequence[Scene]) -> None:
-    from floodxr import models
-
-    config = models.read_config(models.resolve(model))
+def _warn_in_sample(model: str | Path, config: ModelConfig, scenes: Sequence[Scene]) -> None:
     seen = set(config.provenance.get("chips", ())) | set(config.scores.get("seen_chips", ()))
     overlap = sorted(seen & {scene.name for scene in scenes})
     if overlap:

@@ -292,6 +292,7 @@ def _run(
     progress: bool,
 ) -> dict[str, list[str]]:
     from floodxr.options import set_options
+    from floodxr.segment import water_cut
 
     computed: list[str] = []
     skipped: list[str] = []
@@ -338,7 +339,7 @@ def _run(
             # whichever worker computes a chunk
             with set_options(torch_threads=1):
                 probability = _probability(items, grid, chunk, model)
-            target = replace(target, cut=float(probability.attrs.get("floodxr_cut", 0.5)))
+            target = replace(target, cut=water_cut(probability))
             pending.append((unit, unit_graph(probability, target, chunk)))
     state.save()
     if references:

@@ -29,8 +29,9 @@ from floodxr import models
 from floodxr.data.scene import Scene
 from floodxr.data.sen1floods11 import read_events
 from floodxr.errors import InvalidOptionError
-from floodxr.evaluation import fit_logit_temperature, predict, score
+from floodxr.evaluation import fit_logit_temperature, predict
 from floodxr.metrics import Calibration, Confusion, aggregate_iou, calibration, confusion
+from floodxr.segment import water_cut
 from floodxr.train.config import StageConfig, build_sources, run_stage
 from floodxr.train.data import Source
 
@@ -165,39 +166,42 @@ def score_held_out(
     truths: list[np.ndarray] = []
     fold_rows = []
     for event, checkpoint, held in folds:
-        scored = score(checkpoint, held, progress=False)
+        own = models.read_config(models.resolve(checkpoint))
+        scored, skipped = [], []
+        for scene in held:
+            labels = scene.label
+            if labels is None:  # _held_out keeps labelled scenes only
+                continue
+            if not set(own.bands) <= set(scene.bands):  # a teacher on a chip without S2
+                skipped.append(scene.name)
+                continue
+            # the model runs once per chip: its mask, calibration and logits all come from it
+            probability = predict(scene, method=checkpoint).compute()
+            found = confusion(probability, labels, threshold=water_cut(probability))
+            scored.append(found)
+            model_total.append(found)
+            cal = cal + calibration(probability, labels)
+            values, label = np.asarray(probability.values, "float64"), np.asarray(labels.values)
+            valid = np.isfinite(values) & ((label == 0) | (label == 1))
+            p = np.clip(values[valid], 1e-7, 1 - 1e-7)
+            # undo the model's own temperature: the fitted one replaces it
+            logits.append(own.temperature * np.log(p / (1 - p)))
+            truths.append(label[valid] == 1)
+            row = {"chip": scene.name, "event": event, "model": _counts(found)}
+            for name, (method, kwargs) in baselines.items():
+                base = confusion(predict(scene, method=method, events=metadata, **kwargs), labels)
+                baseline_total[name].append(base)
+                row[name] = _counts(base)
+            chips.append(row)
         fold_rows.append(
             {
                 "event": event,
                 "checkpoint": str(checkpoint),
                 "chips": [s.name for s in held],
-                "skipped": list(scored.skipped),
-                **_counts(scored.pooled),
+                "skipped": skipped,
+                **_counts(sum(scored, Confusion())),
             }
         )
-        for scene_score, scene in zip(
-            scored.scenes, [s for s in held if s.name not in scored.skipped], strict=True
-        ):
-            labels = scene.label
-            if labels is None:  # _held_out keeps labelled scenes only
-                continue
-            row = {"chip": scene.name, "event": event, "model": _counts(scene_score.confusion)}
-            model_total.append(scene_score.confusion)
-            if scene_score.calibration is not None:
-                cal = cal + scene_score.calibration
-            probability = np.asarray(predict(scene, method=checkpoint).values, "float64")
-            label = np.asarray(labels.values)
-            valid = np.isfinite(probability) & ((label == 0) | (label == 1))
-            p = np.clip(probability[valid], 1e-7, 1 - 1e-7)
-            # undo the model's own temperature: the fitted one replaces it
-            own = models.read_config(models.resolve(checkpoint)).temperature
-            logits.append(own * np.log(p / (1 - p)))
-            truths.append(label[valid] == 1)
-            for name, (method, kwargs) in baselines.items():
-                found = confusion(predict(scene, method=method, events=metadata, **kwargs), labels)
-                baseline_total[name].append(found)
-                row[name] = _counts(found)
-            chips.append(row)
     z, y = np.concatenate(logits or [np.zeros(0)]), np.concatenate(truths or [np.zeros(0, bool)])
     temperature = fit_logit_temperature(z, y) if len(z) else 1.0
     scaled = 1.0 / (1.0 + np.exp(-z / temperature))

@@ -502,10 +502,10 @@ class CropDataset(torch.utils.data.Dataset):
         raw = select_bands(scene.image.isel(window), read).values
         scaled, finite = normalized(raw, read)
         s1 = [i for i, b in enumerate(read) if b in S1_BANDS and b in self.bands]
-        student = scaled[s1]
+        layers = [scaled]
         if self.augment.radiometric:  # in dB, before clipping; the teacher sees the original
-            student, _ = normalized(self.augment.s1_db(raw[s1], rng), [read[i] for i in s1])
-        layers = [scaled, student, finite[None].astype("float32")]
+            layers.append(normalized(self.augment.s1_db(raw[s1], rng), [read[i] for i in s1])[0])
+        layers.append(finite[None].astype("float32"))
         planes = torch.from_numpy(np.concatenate(layers).astype("float32"))
         target = None
         name = "label" if labelled else self.target
@@ -526,9 +526,11 @@ class CropDataset(torch.utils.data.Dataset):
                 if rng.uniform() < 0.5:
                     planes = planes.flip(axis)
                     target = None if target is None else target.flip(axis)
-        image, radar, valid = planes[: len(read)], planes[len(read) : -1], planes[-1] > 0.999
-        inputs = image.clone()
-        inputs[s1] = radar
+        image, valid = planes[: len(read)], planes[-1] > 0.999
+        inputs = image
+        if self.augment.radiometric:  # the student's changed S1 planes sit after the image
+            inputs = image.clone()
+            inputs[s1] = planes[len(read) : -1]
         item = {"valid": valid, "image": self._jitter(inputs, read, rng)[self._index(read)]}
         if self.teacher_bands:
             item["teacher"] = (
