@@ -77,8 +77,9 @@ Scene-level ranges span what Sentinel-1 meets rather than what a few chips show 
 * hilly scenes 35 % with slopes up to 12x steeper (radar shadow and layover), where 30 % and 9x.
 
 Together the scene medians span water VV about -24 to -6 dB and VH -30 to -18 dB (5th-95th
-percentiles), land VH -25 to -11 dB and a water-land VH contrast from below 0 to 15 dB (measured
-over 300 scenes). The calm-water, class and sensor numbers above come from the cited literature.
+percentiles), land VH -25 to -11 dB and a water-land VH contrast from below 0 to 15 dB
+(``python benchmarks/world_ranges.py --json``: 300 scenes). The calm-water, class and sensor
+numbers above come from the cited literature.
 Absolute levels are further hidden from the network by the radiometric augmentations of
 :class:`floodxr.train.Augment`. Every number lives in :data:`WORLD` so a study can change it.
 """
