@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,7 @@ import torch
 
 import floodxr  # noqa: F401  registers the .flood accessor
 from floodxr import models
+from floodxr.models.checkpoint import paths as checkpoint_paths
 from floodxr.models.onnx import int8_path, load_session, quantize
 from floodxr.segment import _engine
 
@@ -144,7 +147,13 @@ def main() -> None:
     start = time.perf_counter()
     cube.compute()
     result["input_px_s"] = round(args.side**2 / (time.perf_counter() - start))
-    if not int8_path(weights).is_file():  # an untrained network: calibrate on the scene
+    if not int8_path(weights).is_file():
+        # no int8 model beside it (an untrained network, or a model that ships without one):
+        # quantise a copy, calibrated on the scene, never writing beside the model itself
+        copy = Path(tempfile.mkdtemp()) / "bench"
+        for path in checkpoint_paths(weights):
+            shutil.copyfile(path, copy.with_suffix(path.suffix))
+        weights = copy.with_suffix(".safetensors")
         half = args.side // 2
         crops = [image[None, :, y : y + 256, x : x + 256] for y in (0, half) for x in (0, half)]
         quantize(weights, crops)

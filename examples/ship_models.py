@@ -1,18 +1,21 @@
 """Train the teacher and student that ship with floodxr, score them out of sample, install them.
 
-    cd WORK && python REPO/examples/ship_models.py --data REPO/../shared/data/sen1floods11
+    cd WORK && python REPO/examples/ship_models.py --data REPO/../shared/data/sen1floods11 \
+        [--teacher REPO/floodxr/models/weights/teacher.safetensors]
 
 Run in a work folder; every step trains (or resumes) in ``runs/cpu/`` there, with the CPU
 configurations in ``examples/configs/cpu`` (their Sen1Floods11 folder replaced by ``--data``):
 
 1. ``teacher.yaml``: the S1 + S2 teacher on the synthetic world and India_900498 (the one
-   training chip with Sentinel-2);
-2. ``student.yaml``: the compact student distilled from it on synthetic pairs (no real chip);
-3. ``student-real.yaml --cv events``: leave-one-event-out over the 7 events of the 8 chips other
-   than the demo chip: per fold, the pretrained student fine-tuned on synthetic pairs and the
+   training chip with Sentinel-2), or ``--teacher PATH`` (e.g. the installed teacher) to distil
+   from an existing one;
+2. ``student.yaml``, ``student-wide.yaml``, ``student-context.yaml``: three students distilled
+   from it on synthetic pairs (no real chip): today's compact network, a wider one and one with
+   more context; each is scored on the 8 chips other than the demo chip (it saw none of them);
+3. ``student-real.yaml --cv events``, starting from the best of them: leave-one-event-out over
+   the 7 events of the 8 chips: per fold, that student fine-tuned on synthetic pairs and the
    chips of the other events, scored on the held-out event's chips beside the baselines;
-   the pretrained student itself is scored on the same chips (it saw none of them);
-4. the better of the two by pooled held-out IoU ships: the pretrained student as it is, or
+4. the best of the four by pooled held-out IoU ships: a pretrained student as it is, or
    ``student-real.yaml`` trained on all 8 chips. Its temperature is the one fitted on its
    held-out probabilities (never on a chip the scored model trained on).
 
@@ -50,6 +53,11 @@ from floodxr.train.cv import cross_validate, score_unseen
 CONFIGS = Path(__file__).resolve().parent / "configs" / "cpu"
 #: The demo chip: never trained on, scored as each model ships.
 DEMO = sen1floods11.SAMPLE_CHIP
+#: The pretrained students compared by held-out IoU (issue 23: today's compact one, a wider
+#: encoder and decoder, more context); the best of them is also fine-tuned on the real chips.
+PRETRAINED = ("student", "student-wide", "student-context")
+#: The settings that make a student's network (a fine-tuning keeps its start's).
+NETWORK = ("encoder", "architecture", "output_stride", "decoder_channels")
 #: The int8 model is kept only if it costs the demo chip and synthetic test less IoU than this.
 INT8_MAX_DROP = 0.005
 
@@ -115,6 +123,53 @@ def _test(path: Path, test: list[Scene]) -> float:
     return score(path, test, progress=False).aggregate_iou
 
 
+def _install_teacher(
+    teacher: Any,
+    config: StageConfig,
+    install: Path,
+    valid: list[Scene],
+    test: list[Scene],
+    data: Path,
+) -> None:
+    """The trained teacher as float16 ``install/teacher``, with the temperature fitted on the
+    synthetic valid scenes kept only where it lowers their ECE, and its scores."""
+    chips = _seen(config)
+    path = _install(teacher.best, "teacher", install, chips, temperature=1.0)
+    raw = score(path, valid, progress=False).ece
+    fitted = fit_temperature(path, valid)
+    path = _install(teacher.best, "teacher", install, chips, temperature=fitted)
+    if not score(path, valid, progress=False).ece < raw:
+        fitted = 1.0
+        path = _install(teacher.best, "teacher", install, chips, temperature=1.0)
+    scores = {
+        "valid_iou_synthetic": teacher.best_iou,
+        "test_iou_synthetic": _test(path, test),
+        "temperature": fitted,
+        "demo_chip": _demo(path, data),
+        "seen_chips": chips,
+    }
+    models.save(
+        models.load(path).module,
+        models.read_config(path).replace(scores=scores),
+        path,
+        overwrite=True,
+        half=True,
+    )
+    print(f"teacher: wrote {path}\n{json.dumps(scores, indent=2)}")
+
+
+def _fine_tuning(config: StageConfig, base: str, start: StageConfig, best: Path) -> StageConfig:
+    """``student-real.yaml`` starting from the pretrained candidate ``base`` (its network,
+    trained at ``best``) and distilling from the same teacher, in ``runs/cpu/<base>-real``."""
+    network = {k: getattr(start.settings, k) for k in NETWORK}
+    return dataclasses.replace(
+        config,
+        out=config.out.parent / f"{base}-real",
+        teacher=start.teacher,
+        settings=config.settings.replace(init=str(best), **network),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Sen1Floods11 folder")
@@ -124,53 +179,47 @@ def main() -> None:
         default=models.WEIGHTS_DIR,
         help="where to write the fp16 checkpoints (default: the package)",
     )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="distil from this teacher checkpoint (e.g. the installed one) instead of training "
+        "teacher.yaml; the teacher is then not installed again",
+    )
     args = parser.parse_args()
     data = args.data.resolve()
     teacher_config = _config("teacher", data)
-    pretrain_config = _config("student", data)
-    student_config = _config("student-real", data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingChipsWarning)
-        (teacher,) = run_stage(teacher_config)
-        (pretrained,) = run_stage(pretrain_config)
-        candidates = {
-            "fine-tuned on real chips": cross_validate(student_config),
-            "synthetic only": score_unseen(pretrained.best, student_config),
+        if args.teacher is None:
+            (teacher,) = run_stage(teacher_config)
+            teacher_best = teacher.best
+        else:
+            teacher_best = args.teacher.resolve()
+        configs = {
+            name: dataclasses.replace(_config(name, data), teacher=teacher_best)
+            for name in PRETRAINED
         }
+        runs = {name: run_stage(config)[0] for name, config in configs.items()}
+        tune = _config("student-real", data)
+        candidates = {
+            f"{name} (synthetic only)": score_unseen(run.best, tune) for name, run in runs.items()
+        }
+        base = max(runs, key=lambda n: candidates[f"{n} (synthetic only)"]["aggregate_iou"])
+        tune = _fine_tuning(tune, base, configs[base], runs[base].best)
+        candidates[f"{base} fine-tuned on real chips"] = cross_validate(tune)
         chosen = max(candidates, key=lambda k: candidates[k]["aggregate_iou"])
         loeo = candidates[chosen]
-        if chosen == "synthetic only":
-            final_best, shipped_config = pretrained.best, pretrain_config
+        pretrain_config = configs[base]
+        if chosen.endswith("(synthetic only)"):
+            final_best, shipped_config = runs[base].best, pretrain_config
         else:
-            (final,) = run_stage(student_config)
-            final_best, shipped_config = final.best, student_config
+            (final,) = run_stage(tune)
+            final_best, shipped_config = final.best, tune
         valid = [s for source in build_sources(pretrain_config.valid) for s in source.scenes]
         test = [s for source in build_sources(pretrain_config.test) for s in source.scenes]
 
-        # the teacher: temperature on synthetic valid scenes, kept only where it lowers their ECE
-        teacher_chips = _seen(teacher_config)
-        path = _install(teacher.best, "teacher", args.install, teacher_chips, temperature=1.0)
-        raw = score(path, valid, progress=False).ece
-        fitted = fit_temperature(path, valid)
-        path = _install(teacher.best, "teacher", args.install, teacher_chips, temperature=fitted)
-        if not score(path, valid, progress=False).ece < raw:
-            fitted = 1.0
-            path = _install(teacher.best, "teacher", args.install, teacher_chips, temperature=1.0)
-        teacher_scores = {
-            "valid_iou_synthetic": teacher.best_iou,
-            "test_iou_synthetic": _test(path, test),
-            "temperature": fitted,
-            "demo_chip": _demo(path, data),
-            "seen_chips": teacher_chips,
-        }
-        models.save(
-            models.load(path).module,
-            models.read_config(path).replace(scores=teacher_scores),
-            path,
-            overwrite=True,
-            half=True,
-        )
-        print(f"teacher: wrote {path}\n{json.dumps(teacher_scores, indent=2)}")
+        if args.teacher is None:
+            _install_teacher(teacher, teacher_config, args.install, valid, test, data)
 
         # the student: the LOEO temperature (fitted on held-out chips only)
         onnx.int8_path(args.install / "student").unlink(missing_ok=True)  # of older weights
@@ -194,7 +243,7 @@ def main() -> None:
             "held_out": {k: v for k, v in loeo.items() if k not in ("config", "model")},
             "demo_chip": _demo(path, data),
             "test_iou_synthetic": _test(path, test),
-            "pretrained": str(pretrained.best),
+            "pretrained": str(runs[base].best),
             "seen_chips": _seen(shipped_config),
         }
         student_scores["int8"] = _quantize(path, valid, test, data)

@@ -15,6 +15,7 @@ from floodxr.errors import (
     UnknownModelError,
 )
 from floodxr.models import STUDENT, TEACHER, checkpoint
+from floodxr.models.context import radius
 
 ENCODERS = ["tu-xception65", *models.LIGHT_ENCODERS]
 
@@ -166,16 +167,22 @@ def test_load_cache_is_per_thread(tiny_student):
     assert other[0] is not first and other[0].config == first.config
 
 
-def test_the_compact_architecture_sees_a_thin_neighbourhood():
+@pytest.mark.parametrize(
+    "architecture, reach",
+    # ASPP at stride 8 with rates up to 3 and a 5-cell pooling; rates up to 8 and a 9-cell one
+    [("deeplabv3plus-s2-compact", (48, 72)), ("deeplabv3plus-s2-compact-context", (96, 112))],
+)
+def test_the_compact_architectures_see_a_thin_neighbourhood(architecture, reach):
     config = STUDENT.replace(
         encoder="tu-mobilenetv2_075",
-        architecture="deeplabv3plus-s2-compact",
+        architecture=architecture,
         output_stride=8,
         decoder_channels=16,
     )
     first, last = _reach(config, 320)
-    assert 160 - first <= 72 and last - 160 <= 72  # against ~460 px for the "local" head
-    assert 160 - first >= 48  # and it does use context: ASPP at stride 8, rates up to 3
+    # against ~460 px for the "local" head, and it does use its context
+    assert reach[0] <= max(160 - first, last - 160) <= reach[1]
+    assert reach[0] <= radius(config) <= reach[1]  # what the checkpoint's "context" records
     with pytest.raises(CheckpointError, match="output stride 8"):
         config.replace(output_stride=16)
 

@@ -24,20 +24,21 @@ from safetensors.torch import load_file, save_file
 from floodxr._valid import Rule, integer, multiple, real, unknown_keys, violations
 from floodxr.bands import VERSION
 from floodxr.errors import CheckpointError, OutputExistsError
-from floodxr.models.architecture import COMPACT, DeepLabV3PlusS2, check_encoder
+from floodxr.models.architecture import COMPACT, COMPACT_CONTEXT, DeepLabV3PlusS2, check_encoder
 
 __all__ = ["FORMAT", "ModelConfig", "save", "read_config", "load_weights", "paths"]
 
 FORMAT = "floodxr-checkpoint/1"
 #: Architecture names a checkpoint may carry: the paper's head, the same with bounded context, and
-#: a compact one with a small bounded context (output stride 8 only).
+#: compact ones with a small bounded context (output stride 8 only).
 ARCHITECTURES = {
     "deeplabv3plus-s2": functools.partial(DeepLabV3PlusS2, pooling="global"),
     "deeplabv3plus-s2-local": functools.partial(DeepLabV3PlusS2, pooling="local"),
     "deeplabv3plus-s2-compact": functools.partial(DeepLabV3PlusS2, **COMPACT),
+    "deeplabv3plus-s2-compact-context": functools.partial(DeepLabV3PlusS2, **COMPACT_CONTEXT),
 }
 #: Architectures whose encoder stops at stride 8: their output stride must be 8.
-STRIDE_8 = ("deeplabv3plus-s2-compact",)
+STRIDE_8 = ("deeplabv3plus-s2-compact", "deeplabv3plus-s2-compact-context")
 
 
 def _stride(value: Any) -> str | None:
