@@ -49,6 +49,7 @@ from floodxr.models import onnx
 from floodxr.preprocess import normalize
 from floodxr.train.config import StageConfig, build_sources, load_config, run_stage
 from floodxr.train.cv import cross_validate, score_unseen
+from floodxr.train.engine import RunResult
 
 CONFIGS = Path(__file__).resolve().parent / "configs" / "cpu"
 #: The demo chip: never trained on, scored as each model ships.
@@ -124,7 +125,7 @@ def _test(path: Path, test: list[Scene]) -> float:
 
 
 def _install_teacher(
-    teacher: Any,
+    teacher: RunResult,
     config: StageConfig,
     install: Path,
     valid: list[Scene],
