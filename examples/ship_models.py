@@ -12,12 +12,15 @@ configurations in ``examples/configs/cpu`` (their Sen1Floods11 folder replaced b
 2. ``student.yaml``, ``student-wide.yaml``, ``student-context.yaml``: three students distilled
    from it on synthetic pairs (no real chip): today's compact network, a wider one and one with
    more context; each is scored on the 8 chips other than the demo chip (it saw none of them);
-3. ``student-real.yaml --cv events``, starting from the best of them: leave-one-event-out over
-   the 7 events of the 8 chips: per fold, that student fine-tuned on synthetic pairs and the
-   chips of the other events, scored on the held-out event's chips beside the baselines;
-4. the best of the four by pooled held-out IoU ships: a pretrained student as it is, or
-   ``student-real.yaml`` trained on all 8 chips. Its temperature is the one fitted on its
-   held-out probabilities (never on a chip the scored model trained on).
+3. ``student-real.yaml --cv events``, starting from the best of them (the best pooled held-out
+   IoU; candidates within :data:`TIE` of it are told apart by ``benchmarks/stress.py``, their
+   mean IoU margin over a fixed threshold on synthetic families outside the world's ranges):
+   leave-one-event-out over the 7 events of the 8 chips: per fold, that student fine-tuned on
+   synthetic pairs and the chips of the other events, scored on the held-out event's chips
+   beside the baselines;
+4. that student ships as it is, or ``student-real.yaml`` trained on all 8 chips if its LOEO
+   IoU is higher. Its temperature is the one fitted on its held-out probabilities (never on a
+   chip the scored model trained on).
 
 Both checkpoints are installed as float16 in ``floodxr/models/weights/``; the student gets the
 temperature of step 3, its card the LOEO figures (never an in-sample score) and the chips it saw;
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import warnings
 from collections.abc import Mapping
@@ -59,6 +63,12 @@ DEMO = sen1floods11.SAMPLE_CHIP
 PRETRAINED = ("student", "student-wide", "student-context")
 #: The settings that make a student's network (a fine-tuning keeps its start's).
 NETWORK = ("encoder", "architecture", "output_stride", "decoder_channels")
+#: Held-out IoU differences below this are noise: two runs of one recipe that differed only in
+#: the teacher's float precision scored 0.819 and 0.856 (issue 23). Within it, the stress
+#: benchmark's margin over a fixed threshold picks the candidate.
+TIE = 0.02
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+STRESS_SCENES, STRESS_SIZE = 12, 384
 #: The int8 model is kept only if it costs the demo chip and synthetic test less IoU than this.
 INT8_MAX_DROP = 0.005
 
@@ -159,6 +169,34 @@ def _install_teacher(
     print(f"teacher: wrote {path}\n{json.dumps(scores, indent=2)}")
 
 
+def _stress(path: Path) -> float:
+    """Mean IoU margin over a fixed -18 dB VH threshold on ``benchmarks/stress.py``'s families
+    with water (synthetic scenes pushed outside the world's ranges: no chip, nothing fitted)."""
+    spec = importlib.util.spec_from_file_location("stress", BENCHMARKS / "stress.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = module.run(str(path), STRESS_SCENES, STRESS_SIZE)["families"]
+    margins = [
+        (row["model"]["iou"] or 0.0) - (row["fixed -18 dB"]["iou"] or 0.0)
+        for row in found.values()
+        if row["true_water_share"] > 0
+    ]
+    return float(np.mean(margins))
+
+
+def _best(
+    runs: Mapping[str, RunResult], found: Mapping[str, Any], stress: Mapping[str, float]
+) -> str:
+    """The pretrained candidate to fine-tune and compare: the best held-out IoU, except that
+    candidates within :data:`TIE` of it are told apart by their stress margin (:func:`_stress`)."""
+    iou = {name: found[f"{name} (synthetic only)"]["aggregate_iou"] for name in runs}
+    close = [name for name in runs if iou[name] >= max(iou.values()) - TIE]
+    return max(close, key=lambda name: stress[name])
+
+
 def _fine_tuning(config: StageConfig, base: str, start: StageConfig, best: Path) -> StageConfig:
     """``student-real.yaml`` starting from the pretrained candidate ``base`` (its network,
     trained at ``best``) and distilling from the same teacher, in ``runs/cpu/<base>-real``."""
@@ -205,10 +243,14 @@ def main() -> None:
         candidates = {
             f"{name} (synthetic only)": score_unseen(run.best, tune) for name, run in runs.items()
         }
-        base = max(runs, key=lambda n: candidates[f"{n} (synthetic only)"]["aggregate_iou"])
+        stress = {name: _stress(run.best) for name, run in runs.items()}
+        base = _best(runs, candidates, stress)
         tune = _fine_tuning(tune, base, configs[base], runs[base].best)
-        candidates[f"{base} fine-tuned on real chips"] = cross_validate(tune)
-        chosen = max(candidates, key=lambda k: candidates[k]["aggregate_iou"])
+        fine_tuned = f"{base} fine-tuned on real chips"
+        candidates[fine_tuned] = cross_validate(tune)
+        pretrained = f"{base} (synthetic only)"
+        better = candidates[fine_tuned]["aggregate_iou"] > candidates[pretrained]["aggregate_iou"]
+        chosen = fine_tuned if better else pretrained
         loeo = candidates[chosen]
         pretrain_config = configs[base]
         if chosen.endswith("(synthetic only)"):
@@ -241,6 +283,7 @@ def main() -> None:
                 }
                 for name, found in candidates.items()
             },
+            "stress_margin": {f"{name} (synthetic only)": m for name, m in stress.items()},
             "held_out": {k: v for k, v in loeo.items() if k not in ("config", "model")},
             "demo_chip": _demo(path, data),
             "test_iou_synthetic": _test(path, test),

@@ -36,7 +36,7 @@ def report(store: str | Path) -> pd.DataFrame:
     ...             catalog=catalog, store=store, client=client, progress=False)
     >>> areas = report(store)
     >>> areas["water_km2"].round(1).tolist(), areas["observed_fraction"].round(2).tolist()
-    ([3.2, 5.8], [1.0, 1.0])
+    ([3.1, 5.8], [1.0, 1.0])
     """
     import pandas as pd
 

@@ -221,7 +221,7 @@ def run(
     >>> result.computed
     ['lake/2019-09-13T05:59:50Z', 'lake/2019-09-25T05:59:50Z']
     >>> result.areas[["water_km2", "flood_km2"]].round(1).values.tolist()
-    [[3.2, 0.0], [5.8, 2.5]]
+    [[3.1, 0.0], [5.8, 2.7]]
 
     Over the Planetary Computer (needs the internet)::
 
