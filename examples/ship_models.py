@@ -67,6 +67,7 @@ NETWORK = ("encoder", "architecture", "output_stride", "decoder_channels")
 #: the teacher's float precision scored 0.819 and 0.856 (issue 23). Within it, the stress
 #: benchmark's margin over a fixed threshold picks the candidate.
 TIE = 0.02
+#: Where ``stress.py`` is, and the scenes per family and their side it is run with (its defaults).
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 STRESS_SCENES, STRESS_SIZE = 12, 384
 #: The int8 model is kept only if it costs the demo chip and synthetic test less IoU than this.
