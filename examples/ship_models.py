@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import warnings
@@ -53,7 +54,7 @@ from floodxr.models import onnx
 from floodxr.preprocess import normalize
 from floodxr.train.config import StageConfig, build_sources, load_config, run_stage
 from floodxr.train.cv import cross_validate, score_unseen
-from floodxr.train.engine import RunResult
+from floodxr.train.stages import GridResult
 
 CONFIGS = Path(__file__).resolve().parent / "configs" / "cpu"
 #: The demo chip: never trained on, scored as each model ships.
@@ -107,6 +108,17 @@ def _install(trained: Path, name: str, target: Path, chips: list[str], **changes
     )
 
 
+def _write_scores(path: Path, scores: Mapping[str, Any]) -> None:
+    """Rewrite the installed float16 checkpoint ``path`` with ``scores`` in its JSON."""
+    models.save(
+        models.load(path).module,
+        models.read_config(path).replace(scores=dict(scores)),
+        path,
+        overwrite=True,
+        half=True,
+    )
+
+
 def _demo(path: Path, data: Path) -> dict[str, Any]:
     chip = sen1floods11.open_chip(data, DEMO).scene()
     found = score(path, [chip], progress=False)
@@ -136,7 +148,7 @@ def _test(path: Path, test: list[Scene]) -> float:
 
 
 def _install_teacher(
-    teacher: RunResult,
+    teacher: GridResult,
     config: StageConfig,
     install: Path,
     valid: list[Scene],
@@ -160,26 +172,26 @@ def _install_teacher(
         "demo_chip": _demo(path, data),
         "seen_chips": chips,
     }
-    models.save(
-        models.load(path).module,
-        models.read_config(path).replace(scores=scores),
-        path,
-        overwrite=True,
-        half=True,
-    )
+    _write_scores(path, scores)
     print(f"teacher: wrote {path}\n{json.dumps(scores, indent=2)}")
+
+
+@functools.cache
+def _stress_benchmark() -> Any:
+    """``benchmarks/stress.py`` as a module, loaded once."""
+    spec = importlib.util.spec_from_file_location("stress", BENCHMARKS / "stress.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _stress(path: Path) -> float:
     """Mean IoU margin over a fixed -18 dB VH threshold on ``benchmarks/stress.py``'s families
     with water (synthetic scenes pushed outside the world's ranges: no chip, nothing fitted)."""
-    spec = importlib.util.spec_from_file_location("stress", BENCHMARKS / "stress.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        found = module.run(str(path), STRESS_SCENES, STRESS_SIZE)["families"]
+        found = _stress_benchmark().run(str(path), STRESS_SCENES, STRESS_SIZE)["families"]
     margins = [
         (row["model"]["iou"] or 0.0) - (row["fixed -18 dB"]["iou"] or 0.0)
         for row in found.values()
@@ -189,7 +201,7 @@ def _stress(path: Path) -> float:
 
 
 def _best(
-    runs: Mapping[str, RunResult], found: Mapping[str, Any], stress: Mapping[str, float]
+    runs: Mapping[str, GridResult], found: Mapping[str, Any], stress: Mapping[str, float]
 ) -> str:
     """The pretrained candidate to fine-tune and compare: the best held-out IoU, except that
     candidates within :data:`TIE` of it are told apart by their stress margin (:func:`_stress`)."""
@@ -292,13 +304,7 @@ def main() -> None:
             "seen_chips": _seen(shipped_config),
         }
         student_scores["int8"] = _quantize(path, valid, test, data)
-        models.save(
-            models.load(path).module,
-            models.read_config(path).replace(scores=student_scores),
-            path,
-            overwrite=True,
-            half=True,
-        )
+        _write_scores(path, student_scores)
         summary = {k: v for k, v in student_scores.items() if k != "held_out"}
         summary["held_out_aggregate_iou"] = loeo["aggregate_iou"]
         print(f"student: wrote {path}\n{json.dumps(summary, indent=2)}")
