@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 import floodxr
 from floodxr.data.synthetic import WORLD, paired_scene
@@ -95,3 +96,66 @@ def test_arid_scenes_and_chosen_water_fractions():
     assert float(flooded.water.mean()) > 0.99
     with pytest.raises(floodxr.errors.InvalidOptionError, match="water_fraction"):
         paired_scene((32, 32), water_fraction=1.5)
+
+
+# the two optional draws (off in WORLD) turned on, as a study would
+BRIGHT = dict(WORLD) | {"bright_flood": (0.2, *WORLD["bright_flood"][1:])}
+EVEN = dict(WORLD) | {"even_land": (0.3, WORLD["even_land"][1])}
+
+
+def test_the_optional_draws_are_off_in_the_shipped_world():
+    assert WORLD["bright_flood"][0] == 0.0 and WORLD["even_land"][0] == 0.0
+    scene = paired_scene((64, 64), seed=11)
+    assert scene.attrs["bright_flood_vh_db"] == 0.0 and scene.attrs["land_roughness"] == 1.0
+
+
+def test_bright_floods_are_a_little_darker_than_the_land_and_change_nothing_else():
+    """With bright floods on, a fifth of the flooded scenes get a flood only 1.5-8 dB darker than
+    the land in VH; the same seed without them gives the same labels, S2 and dry land, and a
+    darker flood; every other scene is unchanged."""
+    bright = []
+    for k in range(80):
+        scene = paired_scene((128, 128), seed=60_000 + k, world=BRIGHT)
+        plain = paired_scene((128, 128), seed=60_000 + k)
+        if not scene.attrs["bright_flood_vh_db"]:
+            assert scene.drop_attrs().identical(plain.drop_attrs())
+            continue
+        w = scene.water.values == 1
+        assert (plain.water.values == scene.water.values).all()
+        assert (plain.label.values == scene.label.values).all()
+        assert plain.image.sel(band="B08").identical(scene.image.sel(band="B08"))
+        far = ndimage.distance_transform_edt(~w) > 4.5  # beyond the 7 x 7 px resolution blur
+        vh, plain_vh = scene.image.sel(band="vh").values, plain.image.sel(band="vh").values
+        assert np.array_equal(vh[far], plain_vh[far])
+        if w.sum() > 300 and (~w).sum() > 300:
+            contrast = np.median(vh[~w]) - np.median(vh[w])
+            bright.append((contrast, np.median(plain_vh[~w]) - np.median(plain_vh[w])))
+    assert len(bright) >= 5
+    # the flood near the land's level and brighter than the same flood without the draw
+    # (measured: median contrast 3.5 dB, median lift 4.6 dB)
+    assert np.median([c for c, _ in bright]) < 6
+    lift = [p - c for c, p in bright]
+    assert np.median(lift) > 2 and max(lift) > 5
+
+
+def _land_spread(scene):
+    """10th-90th percentile range (dB) of VH averaged over 9 x 9 px: the land's structure, not
+    its speckle."""
+    power = 10 ** (scene.image.sel(band="vh").values / 10)
+    low, high = np.percentile(10 * np.log10(ndimage.uniform_filter(power, 9)), [10, 90])
+    return high - low
+
+
+def test_even_land_varies_less_than_the_same_scenes_in_the_usual_world():
+    even, plain = [], []
+    for k in range(40):
+        scene = paired_scene((128, 128), seed=61_000 + k, world=EVEN, water_fraction=0.0)
+        if scene.attrs["land_roughness"] < 1:
+            low, high = WORLD["even_land"][1]
+            assert low <= scene.attrs["land_roughness"] <= high
+            same = paired_scene((128, 128), seed=61_000 + k, water_fraction=0.0)
+            assert same.attrs["land_roughness"] == 1.0
+            even.append(_land_spread(scene))
+            plain.append(_land_spread(same))
+    assert len(even) >= 5
+    assert np.median(even) < np.median(plain) - 1.5  # measured: 5.3 against 8.3 dB
