@@ -20,7 +20,6 @@ For each checkpoint (a path or a registered name) one JSON line with
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from pyproj import Transformer
+from stress import run as stress_run  # benchmarks/stress.py, beside this script
 
 from floodxr import models
 from floodxr.data import sen1floods11, stac
@@ -38,14 +38,6 @@ from floodxr.train.cv import score_unseen
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "examples" / "configs" / "cpu" / "student-real.yaml"
-
-
-def _stress() -> Any:
-    spec = importlib.util.spec_from_file_location("stress", HERE / "stress.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def loopback_scene() -> tuple[Any, np.ndarray, np.ndarray]:
@@ -70,7 +62,7 @@ def judge(model: str, data: Path, loopback: tuple[Any, np.ndarray, np.ndarray]) 
     )
     s1, truth, valid = loopback
     called = (s1.flood.segment(model=model).values >= 0.5) & valid
-    families = _stress().run(model, 12, 384)["families"]
+    families = stress_run(model, 12, 384)["families"]
     return {
         "model": model,
         "held_out": held["aggregate_iou"],
