@@ -163,7 +163,8 @@ def serve_synthetic(root: str | Path | None = None) -> Iterator[tuple[Any, Path]
     if root is None:
         if "served" not in _SHARED:
             stack = contextlib.ExitStack()
-            folder = Path(tempfile.mkdtemp(prefix="floodxr-world-"))
+            # the folder goes with the server when the process exits (31 MB per process)
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="floodxr-world-"))
             _SHARED["served"] = stack.enter_context(serve_synthetic(folder))
             atexit.register(stack.close)
         yield _SHARED["served"]
