@@ -240,7 +240,10 @@ def _basin_report(args: argparse.Namespace) -> int:
     else:
         _print_areas(areas)
     if args.png:
-        basin_areas(areas).savefig(args.png, dpi=120)
+        from floodxr.writers import atomic
+
+        with atomic(args.png, overwrite=True) as partial:  # a report is redrawn on request
+            basin_areas(areas).savefig(partial, dpi=120)
         print(f"wrote {args.png}", file=sys.stderr)
     return 0
 
@@ -478,13 +481,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``floodxr`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the ``floodxr`` command; returns the exit status: 0, 2 for an input floodxr refuses
+    (one line naming it), 130 when interrupted (Ctrl-C: one line, no traceback; every file
+    already written is whole, the rest was never renamed into place)."""
+    command = "floodxr"
     try:
+        args = _parser().parse_args(argv)
+        command = f"floodxr {args.command}"
         return int(args.run(args))
     except FloodxrError as err:
-        print(f"floodxr {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted; outputs already written are whole", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

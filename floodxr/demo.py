@@ -11,7 +11,7 @@ from floodxr.metrics import confusion, water_area_km2
 from floodxr.plot import side_by_side
 from floodxr.segment import segment
 from floodxr.threshold import otsu
-from floodxr.writers import output_folder
+from floodxr.writers import atomic, output_folder
 
 __all__ = ["DemoResult", "run"]
 
@@ -60,7 +60,8 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
     chip = sen1floods11.open_chip(sen1floods11.SAMPLE_DIR, sen1floods11.SAMPLE_CHIP)
     assert chip.label is not None  # the bundled chip ships its label
     mask = segment(chip.s1, model="student", output="mask")
-    mask.rio.to_raster(geotiff, compress="deflate", tiled=True)
+    with atomic(geotiff, overwrite=overwrite) as partial:
+        mask.rio.to_raster(partial, compress="deflate", tiled=True)
     method = f"{mask.attrs['floodxr_model']} ({Path(mask.attrs['floodxr_checkpoint']).name})"
     score = confusion(mask, chip.label)
     fig = side_by_side(
@@ -70,7 +71,8 @@ def run(out_dir: str | Path = "floodxr-demo", *, overwrite: bool = False) -> Dem
         band="vh",
         title=f"{chip.id}: {method}, water IoU {score.iou:.3f}",
     )
-    fig.savefig(png, dpi=90)
+    with atomic(png, overwrite=overwrite) as partial:
+        fig.savefig(partial, dpi=90)
     return DemoResult(
         chip=chip.id,
         method=method,

@@ -17,12 +17,16 @@ writes into one folder:
 
 and one ``areas.csv``: per pass its time, frames, ``water_km2``, ``flood_km2`` and
 ``observed_km2`` (the area the pass saw). ``<time>`` is the pass's UTC start,
-``YYYYmmddTHHMMSS``. Nothing is overwritten unless asked.
+``YYYYmmddTHHMMSS``. Every file is written under a hidden name and renamed when whole, and
+``<time>_areas.json`` marks a pass finished. ``floodxr-map.json`` records the request: the same
+request run again in the same folder (after a kill or Ctrl-C) keeps the finished passes and
+maps the rest; another request there is refused unless ``overwrite``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +38,15 @@ from floodxr._valid import number
 from floodxr.bands import NODATA
 from floodxr.errors import InvalidOptionError, NoItemsError, OutputExistsError
 from floodxr.segment import water_cut
-from floodxr.writers import output_folder
+from floodxr.writers import atomic, output_folder, remove_partials
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["FloodMap", "map_floods"]
+
+#: The request a folder's map was made for: a re-run of the same request completes it.
+RECORD = "floodxr-map.json"
 
 #: Longest side, in pixels, of the overlay pictures (the data is subsampled to it).
 PICTURE_PX = 1600
@@ -82,7 +89,7 @@ def check_inputs(
             f"model {model!r} thresholds a whole scene at once; floodxr map streams chunks: use a "
             "network model (e.g. 'student')"
         )
-    models.resolve(model)
+    models.load(model)  # a missing or corrupt checkpoint is named before any request
     return box, Path(out)
 
 
@@ -131,7 +138,9 @@ def map_floods(
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from floodxr import models
     from floodxr.data import stac
+    from floodxr.data.catalogs import get_catalog
     from floodxr.options import OPTIONS, set_options
 
     box, folder = check_inputs(
@@ -145,32 +154,78 @@ def map_floods(
     )
     folder = output_folder(folder)
     table = folder / "areas.csv"
-    if table.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(table)!r} exists already (an earlier map); pass overwrite=True "
-            "(--overwrite) or choose another --out"
-        )
+    request = {
+        "bbox": list(box),
+        "datetime": str(datetime),
+        "reference": None if reference is None else str(reference),
+        "catalog": get_catalog(catalog).url,
+        "collection": None if collection is None else str(collection),
+        "model": str(models.resolve(model).resolve()),
+        "resolution": resolution,
+    }
+    resume = _resumable(folder, request, overwrite)
+    remove_partials(folder)  # left by a killed run of this map (the folder is ours from here)
+    with atomic(folder / RECORD, overwrite=True) as partial:  # refused above unless ours
+        partial.write_text(json.dumps(request, indent=1) + "\n")
     found = stac.search_s1(box, datetime, catalog=catalog, collection=collection)
     cube = stac.load_s1(found, bbox=box, resolution=resolution, mosaic=True, chunks=2048)
     rows, files = [], {}
     show = OPTIONS["progress"] if progress is None else progress
+    # a re-run of the same request replaces only the files of passes it had not finished
+    replace = overwrite or resume
     with set_options(progress=show):
         before = None
         if reference is not None:
             before = _reference(
-                stac, box, reference, catalog, collection, cube, model, folder, overwrite
+                stac, box, reference, catalog, collection, cube, model, folder, replace, resume
             )
         for t in tqdm(range(cube.sizes["time"]), desc="passes", disable=not show):
             scene = cube.isel(time=t)
             stamp = np.datetime_as_string(scene.time.values, unit="s").replace("-", "")
             stamp = stamp.replace(":", "")
-            written, areas = _map_pass(scene, folder, stamp, model, before, overwrite)
+            done = folder / f"{stamp}_areas.json"
+            if resume and done.is_file():
+                finished = json.loads(done.read_text())
+                written, areas = [Path(p) for p in finished["files"]], finished["areas"]
+            else:
+                written, areas = _map_pass(scene, folder, stamp, model, before, replace)
+                # the pass's last file: once it is there, every file of the pass is whole
+                with atomic(done, overwrite=True) as partial:
+                    partial.write_text(
+                        json.dumps({"files": [str(p) for p in written], "areas": areas})
+                    )
             files[stamp] = written
             rows.append({"time": pd.Timestamp(scene.time.values), "id": str(scene.id.values)})
             rows[-1] |= areas
     frame = pd.DataFrame(rows)
-    frame.to_csv(table, index=False)
+    with atomic(table, overwrite=True) as partial:  # refused above unless overwrite or ours
+        frame.to_csv(partial, index=False)
     return FloodMap(out=folder, areas=frame, files=files)
+
+
+def _resumable(folder: Path, request: dict[str, Any], overwrite: bool) -> bool:
+    """Whether ``folder`` holds an unfinished or finished map of the same ``request`` (then a
+    re-run completes it); an earlier map of another request is refused unless ``overwrite``."""
+    record = folder / RECORD
+    if record.is_file() and not overwrite:
+        try:
+            earlier = json.loads(record.read_text())
+        except ValueError:
+            earlier = {}
+        if earlier == request:
+            return True
+        changed = sorted(k for k in request if earlier.get(k) != request[k])
+        raise OutputExistsError(
+            f"{str(folder)!r} holds an earlier map of another request (it differs in "
+            f"{', '.join(changed)}); pass overwrite=True (--overwrite) or choose another --out"
+        )
+    table = folder / "areas.csv"
+    if table.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(table)!r} exists already (an earlier map); pass overwrite=True "
+            "(--overwrite) or choose another --out"
+        )
+    return False
 
 
 def _reference(
@@ -183,11 +238,17 @@ def _reference(
     model: str,
     folder: Path,
     overwrite: bool,
+    resume: bool,
 ) -> xr.DataArray:
     """Reference water on ``like``'s grid, written once as ``reference_water.tif`` (1 water,
     0 dry, 255 unseen) and read back lazily: the median water probability of the passes in
-    ``reference``, water where >= 0.5."""
+    ``reference``, water where >= 0.5. A resumed map reads the one it wrote (written whole or
+    not at all)."""
     from floodxr.writers import to_cog
+
+    path = folder / "reference_water.tif"
+    if resume and path.is_file():
+        return _read(path)
 
     try:
         found = stac.search_s1(box, reference, catalog=catalog, collection=collection)
@@ -198,9 +259,7 @@ def _reference(
     cube = stac.load(found, kind="s1", like=like.isel(time=0), mosaic=True, chunks=2048)
     probability = cube.flood.segment(model=model).chunk({"time": -1})
     median = probability.median("time", skipna=True)
-    path = to_cog(
-        _mask(median.notnull(), median >= 0.5), folder / "reference_water.tif", overwrite=overwrite
-    )
+    to_cog(_mask(median.notnull(), median >= 0.5), path, overwrite=overwrite)
     return _read(path)
 
 
@@ -284,4 +343,5 @@ def _picture(scene: xr.DataArray, shown: xr.DataArray, path: Path, stamp: str, f
     axis = scene.isel(every).flood.plot(
         shown.isel(every), title=f"Sentinel-1 {stamp} UTC with {what} (floodxr)"
     )
-    axis.figure.savefig(path, dpi=110)
+    with atomic(path, overwrite=True) as partial:  # refused in _map_pass unless overwrite
+        axis.figure.savefig(partial, dpi=110)

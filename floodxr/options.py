@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from floodxr._valid import (
@@ -36,8 +37,8 @@ OPTIONS: dict[str, Any] = {
 
 
 def _device(value: Any) -> str | None:
-    if isinstance(value, str) and (value == "cpu" or value.startswith(("cuda", "mps"))):
-        return None
+    if isinstance(value, str) and re.fullmatch(r"cpu|mps|cuda(:\d+)?", value):
+        return None  # whether this machine has it is checked where a model is loaded
     return f"must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}"
 
 

@@ -307,6 +307,7 @@ def segment(
         options = dict(OPTIONS)
     from floodxr import models  # torch is imported only when a network is asked for
 
+    models.check_device(options["device"])  # at the call, not when a chunk first computes
     weights = models.resolve(model)
     config = models.read_config(weights)
     da = _valid_bands(obj, config.bands)

@@ -12,13 +12,15 @@ ascending), flipped first where they are not.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import dask
 import numpy as np
@@ -39,10 +41,12 @@ from floodxr.options import OPTIONS
 
 __all__ = [
     "VECTOR_FORMATS",
+    "atomic",
     "block_regions",
     "north_up",
     "output_folder",
     "progress_over",
+    "remove_partials",
     "to_cog",
     "to_vector",
     "to_zarr",
@@ -111,16 +115,44 @@ def output_folder(path: str | Path) -> Path:
     floodxr.errors.OutputPathError: '.../notes.txt' is a file, so '.../maps' cannot be ...
     """
     path = _creatable(path, "a folder of outputs", itself=True)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _unwritable(path, err) from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _unwritable(path, PermissionError(errno.EACCES, "Permission denied"))
     return path
+
+
+#: The errors of a place that cannot be written (as opposed to an input that cannot be read).
+_WRITE_ERRORS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
+
+
+def _unwritable(path: Path, err: OSError) -> OutputPathError:
+    reason = err.strerror or type(err).__name__
+    return OutputPathError(
+        f"cannot write {str(path)!r} ({reason}); choose a folder you can write to "
+        "(e.g. --out under your home folder) or free some space"
+    )
 
 
 def _staging(path: Path, suffix: str) -> Path:
     """A fresh hidden name beside ``path`` for the partial output (never a user's own file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".floodxr-partial{suffix}", dir=path.parent
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=f".floodxr-partial{suffix}", dir=path.parent
+        )
+    except OSError as err:
+        raise _unwritable(path, err) from err
     os.close(handle)
     os.unlink(name)  # the name is ours; the writers create the file or the store themselves
     return Path(name)
@@ -131,6 +163,101 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def remove_partials(folder: str | Path) -> list[Path]:
+    """Remove from ``folder`` the hidden partial outputs that killed writes left behind (names
+    only :func:`atomic` makes); returns them. Call it only on a folder one run owns: a write in
+    progress there would lose its partial file."""
+    stale = sorted(Path(folder).glob(".*.floodxr-partial*"))
+    for path in stale:
+        _remove(path)
+    return stale
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or every file of a store, and the folders) to the disk."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for name in files:
+        with open(name, "rb") as handle:
+            os.fsync(handle.fileno())
+    folders = [path] if path.is_dir() else []
+    folders += [p for p in path.rglob("*") if p.is_dir()] if path.is_dir() else []
+    for folder in folders + [path.parent]:
+        _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles (Windows): the rename is enough
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+@contextlib.contextmanager
+def atomic(
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    kind: Literal["file", "store"] = "file",
+    suffix: str | None = None,
+) -> Iterator[Path]:
+    """The one way floodxr writes a file or a store: yields a fresh hidden name beside ``path``
+    to write to; when the block ends without an error the output is flushed to the disk (fsync)
+    and renamed to ``path``, otherwise removed. A kill at any moment leaves either no file or a
+    whole one under ``path``; an existing ``path`` is refused unless ``overwrite=True`` (a store
+    is replaced only by a store); a folder that cannot be written raises
+    :class:`~floodxr.errors.OutputPathError` naming it.
+
+    ``suffix`` (default: ``path``'s) ends the hidden name, for writers that pick the format by it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from floodxr.writers import atomic
+    >>> target = Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> with atomic(target) as partial:
+    ...     _ = partial.write_text("whole")
+    >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+    ('whole', ['notes.txt'])
+    >>> with atomic(target) as partial:
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.OutputExistsError: '.../notes.txt' exists already; pass overwrite=True ...
+    """
+    target = _target(path, overwrite, kind)
+    partial = _staging(target, target.suffix if suffix is None else suffix)
+    try:
+        yield partial
+        if not partial.exists():
+            raise OutputPathError(f"nothing was written to {str(target)!r}")
+        try:
+            _fsync(partial)
+            if kind == "store" and target.exists():
+                # a folder cannot be renamed over another: move the old store aside first
+                old = _staging(target, ".old")
+                target.rename(old)
+                partial.rename(target)
+                _remove(old)
+            else:
+                os.replace(partial, target)
+            _fsync_folder(target.parent)
+        except OSError as err:
+            raise _unwritable(target, err) from err
+    except OSError as err:
+        if err.errno not in _WRITE_ERRORS:
+            raise  # e.g. an input that cannot be read while the output is computed
+        raise _unwritable(target, err) from err
+    finally:
+        _remove(partial)
 
 
 XarrayT = TypeVar("XarrayT", xr.DataArray, xr.Dataset)
@@ -259,8 +386,7 @@ def to_cog(
     if nodata is None and da.dtype.kind == "f":
         nodata = np.nan
     bands = da.sizes.get("band", 1)
-    staging = _staging(path, ".tif")
-    final = _staging(path, ".cog.tif")
+    staging = _staging(path, ".tif")  # the tiled scratch copy, from which the COG is made
     profile = {
         "driver": "GTiff",
         "height": da.sizes["y"],
@@ -277,31 +403,30 @@ def to_cog(
         "BIGTIFF": "IF_SAFER",
     }
     try:
-        with rasterio.open(staging, "w", **profile) as dst:
-            for region in progress_over(list(block_regions(da)), f"writing {path.name}"):
-                rows = region.get("y", slice(0, da.sizes["y"]))
-                cols = region.get("x", slice(0, da.sizes["x"]))
-                layers = region.get("band", slice(0, bands))
-                height, width = rows.stop - rows.start, cols.stop - cols.start
-                values = np.asarray(da.isel(region).values).reshape(-1, height, width)
-                dst.write(
-                    values,
-                    indexes=list(range(layers.start + 1, layers.stop + 1)),
-                    window=Window(cols.start, rows.start, width, height),
-                )
-        resampling = "AVERAGE" if da.dtype.kind == "f" else "NEAREST"
-        rasterio.shutil.copy(
-            staging,
-            final,
-            driver="COG",
-            compress="DEFLATE",
-            blocksize=blocksize,
-            overview_resampling=resampling,
-        )
-        final.replace(path)
+        with atomic(path, overwrite=overwrite) as final:
+            with rasterio.open(staging, "w", **profile) as dst:
+                for region in progress_over(list(block_regions(da)), f"writing {path.name}"):
+                    rows = region.get("y", slice(0, da.sizes["y"]))
+                    cols = region.get("x", slice(0, da.sizes["x"]))
+                    layers = region.get("band", slice(0, bands))
+                    height, width = rows.stop - rows.start, cols.stop - cols.start
+                    values = np.asarray(da.isel(region).values).reshape(-1, height, width)
+                    dst.write(
+                        values,
+                        indexes=list(range(layers.start + 1, layers.stop + 1)),
+                        window=Window(cols.start, rows.start, width, height),
+                    )
+            resampling = "AVERAGE" if da.dtype.kind == "f" else "NEAREST"
+            rasterio.shutil.copy(
+                staging,
+                final,
+                driver="COG",
+                compress="DEFLATE",
+                blocksize=blocksize,
+                overview_resampling=resampling,
+            )
     finally:
         _remove(staging)
-        _remove(final)
     return path
 
 
@@ -327,8 +452,7 @@ def to_zarr(obj: xr.DataArray | xr.Dataset, store: str | Path, *, overwrite: boo
     ds = north_up(ds)
     if ds.chunks:
         ds = ds.chunk({dim: max(sizes) for dim, sizes in ds.chunks.items()})
-    partial = _staging(store, ".zarr")
-    try:
+    with atomic(store, overwrite=overwrite, kind="store", suffix=".zarr") as partial:
         if not ds.chunks:
             ds.to_zarr(partial, mode="w-", consolidated=False)
         else:
@@ -341,11 +465,6 @@ def to_zarr(obj: xr.DataArray | xr.Dataset, store: str | Path, *, overwrite: boo
                     # already in the store's metadata; xarray refuses to write it twice
                     variable.attrs.pop("_FillValue", None)
                 part.to_zarr(partial, region=region, consolidated=False)
-        if overwrite and store.exists():
-            shutil.rmtree(store)
-        partial.rename(store)
-    finally:
-        _remove(partial)
     return store
 
 
@@ -387,15 +506,10 @@ def to_vector(frame: Any, path: str | Path, *, overwrite: bool = False) -> Path:
             f"{str(path)!r}: cannot tell the format from the suffix {path.suffix!r}; use one of "
             f"{sorted(VECTOR_FORMATS)} (GeoParquet, GeoPackage, GeoJSON)"
         )
-    path = _target(path, overwrite, "file")
-    partial = _staging(path, path.suffix)
-    try:
+    with atomic(path, overwrite=overwrite) as partial:
         if kind == "GeoParquet":
             frame.to_parquet(partial)
         else:
             # the layer is named after the final file, not the hidden partial one
             frame.to_file(partial, driver=kind, layer=path.stem)
-        partial.replace(path)
-    finally:
-        _remove(partial)
     return path

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dask
@@ -69,6 +71,32 @@ def loopback(shared_data, tmp_path_factory):
     )
     with StacServer(world, port=port) as server:
         yield server
+
+
+#: ``floodxr map`` of the loopback world's Valencia box, with a reference period.
+VALENCIA_MAP = [
+    "--bbox",
+    "-0.05",
+    "39.02",
+    "-0.02",
+    "39.04",
+    "--datetime",
+    "2019-09-20/2019-09-30",
+    "--reference",
+    "2019-09-01/2019-09-15",
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="session")
+def valencia_map(loopback, tmp_path_factory):
+    """One uninterrupted ``floodxr map`` of :data:`VALENCIA_MAP`: ``(out, completed process)``."""
+    out = tmp_path_factory.mktemp("map") / "valencia"
+    floodxr = str(Path(sys.executable).with_name("floodxr"))
+    command = [floodxr, "map", *VALENCIA_MAP, "--catalog", loopback.url, "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return out, done
 
 
 @pytest.fixture(scope="session")

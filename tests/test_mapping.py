@@ -32,23 +32,8 @@ def truth_on(path: Path, date_index: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def mapped(loopback, tmp_path_factory):
-    out = tmp_path_factory.mktemp("map") / "valencia"
-    done = floodxr_map(
-        "--bbox",
-        *BOX,
-        "--datetime",
-        "2019-09-20/2019-09-30",
-        "--catalog",
-        loopback.url,
-        "--reference",
-        "2019-09-01/2019-09-15",
-        "--out",
-        str(out),
-        "--no-progress",
-    )
-    assert done.returncode == 0, done.stderr
-    return out, done
+def mapped(valencia_map):
+    return valencia_map
 
 
 def test_every_pass_gets_its_maps_polygons_picture_and_a_row(mapped):

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import dask
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from floodxr.writers import atomic
+
 if TYPE_CHECKING:
     from distributed import Client
 
@@ -88,8 +90,10 @@ class _ShipModel(WorkerPlugin):
 
         folder = Path(worker.local_directory) / "floodxr-models"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{self.name}.json").write_bytes(self.config)
-        (folder / f"{self.name}.safetensors").write_bytes(self.weights)
+        for suffix, data in ((".json", self.config), (".safetensors", self.weights)):
+            # a worker restarted in the same folder writes the same bytes again
+            with atomic(folder / f"{self.name}{suffix}", overwrite=True) as partial:
+                partial.write_bytes(data)
         models.register(self.name, folder / f"{self.name}.safetensors")
 
 

@@ -23,6 +23,7 @@ from floodxr.bands import NODATA
 from floodxr.basin.inputs import Basin
 from floodxr.errors import RunMismatchError
 from floodxr.grid import coords
+from floodxr.writers import atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,10 +72,8 @@ class Store:
             }
 
     def save(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        staging = self.manifest_path.with_suffix(".json.partial")
-        staging.write_text(json.dumps(self.manifest, indent=1, sort_keys=True))
-        staging.replace(self.manifest_path)
+        with atomic(self.manifest_path, overwrite=True) as partial:  # the store's own record
+            partial.write_text(json.dumps(self.manifest, indent=1, sort_keys=True))
 
     def check_settings(self, settings: dict[str, Any]) -> None:
         old = self.manifest["settings"]
@@ -186,6 +185,5 @@ class Store:
 
 
 def atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    staging = path.with_name(path.name + ".partial")
-    frame.to_csv(staging, index=False)
-    staging.replace(path)
+    with atomic(path, overwrite=True) as partial:  # the store's table, rewritten as it grows
+        frame.to_csv(partial, index=False)

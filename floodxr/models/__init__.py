@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from floodxr.bands import PAPER_RANGES, S1_BANDS, TEACHER_BANDS
-from floodxr.errors import ModelNotAvailableError, UnknownModelError
+from floodxr.errors import InvalidOptionError, ModelNotAvailableError, UnknownModelError
 from floodxr.models import checkpoint
 from floodxr.models.architecture import DeepLabV3PlusS2
 from floodxr.models.checkpoint import ModelConfig, read_config, save
@@ -29,6 +29,7 @@ __all__ = [
     "TEACHER",
     "WEIGHTS_DIR",
     "available",
+    "check_device",
     "checkpoint",
     "load",
     "read_config",
@@ -141,6 +142,35 @@ class LoadedModel:
 _CACHE = threading.local()
 
 
+def check_device(device: str) -> None:
+    """Refuse a torch device this machine does not have, naming it and the fix.
+
+    Examples
+    --------
+    >>> from floodxr.models import check_device
+    >>> check_device("cpu")
+    >>> check_device("cuda:7")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.InvalidOptionError: device='cuda:7': this machine has ... use device='cpu' ...
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count()
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise InvalidOptionError(
+                f"device={device!r}: this machine has {count} CUDA GPU(s) that torch can use "
+                "(torch.cuda.device_count()); use device='cpu' (floodxr.set_options(device="
+                "'cpu'), --device cpu)"
+            )
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidOptionError(
+            f"device={device!r}: torch has no MPS (Apple GPU) backend here; use device='cpu'"
+        )
+
+
 def load(name_or_path: str | Path, *, device: str = "cpu") -> LoadedModel:
     """Load a registered model or a checkpoint, cached per thread (timm models are not thread-safe).
 
@@ -154,6 +184,7 @@ def load(name_or_path: str | Path, *, device: str = "cpu") -> LoadedModel:
     >>> model.config.bands, models.load(path) is model
     (('vv', 'vh'), True)
     """
+    check_device(device)
     weights = resolve(name_or_path)
     cache: dict[tuple[str, int, str], LoadedModel] = _CACHE.__dict__.setdefault("models", {})
     key = (str(weights.resolve()), weights.stat().st_mtime_ns if weights.exists() else 0, device)

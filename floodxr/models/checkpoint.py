@@ -25,6 +25,7 @@ from floodxr._valid import Rule, integer, multiple, real, unknown_keys, violatio
 from floodxr.bands import VERSION
 from floodxr.errors import CheckpointError, OutputExistsError
 from floodxr.models.architecture import COMPACT, COMPACT_CONTEXT, DeepLabV3PlusS2, check_encoder
+from floodxr.writers import atomic
 
 __all__ = ["FORMAT", "ModelConfig", "save", "read_config", "load_weights", "paths"]
 
@@ -214,18 +215,18 @@ def save(
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     # the bands and their ranges travel with the weights too: a JSON edited afterwards that
     # reorders or rescales them would feed the network the wrong channels (see _checked)
-    save_file(
-        state,
-        str(weights),
-        metadata={
-            "format": FORMAT,
-            "name": config.name,
-            "bands": json.dumps(list(config.bands)),
-            "normalization": json.dumps({b: list(v) for b, v in config.normalization.items()}),
-            "context": json.dumps(config.context),
-        },
-    )
-    config_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    metadata = {
+        "format": FORMAT,
+        "name": config.name,
+        "bands": json.dumps(list(config.bands)),
+        "normalization": json.dumps({b: list(v) for b, v in config.normalization.items()}),
+        "context": json.dumps(config.context),
+    }
+    # the weights first, the config last: a checkpoint loads only once both are whole
+    with atomic(weights, overwrite=overwrite) as partial:
+        save_file(state, str(partial), metadata=metadata)
+    with atomic(config_path, overwrite=overwrite) as partial:
+        partial.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights
 
 

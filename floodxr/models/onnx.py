@@ -23,6 +23,7 @@ import numpy as np
 
 from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning, OutputExistsError
 from floodxr.models import checkpoint, load
+from floodxr.writers import atomic
 
 __all__ = ["export", "load_session", "cache_dir", "usable", "quantize", "int8_path"]
 
@@ -63,10 +64,9 @@ def export(weights: str | Path, target: str | Path) -> Path:
 
     model = load(weights)
     dummy = torch.zeros(1, len(model.config.bands), 64, 64)
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    with warnings.catch_warnings():
+    # a killed export never leaves a truncated model behind; the int8 engine re-exports a
+    # model that changed, so an existing file is replaced
+    with atomic(target, overwrite=True) as partial, warnings.catch_warnings():
         # the padding branch is traced for 64 px inputs; segment only feeds multiples of 16
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # the dynamo exporter needs onnxscript; the TorchScript one is exact here (< 1e-6)
@@ -81,8 +81,7 @@ def export(weights: str | Path, target: str | Path) -> Path:
             output_names=["logits"],
             dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
         )
-    partial.replace(target)  # a killed export never leaves a truncated model behind
-    return target
+    return Path(target)
 
 
 def int8_path(weights: str | Path) -> Path:
@@ -152,9 +151,8 @@ def quantize(
         )
         model = onnx.load(str(int8))
         onnx.helper.set_model_props(model, {"floodxr_weights_sha256": _sha256(path)})
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        onnx.save(model, str(partial))
-    partial.replace(target)
+        with atomic(target, overwrite=overwrite) as partial:
+            onnx.save(model, str(partial))
     return target
 
 
@@ -167,7 +165,14 @@ def _int8_target(path: Path) -> Path:
         )
     import onnx
 
-    model = onnx.load(str(target), load_external_data=False)
+    try:
+        model = onnx.load(str(target), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and others: the file is not a model
+        raise CheckpointError(
+            f"{str(target)!r} is not a readable ONNX model ({type(err).__name__}); quantize the "
+            "checkpoint again (floodxr.models.onnx.quantize(..., overwrite=True)) or use "
+            "engine='onnx'"
+        ) from err
     props = {p.key: p.value for p in model.metadata_props}
     if props.get("floodxr_weights_sha256") != _sha256(path):
         raise CheckpointError(
@@ -259,6 +264,9 @@ def load_session(
             "engine='onnx' needs onnxruntime and onnx: pip install onnx onnxruntime, or use "
             "floodxr.set_options(engine='torch')"
         ) from err
+    from floodxr.models import check_device
+
+    check_device(device)
     path = checkpoint.paths(weights)[0].resolve()
     key = (str(path), path.stat().st_mtime_ns, threads, device, int8)
     with _LOCK:
@@ -280,6 +288,12 @@ def load_session(
             try:
                 session = _session(ort, target, options, device)
             except Exception as err:  # onnxruntime raises its own unexported classes
+                if int8:  # the user's own int8 model: never replaced by an export
+                    raise CheckpointError(
+                        f"ONNX Runtime cannot load the int8 model {str(target)!r} ({err}); "
+                        "quantize the checkpoint again (floodxr.models.onnx.quantize(..., "
+                        "overwrite=True)) or use engine='onnx'"
+                    ) from err
                 # a truncated or corrupted cache file (a full disk, a killed copy): export again
                 warnings.warn(
                     f"the cached ONNX export {str(target)!r} cannot be loaded ({err}); "

@@ -164,8 +164,8 @@ def serve_synthetic(root: str | Path | None = None) -> Iterator[tuple[Any, Path]
         if "served" not in _SHARED:
             stack = contextlib.ExitStack()
             # the folder goes with the server when the process exits (31 MB per process)
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="floodxr-world-"))
-            _SHARED["served"] = stack.enter_context(serve_synthetic(folder))
+            temporary = stack.enter_context(tempfile.TemporaryDirectory(prefix="floodxr-world-"))
+            _SHARED["served"] = stack.enter_context(serve_synthetic(temporary))
             atexit.register(stack.close)
         yield _SHARED["served"]
         return

@@ -16,7 +16,6 @@ result: ``floodxr train student --config ... --cv events``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from floodxr.metrics import Calibration, Confusion, aggregate_iou, calibration, 
 from floodxr.segment import water_cut
 from floodxr.train.config import StageConfig, build_sources, run_stage
 from floodxr.train.data import Source
+from floodxr.writers import atomic
 
 __all__ = ["BASELINES", "cross_validate", "events_of", "score_held_out", "score_unseen"]
 
@@ -113,9 +113,8 @@ def _plain(value: Any) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    with atomic(path, overwrite=True) as partial:  # the fold's record, rewritten as it grows
+        partial.write_text(json.dumps(data, indent=2))
 
 
 def _events_metadata(config: StageConfig) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from floodxr.evaluation import score
 from floodxr.models import ModelConfig, save
 from floodxr.options import OPTIONS, set_options
 from floodxr.train.data import CropDataset, Scene, loader
+from floodxr.writers import atomic
 
 __all__ = [
     "Schedule",
@@ -159,9 +159,11 @@ def _write_state(
             if buffer is not None:
                 tensors[f"momentum.{names[id(param)]}"] = buffer.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": STATE_FORMAT, "meta": json.dumps(meta)})
-    os.replace(tmp, path)  # atomic: a kill leaves the old state or the new one, never half
+    # a kill leaves the old state or the new one, never half
+    with atomic(path, overwrite=True) as partial:
+        save_file(
+            tensors, str(partial), metadata={"format": STATE_FORMAT, "meta": json.dumps(meta)}
+        )
 
 
 def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -198,12 +200,10 @@ def _csv_rows(path: Path, upto: int) -> list[dict[str, str]]:
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic(path, overwrite=True) as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _start_from(network: torch.nn.Module, config: ModelConfig, path: Path) -> None:
@@ -468,7 +468,8 @@ def _fit(
     _write_csv(csv_path, rows)
     from floodxr.plot import training_curves
 
-    training_curves(csv_path).savefig(out / "curves.png", dpi=80)
+    with atomic(out / "curves.png", overwrite=True) as partial:  # redrawn with the csv
+        training_curves(csv_path).savefig(partial, dpi=80)
     return RunResult(
         out=out, best=best, last=last, best_iou=best_iou, best_step=best_step, steps=schedule.steps
     )

@@ -32,6 +32,7 @@ from floodxr.models.checkpoint import ARCHITECTURES, STRIDE_8, paths
 from floodxr.train.data import Augment, CropDataset, Scene, Source
 from floodxr.train.engine import RunResult, Schedule, device, fit
 from floodxr.train.losses import distillation_loss, edge_weighted_cross_entropy
+from floodxr.writers import atomic
 
 __all__ = ["TrainConfig", "PAPER", "CPU", "GridResult", "supervised", "teacher", "student"]
 
@@ -207,8 +208,12 @@ def _grid(
         runs.append(one(schedule, out / f"lr{lr:g}_wd{weight_decay:g}"))
     chosen = max(runs, key=lambda r: r.best_iou)
     for source, target in zip(paths(chosen.best), paths(out / "best"), strict=True):
-        shutil.copyfile(source, target)
-    with (out / "grid.csv").open("w", newline="") as handle:
+        with atomic(target, overwrite=True) as partial:  # the grid's choice, made again on resume
+            shutil.copyfile(source, partial)
+    with (
+        atomic(out / "grid.csv", overwrite=True) as partial,
+        partial.open("w", newline="") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["run", "best_valid_iou", "best_step", "chosen"])
         for run in runs:

@@ -1,0 +1,280 @@
+"""Faults: kills, Ctrl-C, unwritable folders, corrupt models, absent devices (issue 24).
+
+Every file floodxr writes goes through :func:`floodxr.writers.atomic`; these tests kill the
+real ``floodxr map`` at several moments and check that every file under its final name is whole
+and that running the same command again completes the map.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import floodxr
+from floodxr.errors import CheckpointError, InvalidOptionError, OutputExistsError, OutputPathError
+from floodxr.writers import atomic
+
+from conftest import VALENCIA_MAP
+
+FLOODXR = str(Path(sys.executable).with_name("floodxr"))
+
+
+def map_command(url: str, out: Path) -> list[str]:
+    return [FLOODXR, "map", *VALENCIA_MAP, "--catalog", url, "--out", str(out)]
+
+
+def assert_whole(path: Path) -> None:
+    """Read ``path`` completely the way a user would open it; fails on a truncated file."""
+    suffix = path.suffix
+    if suffix == ".tif":
+        with rasterio.open(path) as src:
+            src.read()
+            for level in src.overviews(1):
+                src.read(1, out_shape=(src.height // level, src.width // level))
+    elif suffix == ".parquet":
+        gpd.read_parquet(path)
+    elif suffix == ".png":
+        with Image.open(path) as image:
+            image.load()
+    elif suffix == ".json":
+        json.loads(path.read_text())
+    elif suffix == ".csv":
+        pd.read_csv(path)
+    else:
+        raise AssertionError(f"unexpected output {path.name}")
+
+
+# --- the writer itself -----------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    payload=st.binary(max_size=4096),
+    fail=st.booleans(),
+    existing=st.one_of(st.none(), st.binary(min_size=1, max_size=64)),
+    overwrite=st.booleans(),
+)
+def test_atomic_leaves_the_old_file_or_the_whole_new_one(
+    tmp_path_factory, payload, fail, existing, overwrite
+):
+    folder = tmp_path_factory.mktemp("atomic")
+    target = folder / "out.bin"
+    if existing is not None:
+        target.write_bytes(existing)
+    try:
+        with atomic(target, overwrite=overwrite) as partial:
+            assert partial.parent == folder and partial.name.startswith(".out.bin.")
+            partial.write_bytes(payload[: len(payload) // 2])
+            if fail:
+                raise RuntimeError("killed half way")
+            partial.write_bytes(payload)
+    except RuntimeError:
+        assert fail
+    except OutputExistsError:
+        assert existing is not None and not overwrite
+    expected = (
+        payload
+        if not fail and (existing is None or overwrite)
+        else existing  # untouched (or still absent)
+    )
+    assert (target.read_bytes() if target.exists() else None) == expected
+    assert [p.name for p in folder.iterdir()] == (["out.bin"] if expected is not None else [])
+
+
+def test_a_store_is_replaced_only_by_a_store_and_whole(tmp_path):
+    scene = floodxr.testing.synthetic_scene((64, 64), seed=0, chunks=32)
+    store = scene.s1.flood.otsu().flood.to_zarr(tmp_path / "water.zarr")
+    again = scene.s1.flood.otsu().flood.to_zarr(store, overwrite=True)
+    assert again == store and sorted(p.name for p in tmp_path.iterdir()) == ["water.zarr"]
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        scene.s1.flood.otsu().flood.to_zarr(store)
+
+
+def test_an_unwritable_place_is_named(tmp_path):
+    scene = floodxr.testing.synthetic_scene((32, 32), seed=0)
+    # /proc takes no new files, whoever runs the test (root included)
+    with pytest.raises(OutputPathError, match="cannot write '/proc/floodxr-test/water.tif'"):
+        scene.s1.flood.otsu().flood.to_cog("/proc/floodxr-test/water.tif")
+    done = subprocess.run(
+        [FLOODXR, "demo", "--out", "/proc/floodxr-test"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cannot write '/proc/floodxr-test'" in done.stderr
+
+
+# --- floodxr map under kills and Ctrl-C ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(valencia_map):
+    return valencia_map
+
+
+def kill_at_event(command: list[str], folder: Path, nth: int) -> int | None:
+    """Run ``command`` and SIGKILL it at the ``nth`` change it makes in ``folder`` (a hidden
+    partial file appearing: mid-write; a final file landing or being replaced: between two
+    writes); returns the exit status when it finished first, None when it was killed."""
+
+    def state() -> set[tuple[str, int]]:
+        try:
+            return {(p.name, p.stat().st_mtime_ns) for p in folder.iterdir()}
+        except FileNotFoundError:  # not created yet, or a partial renamed while listed
+            return set()
+
+    seen = state()
+    events = 0
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while process.poll() is None:
+        now = state()
+        events += len(now - seen)
+        seen |= now
+        if events >= nth:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return None
+        time.sleep(0.002)
+    return process.returncode
+
+
+def test_a_killed_map_leaves_whole_files_and_a_rerun_completes_it(
+    loopback, uninterrupted, tmp_path
+):
+    whole, _ = uninterrupted
+    out = tmp_path / "map"
+    command = map_command(loopback.url, out)
+    # successive runs are killed at their 1st, 6th, 11th ... change to the folder, so the kills
+    # walk through the whole map: mid-write and between writes, in the reference and in the
+    # pass; the folder is the same each time, and each run resumes what the last one left
+    kills = 0
+    for nth in range(1, 60, 5):
+        status = kill_at_event(command, out, nth)
+        for path in out.iterdir() if out.exists() else []:
+            if not path.name.startswith("."):
+                assert_whole(path)
+        if status is not None:
+            assert status == 0
+            break
+        kills += 1
+    else:
+        pytest.fail("the map never finished")
+    assert kills >= 3, f"only {kills} kills: the map made fewer changes than it writes files"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in whole.iterdir()), "stale partial files were left"
+    for path in out.iterdir():
+        assert_whole(path)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "areas.csv"), pd.read_csv(whole / "areas.csv"))
+    for name in ("reference_water.tif", *(p.name for p in whole.glob("*_flood.tif"))):
+        with rasterio.open(out / name) as a, rasterio.open(whole / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_a_finished_map_is_not_redone_and_another_request_is_refused(loopback, uninterrupted):
+    out, _ = uninterrupted
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = subprocess.run(map_command(loopback.url, out), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    changed = sorted(n for n, t in stamps.items() if (out / n).stat().st_mtime_ns != t)
+    assert changed == ["areas.csv", "floodxr-map.json"]  # the passes were read, not redone
+    other = map_command(loopback.url, out)
+    other[other.index("--datetime") + 1] = "2019-09-20/2019-09-29"
+    refused = subprocess.run(other, capture_output=True, text=True)
+    assert refused.returncode == 2 and "differs in datetime" in refused.stderr
+    assert "--overwrite" in refused.stderr
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(loopback, tmp_path):
+    out = tmp_path / "map"
+    process = subprocess.Popen(
+        map_command(loopback.url, out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not (out / "floodxr-map.json").exists():  # past the imports and the checks
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "floodxr map: interrupted; outputs already written are whole"
+    )
+
+
+# --- models and devices ----------------------------------------------------------------------
+
+
+def test_a_corrupt_model_is_named_before_any_request(tmp_path):
+    weights = Path(floodxr.models.resolve("student"))
+    (tmp_path / "bad.json").write_bytes(weights.with_suffix(".json").read_bytes())
+    (tmp_path / "bad.safetensors").write_bytes(weights.read_bytes()[:1000])
+    done = subprocess.run(
+        map_command("http://127.0.0.1:9", tmp_path / "out")
+        + ["--model", str(tmp_path / "bad.safetensors")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "bad.safetensors" in done.stderr
+    assert "not a readable safetensors file" in done.stderr
+    assert "cannot connect" not in done.stderr
+
+
+@pytest.fixture
+def corrupt_int8(tmp_path):
+    source = Path(floodxr.models.resolve("student"))
+    for suffix in (".safetensors", ".json"):
+        (tmp_path / f"s{suffix}").write_bytes(source.with_suffix(suffix).read_bytes())
+    garbage = np.random.default_rng(0).bytes(2048)
+    (tmp_path / "s.int8.onnx").write_bytes(garbage)
+    return tmp_path / "s.safetensors", garbage
+
+
+def test_a_corrupt_int8_model_falls_back_with_auto_and_is_refused_when_asked(
+    corrupt_int8, monkeypatch, tmp_path
+):
+    weights, garbage = corrupt_int8
+    monkeypatch.setenv("FLOODXR_CACHE", str(tmp_path / "cache"))
+    scene = floodxr.testing.synthetic_scene((96, 96), seed=1)
+    with pytest.warns(floodxr.FloodxrWarning, match="is not a readable ONNX model"):
+        auto = scene.s1.flood.segment(model=str(weights)).compute()
+    fp32 = scene.s1.flood.segment(model=str(weights), engine="onnx").compute()
+    np.testing.assert_array_equal(auto.values, fp32.values)
+    with pytest.raises(CheckpointError, match=r"s\.int8\.onnx' is not a readable ONNX model"):
+        scene.s1.flood.segment(model=str(weights), engine="onnx-int8").compute()
+    assert (weights.parent / "s.int8.onnx").read_bytes() == garbage  # never replaced
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.device_count() > 0, reason="this machine has a CUDA GPU"
+)
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_an_absent_gpu_is_named_at_the_call(device):
+    scene = floodxr.testing.synthetic_scene((64, 64), seed=0, chunks=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: the call is refused outright
+        with pytest.raises(InvalidOptionError, match=f"device='{device}'.*use device='cpu'"):
+            scene.s1.flood.segment(device=device)
+    with pytest.raises(InvalidOptionError, match="use device='cpu'"):
+        floodxr.models.load("student", device=device)
+
+
+def test_a_device_name_is_checked_by_its_form():
+    with pytest.raises(InvalidOptionError, match="'cuda:N'"):
+        floodxr.set_options(device="cuda1")
+    with floodxr.set_options(device="cuda:0"):
+        pass  # a well-formed name is kept; whether the machine has it is checked at the call
