@@ -16,6 +16,7 @@ of which is negative is linear power or amplitude, never dB; values below :data:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,11 +28,13 @@ import xarray as xr
 
 from floodxr.bands import S1_BANDS, XarrayObj
 from floodxr.errors import (
+    InvalidLayerError,
     InvalidOptionError,
     MissingBandError,
     MissingDimensionError,
     NotANumberError,
     UnitsError,
+    WrongTypeError,
 )
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "LINEAR_UNITS",
     "declared_nodata",
     "masked",
+    "layer",
     "require_db",
     "check_db_values",
     "check_db_summary",
@@ -135,6 +139,70 @@ def masked(da: xr.DataArray, *, nonfinite: bool = True) -> xr.DataArray:
     out.attrs = {k: v for k, v in da.attrs.items() if k not in _NODATA_ATTRS}
     out.encoding = {k: v for k, v in da.encoding.items() if k not in _NODATA_ATTRS}
     return out
+
+
+def _check_layer(
+    block: np.ndarray, what: str, low: float, high: float, integral: bool, fix: str
+) -> np.ndarray:
+    valid = block[np.isfinite(block)]
+    if valid.size == 0:
+        return block
+    outside = valid[(valid < low) | (valid > high)]
+    if outside.size:
+        values, counts = np.unique(outside, return_counts=True)
+        common = float(values[np.argmax(counts)])
+        raise InvalidLayerError(
+            f"{what} has values from {float(valid.min()):g} to {float(valid.max()):g}, outside "
+            f"{low:g}..{high:g} ({outside.size} pixels, most often {common:g}); if {common:g} "
+            f"marks missing pixels, declare it: layer.rio.write_nodata({common:g}); {fix}"
+        )
+    if integral and np.any(valid != np.round(valid)):
+        raise InvalidLayerError(
+            f"{what} has fractional values (e.g. {float(valid[valid != np.round(valid)][0]):g}) "
+            f"where whole classes belong; {fix}"
+        )
+    return block
+
+
+def layer(
+    da: Any, what: str, *, low: float, high: float, fix: str, integral: bool = False
+) -> xr.DataArray:
+    """An ancillary layer (DEM, surface-water occurrence, reference water mask, land cover) held
+    to the rules radar is held to: float32 with every invalid pixel NaN (the nodata value it
+    declares, NaN, +-inf), and its valid values within ``low..high`` (and whole numbers with
+    ``integral``), checked now for numpy and in each block for dask. A value outside is
+    refused with :class:`~floodxr.errors.InvalidLayerError` naming it (most often an undeclared
+    nodata value such as -32768 or 255) and ``fix``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr._valid import layer
+    >>> dem = xr.DataArray(np.array([12.0, -32768.0]), dims="x", attrs={"_FillValue": -32768})
+    >>> layer(dem, "the DEM", low=-500, high=9000, fix="give elevations in metres").values
+    array([12., nan], dtype=float32)
+    >>> layer(dem.drop_attrs(), "the DEM", low=-500, high=9000, fix="...")
+    Traceback (most recent call last):
+    ...
+    floodxr.errors.InvalidLayerError: the DEM has values from -32768 to 12, outside -500..9000 (1 \
+pixels, most often -32768); if -32768 marks missing pixels, declare it: ...
+    """
+    if not isinstance(da, xr.DataArray):
+        raise WrongTypeError(f"{what} must be an xarray DataArray, got {type(da).__name__}")
+    if da.dtype.kind not in "biuf":
+        raise WrongTypeError(
+            f"{what} has dtype {da.dtype}; give numbers (e.g. layer.astype('float32'))"
+        )
+    values = masked(da if da.dtype.kind != "b" else da.astype("uint8"))
+    values = values.astype("float32") if values.dtype != np.float32 else values
+    check = functools.partial(
+        _check_layer, what=what, low=low, high=high, integral=integral, fix=fix
+    )
+    if isinstance(values.data, dsa.Array):
+        data = dsa.map_blocks(check, values.data, dtype="float32", meta=np.array((), "float32"))
+        return values.copy(data=data)
+    check(np.asarray(values.data))
+    return values
 
 
 def check_not_linear_attrs(obj: Any, who: str) -> None:

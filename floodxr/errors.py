@@ -104,6 +104,10 @@ class InvalidGridError(FloodxrError, ValueError):
     """Coordinates, transform and CRS that cannot describe a place on Earth together."""
 
 
+class InvalidLayerError(FloodxrError, ValueError):
+    """An ancillary layer (DEM, water occurrence, reference water) holds values it cannot."""
+
+
 class NotAMaskError(FloodxrError, ValueError):
     """A water mask was expected (1 water, 0 not water, nodata), got other values."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import dask.array as dsa
 import numpy as np
@@ -31,6 +31,10 @@ from floodxr.errors import InvalidGridError, MissingDimensionError
 
 __all__ = [
     "Bbox",
+    "align",
+    "flips_to_north_up",
+    "oriented",
+    "transform",
     "block_area_km2",
     "coords",
     "geometry_area_km2",
@@ -116,6 +120,170 @@ def template(box: GeoBox, chunks: int | tuple[int, int], dtype: Any = "uint8") -
         raise InvalidGridError(f"the grid {box!r} has no CRS")
     crs = f"EPSG:{box.crs.epsg}" if box.crs.epsg is not None else box.crs.to_wkt()
     return da.rio.write_crs(crs).rio.write_transform(box.affine)
+
+
+def _steps(obj: xr.DataArray | xr.Dataset, dim: str) -> float | None:
+    """The one step of the ``dim`` coordinate (None for a single pixel), refused if uneven."""
+    values = np.asarray(obj[dim].values, dtype="float64")
+    if values.size < 2:
+        return None
+    steps = np.diff(values)
+    if steps[0] == 0 or not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+        raise InvalidGridError(
+            f"the {dim!r} coordinate is not evenly spaced (steps from {steps.min():.6g} "
+            f"to {steps.max():.6g}), so no raster transform describes it; sort it "
+            f"(da.sortby({dim!r})) or reproject onto a regular grid (da.rio.reproject)"
+        )
+    return float(steps[0])
+
+
+def transform(obj: xr.DataArray | xr.Dataset) -> Affine:
+    """The grid of ``obj`` from its ``y`` and ``x`` coordinates, never from a stored
+    ``GeoTransform`` (slicing, striding or flipping an array keeps its parent's, stale).
+
+    A single row or column takes its pixel size from the stored transform (one coordinate
+    cannot give it). Uneven coordinates are refused (:class:`InvalidGridError`).
+
+    Examples
+    --------
+    >>> import floodxr
+    >>> from floodxr.grid import transform
+    >>> mask = floodxr.testing.synthetic_scene((4, 4), seed=0).s1.flood.otsu()
+    >>> tuple(mask[::2, ::2].rio.transform())[:6]  # rioxarray's: the parent's, stale
+    (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0)
+    >>> tuple(transform(mask[::2, ::2]))[:6]
+    (20.0, 0.0, 499995.0, 0.0, -20.0, 5000005.0)
+    """
+    for dim in ("y", "x"):
+        if dim not in obj.dims or dim not in obj.coords:
+            raise MissingDimensionError(
+                f"a grid needs 'y' and 'x' dimensions with coordinates, got dims "
+                f"{tuple(obj.dims)}; rename them (da.rename(lat='y', lon='x'))"
+            )
+    dy, dx = _steps(obj, "y"), _steps(obj, "x")
+    if dy is None or dx is None:
+        stored = obj.rio.transform()
+        dy = stored.e if dy is None else dy
+        dx = stored.a if dx is None else dx
+        if stored == Affine.identity() and (obj.sizes["y"] == 1 or obj.sizes["x"] == 1):
+            raise InvalidGridError(
+                "a single row or column has no pixel size in its coordinates and no "
+                "transform to take it from; write one with da.rio.write_transform(...)"
+            )
+    y0 = float(obj["y"].values[0])
+    x0 = float(obj["x"].values[0])
+    return Affine(dx, 0.0, x0 - dx / 2, 0.0, dy, y0 - dy / 2)
+
+
+XarrayT = TypeVar("XarrayT", xr.DataArray, xr.Dataset)
+
+
+def oriented(obj: XarrayT) -> tuple[XarrayT, dict[str, slice]]:
+    """``obj`` north-up (``y`` descending, ``x`` ascending; flipped lazily where it is not),
+    with its transform from the coordinates, and the flips made (``obj.isel(flips)`` undoes
+    them). Networks and terrain see rows as north to south and columns as west to east.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr.grid import oriented
+    >>> da = xr.DataArray(np.arange(4).reshape(2, 2), dims=("y", "x"),
+    ...                   coords={"y": [0.5, 1.5], "x": [0.5, 1.5]})
+    >>> up, flips = oriented(da)
+    >>> up.y.values.tolist(), up.values.tolist(), list(flips)
+    ([1.5, 0.5], [[2, 3], [0, 1]], ['y'])
+    """
+    for dim in ("y", "x"):
+        if dim in obj.dims and dim in obj.coords:
+            _steps(obj, dim)  # refuse uneven coordinates: no transform describes them
+    flips = flips_to_north_up(obj)
+    out = obj.isel(flips) if flips else obj
+    if out.rio.crs is not None and "y" in out.coords and "x" in out.coords:
+        out = out.rio.write_transform(transform(out))
+    return out, flips
+
+
+def flips_to_north_up(obj: xr.DataArray | xr.Dataset) -> dict[str, slice]:
+    """The reversals (``obj.isel(flips)``) that put rows north to south and columns west to
+    east, judged by the first and last coordinate (no reversal without coordinates)."""
+    flips = {}
+    for dim, descending in (("y", True), ("x", False)):
+        if dim in obj.dims and dim in obj.coords and obj.sizes[dim] > 1:
+            first, last = (float(v) for v in obj[dim].values[[0, -1]])
+            if (last > first) == descending:
+                flips[dim] = slice(None, None, -1)
+    return flips
+
+
+def align(layer: xr.DataArray, target: xr.DataArray, what: str) -> xr.DataArray:
+    """``layer`` on ``target``'s ``y``/``x`` grid, matched by coordinates and CRS: pixels of
+    the target the layer does not cover are NaN (a layer's integers become floats). A layer on
+    another CRS, pixel size or lattice is refused (reproject it), as is one that does not
+    overlap the target. A layer without ``y``/``x`` coordinates of the target's shape is taken
+    by position (it has nothing else to go by). Lazy.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr.grid import align
+    >>> target = xr.DataArray(np.zeros((1, 3)), dims=("y", "x"), coords={"y": [5.0],
+    ...                       "x": [0.5, 1.5, 2.5]})
+    >>> layer = xr.DataArray(np.array([[7.0, 8.0, 9.0]]), dims=("y", "x"),
+    ...                      coords={"y": [5.0], "x": [1.5, 2.5, 3.5]})
+    >>> align(layer, target, "the layer").values.tolist()
+    [[nan, 7.0, 8.0]]
+    """
+    spatial = [d for d in ("y", "x") if d in layer.dims]  # one of them: broadcast along the other
+    if not spatial:
+        raise MissingDimensionError(
+            f"{what} needs 'y' and 'x' dimensions, got dims {tuple(layer.dims)}"
+        )
+    if not all(d in layer.coords for d in spatial):
+        if any(layer.sizes[d] != target.sizes[d] for d in spatial):
+            raise InvalidGridError(
+                f"{what} of {dict(layer.sizes)} px has no coordinates and cannot be laid on a "
+                f"map of {dict(target.sizes)} px: give it the map's coordinates, or put it on "
+                "the map's grid (layer.rio.reproject_match(map))"
+            )
+        return layer.assign_coords({d: target[d].values for d in spatial})
+    theirs, ours = layer.rio.crs, target.rio.crs
+    if theirs is not None and ours is not None and theirs != ours:
+        raise InvalidGridError(
+            f"{what} is in {theirs.to_string()}, the map in {ours.to_string()}; reproject "
+            "it onto the map's grid: layer.rio.reproject_match(map)"
+        )
+    fix = "put it on the map's grid: layer.rio.reproject_match(map)"
+    index = {}
+    for dim in spatial:
+        mine, wanted = _steps(layer, dim), _steps(target, dim)
+        if (
+            mine is not None
+            and wanted is not None
+            and not math.isclose(abs(mine), abs(wanted), rel_tol=1e-6)
+        ):
+            raise InvalidGridError(
+                f"{what} has {abs(mine):g} px along {dim!r}, the map {abs(wanted):g}; {fix}"
+            )
+        step = abs(wanted or mine or 1.0)
+        have = np.asarray(layer[dim].values, dtype="float64")
+        want = np.asarray(target[dim].values, dtype="float64")
+        shift = (have[0] - want[0]) / step
+        if abs(shift - round(shift)) > 1e-3:
+            raise InvalidGridError(
+                f"{what}'s pixels are offset from the map's by {abs(shift - round(shift)):.3f} "
+                f"px along {dim!r}; {fix}"
+            )
+        low, high = min(have[0], have[-1]), max(have[0], have[-1])
+        if want.max() < low - step / 2 or want.min() > high + step / 2:
+            raise InvalidGridError(
+                f"{what} does not overlap the map ({dim} from {low:g} to {high:g}, the map's "
+                f"from {want.min():g} to {want.max():g}); give a layer that covers the map"
+            )
+        index[dim] = (want, step)
+    out = layer if layer.dtype.kind == "f" else layer.astype("float32")
+    for dim, (want, step) in index.items():
+        out = out.reindex({dim: want}, method="nearest", tolerance=step / 4)
+    return out.assign_coords({d: target[d] for d in spatial})
 
 
 @functools.lru_cache(maxsize=64)
@@ -220,7 +388,7 @@ def pixel_area_km2(obj: xr.DataArray) -> xr.DataArray:
         raise MissingDimensionError(
             "an area needs a CRS; set one with da.rio.write_crs('EPSG:32633')"
         )
-    transform = obj.rio.transform()
+    grid = transform(obj)  # from the coordinates: a strided slice keeps a stale GeoTransform
     ny, nx = obj.sizes["y"], obj.sizes["x"]
     chunks: Any = AREA_BLOCK
     if obj.chunks is not None:
@@ -228,14 +396,14 @@ def pixel_area_km2(obj: xr.DataArray) -> xr.DataArray:
 
     proj = _crs(crs.to_wkt())
     # geographic grids: every row's area now (cheap, and a wrong grid fails here, not in compute)
-    rows = _geodesic_rows(transform, range(ny))[:, None] if proj.is_geographic else None
+    rows = _geodesic_rows(grid, range(ny))[:, None] if proj.is_geographic else None
 
     def block(block_info: dict | None = None) -> np.ndarray:
         (y0, y1), (x0, x1) = block_info[None]["array-location"]  # type: ignore[index]
         if rows is not None:
             part = rows[y0:y1]
         else:
-            part = block_area_km2(crs, transform, range(y0, y1), range(x0, x1))
+            part = block_area_km2(crs, grid, range(y0, y1), range(x0, x1))
         return np.broadcast_to(part, (y1 - y0, x1 - x0))
 
     data = dsa.map_blocks(block, chunks=dsa.core.normalize_chunks(chunks, (ny, nx)), dtype="f8")

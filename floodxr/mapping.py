@@ -37,6 +37,7 @@ import xarray as xr
 from floodxr._valid import number
 from floodxr.bands import NODATA
 from floodxr.errors import InvalidOptionError, NoItemsError, OutputExistsError
+from floodxr.grid import align
 from floodxr.segment import water_cut
 from floodxr.writers import atomic, output_folder, remove_partials
 
@@ -307,9 +308,10 @@ def _map_pass(
         "flood_km2": float("nan"),
     }
     if before is not None:
-        # the reference is on this grid (loaded like the pass): align by position
-        known = water.copy(data=before.data)
-        flood = _mask(seen & (known != NODATA), (water == 1) & (known == 0))
+        # loaded like the pass, the reference is on its grid; laid on it by coordinates all
+        # the same (a pixel it did not see is never flood)
+        known = align(before, water, "the reference water")
+        flood = _mask(seen & known.notnull() & (known != NODATA), (water == 1) & (known == 0))
         to_cog(flood, names["flood"], overwrite=overwrite)
         shown = _read(names["flood"])
         areas["flood_km2"] = float(shown.flood.area_km2())

@@ -21,6 +21,7 @@ from affine import Affine
 from floodxr._valid import number, require_spatial
 from floodxr.errors import MissingDimensionError
 from floodxr.grid import geometry_area_km2
+from floodxr.grid import transform as grid_of
 from floodxr.metrics import checked_mask
 from floodxr.writers import block_regions, progress_over
 
@@ -71,7 +72,7 @@ def to_polygons(
         number(simplify, "simplify", minimum=0)
     checked = checked_mask(mask)
     crs = mask.rio.crs
-    transform = mask.rio.transform()
+    transform = grid_of(mask)  # from the coordinates, never a stale GeoTransform
     leading = [d for d in mask.dims if d not in ("y", "x")]
     frames = []
     for index in itertools.product(*(range(mask.sizes[d]) for d in leading)):

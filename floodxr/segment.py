@@ -32,6 +32,7 @@ from floodxr._valid import (
 )
 from floodxr.bands import S1_BANDS, XarrayObj
 from floodxr.errors import InvalidOptionError, UnknownModelError
+from floodxr.grid import flips_to_north_up
 from floodxr.inference import Blended, Plan, WindowFree, predict_block
 from floodxr.options import OPTIONS, set_options
 
@@ -313,6 +314,10 @@ def segment(
     da = _valid_bands(obj, config.bands)
     require_spatial(da)
     da = da.transpose(..., "band", "y", "x")
+    # the network learnt rows north to south and columns west to east: a scene stored the
+    # other way round is flipped (lazily) for it, and its probability flipped back
+    flips = flips_to_north_up(da)
+    da = da.isel(flips) if flips else da
     ny, nx = da.sizes["y"], da.sizes["x"]
     plan = plan_for(
         config, ny, nx, tile=options["tile"], halo=options["halo"], batch_size=options["batch_size"]
@@ -378,6 +383,8 @@ def segment(
         "floodxr_cut": config.cut,  # the checkpoint's water cut: masks and maps use it
     }
     result = result.rename("water_probability")
+    if flips:
+        result = result.isel(flips)  # back in the input's own order, on its coordinates
     if output == "mask":
         return _to_mask(result)
     return result

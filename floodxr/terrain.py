@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from floodxr._valid import number, require_spatial
+from floodxr._valid import layer, number, require_spatial
 from floodxr.bands import NODATA
 from floodxr.errors import InvalidOptionError, MissingDimensionError
+from floodxr.grid import align, oriented, transform
 from floodxr.metrics import checked_mask
 
 __all__ = [
@@ -45,7 +46,13 @@ FLOOD, PERMANENT = 1, 2
 _LOOK = {"ascending": 80.0, "descending": 260.0}
 
 
-def _plane(dem: xr.DataArray) -> tuple[np.ndarray, float]:
+#: Elevations on Earth's land in metres (the Dead Sea shore is at -430, Everest at 8849).
+ELEVATION_RANGE = (-500.0, 9000.0)
+
+
+def _plane(dem: xr.DataArray) -> tuple[xr.DataArray, np.ndarray, float, dict[str, slice]]:
+    """The DEM north-up with invalid pixels NaN, its values, its pixel size and the flips made
+    (``result.isel(flips)`` is back on the DEM's own orientation)."""
     require_spatial(dem)
     if dem.ndim != 2:
         raise MissingDimensionError(f"expected a (y, x) DEM, got dims {dem.dims}")
@@ -54,11 +61,15 @@ def _plane(dem: xr.DataArray) -> tuple[np.ndarray, float]:
             "terrain needs the DEM on a projected grid in metres (the scene's UTM grid); "
             "reproject it, e.g. dem.rio.reproject_match(scene)"
         )
-    transform = dem.rio.transform()
-    if transform.b or transform.d or abs(transform.a) != abs(transform.e):
-        raise InvalidOptionError("terrain needs a north-up DEM grid with square pixels")
-    values = np.asarray(dem.values, dtype="float64")
-    return values, abs(transform.a)
+    checked = layer(
+        dem, "the DEM", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], fix="give metres"
+    )
+    up, flips = oriented(checked)
+    grid = transform(up)
+    if grid.b or grid.d or abs(grid.a) != abs(grid.e):
+        raise InvalidOptionError("terrain needs a DEM grid with square pixels")
+    values = np.asarray(up.values, dtype="float64")
+    return up, values, abs(grid.a), flips
 
 
 def hand(dem: xr.DataArray, *, drain_km2: float = 1.0) -> xr.DataArray:
@@ -86,16 +97,18 @@ def hand(dem: xr.DataArray, *, drain_km2: float = 1.0) -> xr.DataArray:
     import pyflwdir
 
     number(drain_km2, "drain_km2", above=0)
-    values, _ = _plane(dem)
+    up, values, _, flips = _plane(dem)
     valid = np.isfinite(values)
-    nodata = -9999.0
-    flw = pyflwdir.from_dem(
-        np.where(valid, values, nodata), nodata=nodata, transform=dem.rio.transform()
-    )
-    drains = flw.upstream_area(unit="km2") >= drain_km2
-    height = flw.hand(drains, np.where(valid, values, nodata)).astype("float32")
-    height[~valid] = np.nan
-    out = dem.copy(data=height).rename("hand")
+    height = np.full(values.shape, np.nan, "float32")
+    if valid.any():  # a DEM without a valid pixel has no drainage: all NaN
+        nodata = -9999.0
+        flw = pyflwdir.from_dem(
+            np.where(valid, values, nodata), nodata=nodata, transform=transform(up)
+        )
+        drains = flw.upstream_area(unit="km2") >= drain_km2
+        height = flw.hand(drains, np.where(valid, values, nodata)).astype("float32")
+        height[~valid] = np.nan
+    out = up.copy(data=height).isel(flips).rename("hand")
     out.attrs = {"units": "m", "long_name": "height above nearest drainage"}
     return out
 
@@ -136,8 +149,8 @@ def shadow_layover(
     number(incidence_deg, "incidence_deg", above=0)
     if not incidence_deg < 90:
         raise InvalidOptionError(f"incidence_deg must be below 90, got {incidence_deg}")
-    values, res = _plane(dem)
-    rising_south, rising_east = np.gradient(values, res)  # rows run southward
+    up, values, res, flips = _plane(dem)
+    rising_south, rising_east = np.gradient(values, res)  # rows run southward (north-up)
     azimuth = np.deg2rad(look_azimuth(orbit_state))
     # the slope along the look direction: > 0 where the ground rises away from the radar
     along = rising_east * np.sin(azimuth) - rising_south * np.cos(azimuth)
@@ -145,7 +158,8 @@ def shadow_layover(
     flags = np.zeros(values.shape, "uint8")
     flags[angle > incidence_deg] = 2
     flags[-angle > 90.0 - incidence_deg] = 1
-    out = dem.copy(data=flags).rename("shadow_layover")
+    flags[~np.isfinite(angle)] = 0  # no slope where the DEM is invalid: see exclusion
+    out = up.copy(data=flags).isel(flips).rename("shadow_layover")
     out.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "visible shadow layover"}
     return out
 
@@ -178,20 +192,11 @@ def exclusion(
     excluded = shadow_layover(dem, orbit_state=orbit_state, incidence_deg=incidence_deg) > 0
     if hand_max_m is not None:
         number(hand_max_m, "hand_max_m", above=0)
-        excluded = excluded | (hand(dem, drain_km2=drain_km2) > hand_max_m)
-    return excluded.rename("excluded")
-
-
-def _on_grid_of(layer: xr.DataArray, target: xr.DataArray) -> xr.DataArray:
-    """``layer`` with ``target``'s ``y``/``x`` coordinates (same shape: aligned by position)."""
-    spatial = [d for d in ("y", "x") if d in layer.dims]
-    if not spatial or any(layer.sizes[d] != target.sizes[d] for d in spatial):
-        raise InvalidOptionError(
-            f"a layer of {dict(layer.sizes)} px cannot mask a map of {dict(target.sizes)} px: "
-            "put them on one grid (layer.rio.reproject_match(map), or load it with like=the "
-            "scene)"
-        )
-    return layer.assign_coords({d: target[d].values for d in spatial})
+        height = hand(dem, drain_km2=drain_km2)
+        excluded = excluded | (height > hand_max_m)
+    # where the DEM is invalid the terrain is unknown: a map says nothing there either
+    unknown = layer(dem, "the DEM", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], fix="")
+    return (excluded | unknown.isnull()).rename("excluded")
 
 
 def exclude(mask: xr.DataArray, excluded: xr.DataArray) -> xr.DataArray:
@@ -206,7 +211,16 @@ def exclude(mask: xr.DataArray, excluded: xr.DataArray) -> xr.DataArray:
     >>> int((mask.flood.exclude(mask.x > mask.x[1]) == 255).sum())
     8
     """
-    hide = _on_grid_of(excluded, mask).astype(bool)
+    checked = layer(
+        excluded,
+        "the exclusion layer",
+        low=0,
+        high=1,
+        integral=True,
+        fix="give True where excluded",
+    )
+    # a pixel the layer does not cover (or marks invalid) is excluded too: nothing is known
+    hide = align(checked, mask, "the exclusion layer").fillna(1) != 0
     if mask.dtype.kind == "f":
         return mask.where(~hide)
     return mask.where(~hide, NODATA).astype(mask.dtype).rio.write_nodata(NODATA)
@@ -240,12 +254,36 @@ def split_water(
     number(occurrence_min, "occurrence_min", above=0)
     checked = checked_mask(water)
     if permanent is not None:
-        always = _on_grid_of(permanent, water) == 1
+        reference = align(
+            layer(
+                permanent,
+                "the reference water mask",
+                low=0,
+                high=1,
+                integral=True,
+                fix="give 1 for water, 0 for dry (threshold a probability first: p >= 0.5)",
+            ),
+            water,
+            "the reference water mask",
+        )
+        always = reference == 1
     else:
-        always = _on_grid_of(occurrence, water) >= occurrence_min  # type: ignore[arg-type]
+        reference = align(
+            layer(
+                occurrence,
+                "the water occurrence",
+                low=0,
+                high=100,
+                fix="give the occurrence in percent (JRC GSW's occurrence band)",
+            ),
+            water,
+            "the water occurrence",
+        )
+        always = reference >= occurrence_min
     is_water = checked == 1
     classes = xr.where(is_water & always, PERMANENT, xr.where(is_water, FLOOD, 0))
-    seen = (checked == 0) | is_water
+    # water where the reference saw nothing is neither flood nor permanent: nodata
+    seen = (checked == 0) | (is_water & reference.notnull())
     out = xr.where(seen, classes, NODATA).astype("uint8").rename("water_class")
     out.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "not_water flood permanent_water"}
     out = out.rio.write_nodata(NODATA)

@@ -37,6 +37,7 @@ from floodxr.errors import (
     OutputPathError,
     WrongTypeError,
 )
+from floodxr.grid import oriented, transform
 from floodxr.options import OPTIONS
 
 __all__ = [
@@ -276,30 +277,7 @@ def north_up(obj: XarrayT) -> XarrayT:
     >>> north_up(da).y.values.tolist(), north_up(da).values.tolist()
     ([1.5, 0.5], [[2, 3], [0, 1]])
     """
-    flips = {}
-    for dim, descending in (("y", True), ("x", False)):
-        if dim in obj.dims and obj.sizes[dim] > 1 and dim in obj.coords:
-            steps = np.diff(np.asarray(obj[dim].values, dtype="float64"))
-            if not np.allclose(steps, steps[0], rtol=1e-6, atol=0) or steps[0] == 0:
-                raise InvalidGridError(
-                    f"the {dim!r} coordinate is not evenly spaced (steps from {steps.min():.6g} "
-                    f"to {steps.max():.6g}), so no raster transform describes it; sort it "
-                    f"(da.sortby({dim!r})) or reproject onto a regular grid (da.rio.reproject)"
-                )
-            if (steps[0] > 0) == descending:
-                flips[dim] = slice(None, None, -1)
-    if not flips:
-        return obj
-    flipped = obj.isel(flips)
-    if flipped.rio.crs is None:
-        return flipped
-    try:
-        return flipped.rio.write_transform(flipped.rio.transform(recalc=True))
-    except Exception as err:  # rioxarray's errors for irregular or 1-pixel grids vary
-        raise InvalidGridError(
-            f"cannot derive a north-up transform from the coordinates ({err}); give the data "
-            "regular 'y' and 'x' coordinates"
-        ) from err
+    return oriented(obj)[0]
 
 
 def block_regions(obj: xr.DataArray | xr.Dataset, group: int | None = None) -> Iterator[dict]:
@@ -394,7 +372,7 @@ def to_cog(
         "count": bands,
         "dtype": da.dtype.name,
         "crs": da.rio.crs,
-        "transform": da.rio.transform(),
+        "transform": transform(da),  # from the coordinates, never a stale GeoTransform
         "nodata": nodata,
         "tiled": True,
         "blockxsize": blocksize,

@@ -16,7 +16,7 @@ from floodxr import terrain
 from floodxr.data import stac
 from floodxr.data.load import load_layer
 from floodxr.data.synthetic import paired_scene
-from floodxr.errors import InvalidOptionError
+from floodxr.errors import InvalidGridError, InvalidOptionError
 from floodxr.testing.stac import CLIFF_LON, SYNTHETIC_BBOX, synthetic_elevation, synthetic_water
 
 
@@ -64,7 +64,9 @@ def test_the_cliff_is_shadow_and_the_high_valley_sides_are_excluded(scene):
     assert (ascending.values[cliff] == 2).mean() > 0.95  # looking east: layover
     excluded = dem.flood.exclusion(orbit_state=scene["orbit"]).values
     water = synthetic_water(lon, lat, 1) == 1
-    assert excluded[water].mean() < 0.01  # the river and the flooded lake stay mappable
+    known = np.isfinite(dem.values)  # the DEM ends at the world's box: unknown terrain beyond
+    assert excluded[~known].all()  # a map says nothing where the terrain is unknown
+    assert excluded[water & known].mean() < 0.01  # the river and the flooded lake stay mappable
     # valley sides 30 m above the river, away from the DEM's edges (HAND needs the whole
     # catchment) and from the streams that run off the plateau above the cliff
     inner = (lat > 39.012) & (lat < 39.068) & (lon > -0.05) & (lon < 0.02)
@@ -101,8 +103,16 @@ def test_terrain_needs_a_projected_dem_and_one_grid(scene):
         terrain.hand(scene["dem"].rio.reproject("EPSG:4326"))
     with pytest.raises(InvalidOptionError, match="'ascending' or 'descending'"):
         terrain.shadow_layover(scene["dem"], orbit_state="left")
-    with pytest.raises(InvalidOptionError, match="one grid"):
-        scene["s1"].flood.segment(output="mask").flood.exclude(scene["dem"][:10, :10] > 0)
+    mask = scene["s1"].flood.otsu()
+    # a layer is laid on the map by its coordinates: a corner of it excludes the rest (unknown)
+    part = mask.flood.exclude(scene["dem"][100:110, 200:210] < -1000).values
+    assert (part[100:110, 200:210] == mask.values[100:110, 200:210]).all()
+    assert (part[:100] == 255).all() and (part[110:] == 255).all() and (part[:, :200] == 255).all()
+    far = scene["dem"].assign_coords(x=scene["dem"].x + 100_000.0)  # 100 km east: no overlap
+    with pytest.raises(InvalidGridError, match="does not overlap the map"):
+        mask.flood.exclude(far > 0)
+    with pytest.raises(InvalidGridError, match="reproject_match"):
+        mask.flood.exclude(scene["dem"].rio.reproject("EPSG:3857") > 0)
     with pytest.raises(InvalidOptionError, match="permanent= .* or occurrence="):
         scene["s1"].flood.otsu().flood.split_water()
 

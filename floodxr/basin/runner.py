@@ -38,7 +38,7 @@ from floodxr.basin.inputs import (
 from floodxr.basin.results import report
 from floodxr.basin.store import AREAS, Store, atomic_csv
 from floodxr.errors import BasinInputError, FloodxrWarning, NoItemsError
-from floodxr.grid import template
+from floodxr.grid import oriented, template
 from floodxr.options import OPTIONS
 
 if TYPE_CHECKING:
@@ -433,8 +433,9 @@ def _mask_on_grid(reference: ReferenceMask, grid: GeoBox, chunk: int) -> xr.Data
         raise BasinInputError(
             "the reference mask has no CRS; write one with mask.rio.write_crs(...)"
         )
+    # its transform from its coordinates (a sliced mask keeps its parent's GeoTransform)
     on_grid = (
-        masked(source)
+        oriented(masked(source))[0]
         .rio.write_nodata(np.nan)
         .rio.reproject(
             f"EPSG:{grid.crs.epsg}",  # type: ignore[union-attr]

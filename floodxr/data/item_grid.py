@@ -18,6 +18,7 @@ from odc.geo.geobox import GeoBox
 
 from floodxr.errors import InvalidOptionError, NoItemsError
 from floodxr.grid import Bbox, snapped, utm_epsg
+from floodxr.grid import transform as grid_of
 
 __all__ = ["epsg_of", "output_grid", "require_overlap", "stackstac_dict"]
 
@@ -107,7 +108,7 @@ def output_grid(
     ``bounds`` / ``bbox`` / the items' footprint in ``crs`` (default the items' own, else the UTM
     zone of the area's centre) grown to whole pixels of ``resolution`` (default the items')."""
     if like is not None:
-        transform, epsg = like.rio.transform(), like.rio.crs.to_epsg()
+        transform, epsg = grid_of(like), like.rio.crs.to_epsg()
         if transform.b or transform.d or abs(transform.a) != abs(transform.e) or transform.e > 0:
             raise InvalidOptionError("like= must be on a north-up grid with square pixels")
         return GeoBox((like.sizes["y"], like.sizes["x"]), transform, f"EPSG:{epsg}")

@@ -24,6 +24,7 @@ from floodxr.data.item_grid import output_grid, require_overlap, stackstac_dict
 from floodxr.data.search import SearchResult, as_items, check_bbox, passes, time_order
 from floodxr.errors import InvalidOptionError, MissingAssetError, NoItemsError, UnitsError
 from floodxr.grid import Bbox
+from floodxr.grid import transform as grid_of
 from floodxr.preprocess import to_db
 
 __all__ = [
@@ -395,7 +396,7 @@ def load_layer(
     if resampling not in ("bilinear", "nearest"):
         raise InvalidOptionError(f"resampling must be 'bilinear' or 'nearest', got {resampling!r}")
     cat = get_catalog(catalog)
-    transform, epsg = like.rio.transform(), like.rio.crs.to_epsg()
+    transform, epsg = grid_of(like), like.rio.crs.to_epsg()
     west, south, east, north = like.rio.transform_bounds("EPSG:4326")
     with api_errors(cat.url, f"search {collection!r}"):
         items = list(

@@ -19,6 +19,7 @@ import xarray as xr
 from floodxr.data import stac
 from floodxr.data.search import as_items, resolve_collection
 from floodxr.errors import InvalidOptionError, NoItemsError, UnpairedScenesWarning
+from floodxr.grid import transform
 
 __all__ = ["Pair", "Pairs", "pair_s2", "load_pair"]
 
@@ -222,4 +223,4 @@ def load_pair(
         "long_name": "paired Sentinel-1 (dB) and Sentinel-2 (reflectance x 10000)",
         "unpaired_s1": [i.id for i in pairs.unpaired],
     }
-    return cube.rio.write_crs(s1.rio.crs).rio.write_transform(s1.rio.transform())
+    return cube.rio.write_crs(s1.rio.crs).rio.write_transform(transform(s1))

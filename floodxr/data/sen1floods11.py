@@ -38,6 +38,7 @@ from floodxr.errors import (
     MissingChipsWarning,
     UnknownEventError,
 )
+from floodxr.grid import transform
 
 __all__ = [
     "Chip",
@@ -281,7 +282,7 @@ def _on_grid(da: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
     the last bits, which would make xarray's alignment drop rows and columns silently.
     """
     same_shape = da.sizes["y"] == reference.sizes["y"] and da.sizes["x"] == reference.sizes["x"]
-    ours, theirs = np.array(da.rio.transform())[:6], np.array(reference.rio.transform())[:6]
+    ours, theirs = np.array(transform(da))[:6], np.array(transform(reference))[:6]
     pixel = abs(theirs[0])
     if not same_shape or not np.allclose(ours, theirs, rtol=0, atol=1e-6 * pixel):
         raise DataLayoutError(

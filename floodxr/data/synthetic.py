@@ -113,7 +113,7 @@ import xarray as xr
 from scipy import ndimage
 
 from floodxr.errors import InvalidOptionError
-from floodxr.grid import coords, north_up
+from floodxr.grid import coords, north_up, transform
 from floodxr.preprocess import weak_labels
 
 __all__ = ["WORLD", "S2_WORLD_BANDS", "paired_scene", "paired_scenes", "write_world"]
@@ -593,6 +593,6 @@ def write_world(
         combine_attrs="drop",
     )
     cube = cube.assign_coords(band=cube["band"].astype(object))  # zarr 3 has no fixed-width str
-    cube = cube.rio.write_crs(scenes[0].rio.crs).rio.write_transform(scenes[0].rio.transform())
+    cube = cube.rio.write_crs(scenes[0].rio.crs).rio.write_transform(transform(scenes[0]))
     cube = cube.chunk({"time": 1, "band": -1, "y": chunks, "x": chunks})
     return to_zarr(cube, path, overwrite=overwrite)
