@@ -161,8 +161,8 @@ def transform(obj: xr.DataArray | xr.Dataset) -> Affine:
                 f"{tuple(obj.dims)}; rename them (da.rename(lat='y', lon='x'))"
             )
     dy, dx = _steps(obj, "y"), _steps(obj, "x")
+    stored = obj.rio.transform()
     if dy is None or dx is None:
-        stored = obj.rio.transform()
         dy = stored.e if dy is None else dy
         dx = stored.a if dx is None else dx
         if stored == Affine.identity() and (obj.sizes["y"] == 1 or obj.sizes["x"] == 1):
@@ -172,7 +172,15 @@ def transform(obj: xr.DataArray | xr.Dataset) -> Affine:
             )
     y0 = float(obj["y"].values[0])
     x0 = float(obj["x"].values[0])
-    return Affine(dx, 0.0, x0 - dx / 2, 0.0, dy, y0 - dy / 2)
+    computed = Affine(dx, 0.0, x0 - dx / 2, 0.0, dy, y0 - dy / 2)
+    # a stored transform that agrees with the coordinates (to 1e-6 px) is the exact one they
+    # were made from: keep it, so that grids built on it match to the last bit
+    if not stored.b and not stored.d and all(
+        abs(a - b) <= 1e-6 * min(abs(dx), abs(dy))
+        for a, b in zip(tuple(stored)[:6], tuple(computed)[:6], strict=True)
+    ):
+        return stored
+    return computed
 
 
 XarrayT = TypeVar("XarrayT", xr.DataArray, xr.Dataset)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import floodxr
-from floodxr import terrain
+from floodxr import errors, terrain
 from floodxr.errors import (
     CheckpointError,
     InvalidGridError,
@@ -443,3 +443,123 @@ def test_occurrence_and_reference_water_follow_the_nodata_rules():
         terrain.split_water(water, permanent=probability)
     with pytest.raises(WrongTypeError, match="has dtype <U"):
         terrain.split_water(water, permanent=water.astype(str))
+
+
+# --- STAC metadata not taken at face value (class 3) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rtc_items(loopback):
+    from floodxr.data import stac
+    from floodxr.testing.stac import SYNTHETIC_BBOX
+
+    catalog = stac.get_catalog("planetary-computer").with_url(loopback.url)
+    found = stac.search_s1(SYNTHETIC_BBOX, "2019-09-25", catalog=catalog)
+    reference = stac.load_s1(found, mosaic=True).compute()
+    return list(found), found.collection, reference
+
+
+def edited(items, **raster):
+    """Copies of ``items`` whose VV and VH assets carry ``raster`` in their raster:bands."""
+    copies = [item.clone() for item in items]
+    for item in copies:
+        for key in ("vv", "vh"):
+            item.assets[key].extra_fields["raster:bands"] = [dict(raster)]
+    return copies
+
+
+def test_an_items_unit_that_contradicts_the_collection_is_refused_by_name(rtc_items):
+    from floodxr.data import stac
+
+    items, collection, _ = rtc_items
+    assert collection.units == "linear"
+    with pytest.raises(errors.UnitsError, match=r"item '.*': asset 'vv' declares unit 'dB'"):
+        stac.load_s1(edited(items, unit="dB"), collection=collection)
+    same = stac.load_s1(edited(items, unit="linear"), collection=collection, mosaic=True)
+    assert same.shape == rtc_items[2].shape  # an agreeing unit is fine
+
+
+def test_a_scale_declared_only_by_the_items_is_applied(rtc_items):
+    from floodxr.data import stac
+
+    items, collection, reference = rtc_items
+    assert not collection.rescale  # the collection says nothing of a scale
+    scaled = stac.load_s1(edited(items, scale=2.0), collection=collection, mosaic=True).compute()
+    # linear power x 2 is +3.0103 dB wherever there is data
+    np.testing.assert_allclose(scaled.values, reference.values + 10 * np.log10(2.0), atol=1e-4)
+
+
+def test_a_quicklook_is_never_read_as_a_band(rtc_items):
+    from floodxr.data import discovery, stac
+
+    items, collection, _ = rtc_items
+    pictures = [item.clone() for item in items]
+    for item in pictures:
+        item.assets["vh"].media_type = "image/png"
+        item.assets["vh"].roles = ["overview"]
+    with pytest.raises(errors.MissingAssetError, match=r"asset 'vh' is a picture"):
+        stac.load_s1(pictures, collection=collection)
+    tiff = "image/tiff; application=geotiff; profile=cloud-optimized"
+    described = discovery.describe(
+        "my-s1",
+        "s1",
+        {
+            "vv": {"type": tiff, "roles": ["data"], "raster:bands": [{"unit": "dB"}]},
+            "vh": {"type": "image/png", "roles": ["overview"]},  # a quicklook keyed 'vh'
+            "backscatter-vh": {
+                "type": tiff,
+                "roles": ["data"],
+                "sar:polarizations": ["VH"],
+                "raster:bands": [{"unit": "dB"}],
+            },
+        },
+    )
+    assert described.assets == {"vv": "vv", "vh": "backscatter-vh"}
+
+
+def frame(when, orbit, platform="sentinel-1a"):
+    import pystac
+
+    props = {"sat:relative_orbit": orbit, "platform": platform}
+    return pystac.Item(f"{platform}-{orbit}-{when:%Y%m%dT%H%M%S}", None, None, when, props)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    starts=st.lists(st.integers(0, 3 * 86_400), min_size=1, max_size=5, unique=True),
+    lengths=st.lists(st.integers(1, 8), min_size=5, max_size=5),
+    orbits=st.lists(st.sampled_from([8, 110, 154]), min_size=5, max_size=5),
+)
+def test_frames_are_grouped_into_passes_by_orbit_and_time_gap(starts, lengths, orbits):
+    from datetime import datetime, timedelta, timezone
+
+    from floodxr.data.search import passes
+
+    # passes of one orbit at least an hour apart, whatever the day they fall on; frames 25 s apart
+    starts = sorted(starts)
+    keep = [s for i, s in enumerate(starts) if i == 0 or s - starts[i - 1] >= 3_600]
+    origin = datetime(2019, 9, 24, 22, 0, tzinfo=timezone.utc)  # midnights fall inside passes
+    truth = [
+        [frame(origin + timedelta(seconds=start + 25 * k), orbits[i]) for k in range(lengths[i])]
+        for i, start in enumerate(keep)
+    ]
+    shuffled = [f for frames in truth for f in frames][::-1]
+    found = passes(shuffled)
+    assert [[f.id for f in p] for p in found] == [[f.id for f in p] for p in truth]
+
+
+def test_a_pass_across_midnight_is_one_and_two_passes_of_a_day_are_two():
+    from datetime import datetime, timezone
+
+    from floodxr.data.search import passes
+
+    night = [
+        frame(datetime(2019, 9, 24, 23, 59, 40, tzinfo=timezone.utc), 8),
+        frame(datetime(2019, 9, 25, 0, 0, 5, tzinfo=timezone.utc), 8),
+    ]
+    assert [len(p) for p in passes(night)] == [2]
+    day = [
+        frame(datetime(2019, 9, 25, 5, 50, tzinfo=timezone.utc), 8),
+        frame(datetime(2019, 9, 25, 17, 50, tzinfo=timezone.utc), 8),
+    ]
+    assert [len(p) for p in passes(day)] == [1, 1]

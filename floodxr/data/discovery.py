@@ -21,7 +21,7 @@ from typing import Any
 from floodxr.data.catalogs import CATALOGS, Collection, Kind
 from floodxr.errors import InvalidOptionError
 
-__all__ = ["WELL_KNOWN", "describe", "discover"]
+__all__ = ["WELL_KNOWN", "describe", "discover", "is_data_asset", "unit_kind"]
 
 #: Collection ids floodxr recognises at any URL, per kind, in the order it looks for them.
 WELL_KNOWN: Mapping[str, tuple[str, ...]] = {
@@ -37,6 +37,48 @@ _S2_NAMES = {
 }
 _DB_UNITS = {"db", "decibel", "decibels"}
 _LINEAR_UNITS = {"linear", "power", "1", "linear power", "intensity"}
+
+
+#: Media types of pictures and documents, never of the bands floodxr reads.
+_NOT_DATA_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "image/gif",
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/geo+json",
+    "application/pdf",
+)
+#: Roles of assets that only show the data.
+_PICTURE_ROLES = {"thumbnail", "overview", "visual", "preview"}
+
+
+def is_data_asset(fields: Mapping[str, Any]) -> bool:
+    """Whether STAC asset ``fields`` can hold a band: not a picture or a document by its media
+    type (``type``), and not only a thumbnail, overview or quicklook by its ``roles``.
+
+    Examples
+    --------
+    >>> from floodxr.data.discovery import is_data_asset
+    >>> is_data_asset({"type": "image/tiff; application=geotiff; profile=cloud-optimized"})
+    True
+    >>> is_data_asset({"type": "image/png", "roles": ["overview"]})
+    False
+    """
+    media = str(fields.get("type") or "").lower()
+    if media.startswith(_NOT_DATA_TYPES):
+        return False
+    roles = {str(r).lower() for r in fields.get("roles") or []}
+    return "data" in roles or not roles & _PICTURE_ROLES
+
+
+def unit_kind(unit: Any) -> str | None:
+    """``"dB"``, ``"linear"`` or None (no unit, or one floodxr does not know) for a
+    ``raster:bands`` ``unit``."""
+    text = str(unit or "").strip().lower()
+    return "dB" if text in _DB_UNITS else "linear" if text in _LINEAR_UNITS else None
 
 
 def discover(client: Any, kind: Kind, collection: str | None, url: str) -> Collection:
@@ -107,6 +149,8 @@ def _raster(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _infer_s1(collection: str, assets: Mapping[str, Mapping[str, Any]]) -> Collection:
     found: dict[str, str] = {}
     for key, fields in assets.items():
+        if not is_data_asset(fields):
+            continue  # a quicklook that names its polarisation is still a picture
         polarisations = [str(p).lower() for p in fields.get("sar:polarizations") or []]
         for band in ("vv", "vh"):
             if key.lower() == band or polarisations == [band]:
@@ -118,15 +162,19 @@ def _infer_s1(collection: str, assets: Mapping[str, Mapping[str, Any]]) -> Colle
             f"Collection({collection!r}, assets={{'vv': ..., 'vh': ...}}, units=...)"
         )
     raster = _raster(assets[found["vv"]])
-    unit = str(raster.get("unit", "")).strip().lower()
+    other = unit_kind(_raster(assets[found["vh"]]).get("unit"))
     data_type = str(raster.get("data_type", "")).lower()
-    if unit in _DB_UNITS:
-        units = "dB"
-    elif unit in _LINEAR_UNITS:
-        units = "linear"
-    elif data_type.startswith(("uint", "int")):
+    units = unit_kind(raster.get("unit"))
+    if units is not None and other is not None and units != other:
+        raise InvalidOptionError(
+            f"collection {collection!r}: its VV asset {found['vv']!r} is in {units}, its VH "
+            f"asset {found['vh']!r} in {other} (raster:bands unit): contradictory metadata; "
+            "describe it: collection=floodxr.data.stac.Collection("
+            f"{collection!r}, assets={found}, units=...)"
+        )
+    if units is None and data_type.startswith(("uint", "int")):
         units = "amplitude"  # integer GRD digital numbers: refused at load with the reason
-    else:
+    elif units is None:
         raise InvalidOptionError(
             f"collection {collection!r}: assets {found} hold Sentinel-1 backscatter "
             f"(data_type {data_type or 'unknown'}) without a unit in raster:bands, so floodxr "
@@ -145,6 +193,8 @@ def _infer_s1(collection: str, assets: Mapping[str, Mapping[str, Any]]) -> Colle
 def _infer_s2(collection: str, assets: Mapping[str, Mapping[str, Any]]) -> Collection:
     found: dict[str, str] = {}
     for key, fields in assets.items():
+        if not is_data_asset(fields):
+            continue
         names = {key.lower()}
         bands = fields.get("eo:bands") or []
         if len(bands) == 1:  # a one-band asset named by its eo:bands entry

@@ -20,6 +20,7 @@ from floodxr._valid import number
 from floodxr.bands import DB, S1_BANDS, S2_PAPER_BANDS
 from floodxr.data.catalogs import Collection, profile_for_items
 from floodxr.data.client import gdal_env
+from floodxr.data.discovery import is_data_asset, unit_kind
 from floodxr.data.item_grid import output_grid, require_overlap, stackstac_dict
 from floodxr.data.search import SearchResult, as_items, check_bbox, passes, time_order
 from floodxr.errors import InvalidOptionError, MissingAssetError, NoItemsError, UnitsError
@@ -115,6 +116,7 @@ def load(
                 f"{sorted(item.assets)}); drop it from the items, or load fewer bands "
                 f"(bands={tuple(b for b in bands if coll.assets[b] not in missing)})"
             )
+    _check_assets(listed, keys, coll, kind)
     box = output_grid(listed, keys[0], resolution, crs, bounds, bbox, like)
     epsg, res, transform = box.crs.epsg, box.affine.a, box.affine  # type: ignore[union-attr]
     grid_bounds = tuple(box.extent.boundingbox)
@@ -145,9 +147,10 @@ def load(
 
         per_asset = declared[:, :, None, None]  # stackstac's (time, band, y, x)
         data = data.copy(data=dsa.where(data.data == per_asset, np.float32(np.nan), data.data))
-    if coll.rescale:
+    scale, offset = _raster_scaling(listed, keys)
+    if coll.rescale or (kind == "s1" and ((scale != 1) | (offset != 0)).any()):
+        # each item's own raster:bands scale and offset win (a collection may not list them);
         # stackstac's own rescale refuses float64 scales with a float32 output
-        scale, offset = _raster_scaling(listed, keys)
         dims = ("time", "band")
         data = data * xr.DataArray(scale, dims=dims) + xr.DataArray(offset, dims=dims)
     data = _to_units(data, coll, kind)
@@ -161,6 +164,39 @@ def load(
     data = data.rio.write_crs(f"EPSG:{epsg}").rio.write_transform(transform)
     data.attrs |= _attrs(coll, kind)
     return data.rename("sentinel1" if kind == "s1" else "sentinel2")
+
+
+def _check_assets(items: list[pystac.Item], keys: list[str], coll: Collection, kind: str) -> None:
+    """Refuse, by item and asset, what the collection's description cannot read right: an asset
+    that is a picture or a document (media type, roles), a Sentinel-1 unit in the item's own
+    ``raster:bands`` that contradicts the collection's, and (Sentinel-2) a scale the collection
+    does not apply."""
+    fix = "describe the collection: collection=floodxr.data.stac.Collection(...)"
+    for item in items:
+        for key in keys:
+            asset = item.assets[key]
+            fields = {"type": asset.media_type, "roles": asset.roles}
+            if not is_data_asset(fields):
+                raise MissingAssetError(
+                    f"item {item.id!r}: asset {key!r} is a picture or a document (type "
+                    f"{asset.media_type!r}, roles {asset.roles}), not the band's data; name the "
+                    f"data assets: {fix} with assets={{band: '<data asset key>'}}"
+                )
+            raster = (asset.extra_fields.get("raster:bands") or [{}])[0]
+            declared = unit_kind(raster.get("unit")) if kind == "s1" else None
+            if declared is not None and coll.units in ("dB", "linear") and declared != coll.units:
+                raise UnitsError(
+                    f"item {item.id!r}: asset {key!r} declares unit {raster.get('unit')!r} in its "
+                    f"raster:bands, collection {coll.id!r} is read as {coll.units}: the metadata "
+                    f"contradict each other; check the values and {fix} with units=..."
+                )
+            scaled = float(raster.get("scale", 1.0)) != 1.0 or float(raster.get("offset", 0)) != 0
+            if kind == "s2" and scaled and not coll.rescale:
+                raise UnitsError(
+                    f"item {item.id!r}: asset {key!r} declares scale {raster.get('scale')} / "
+                    f"offset {raster.get('offset')} in its raster:bands, which collection "
+                    f"{coll.id!r} does not apply; {fix} with rescale=True, scale=10_000"
+                )
 
 
 def _asset_nodata(items: list[pystac.Item], keys: list[str]) -> np.ndarray:

@@ -443,9 +443,17 @@ def items_of(items: Iterable[pystac.Item], like: Any) -> pystac.ItemCollection:
     return pystac.ItemCollection(list(items))
 
 
+#: Consecutive frames of one Sentinel-1 pass start about 25 s apart; a gap longer than this
+#: between two frames of one orbit is another pass (the next pass of an orbit is 12 days
+#: later, of the same satellite over the same place at least about 12 hours later).
+PASS_GAP = dt.timedelta(minutes=5)
+
+
 def passes(items: Iterable[pystac.Item]) -> list[list[pystac.Item]]:
-    """``items`` grouped into satellite passes, in time order: the frames of one UTC day and one
-    orbit (``sat:relative_orbit``, else ``sat:orbit_state``), each pass in time order.
+    """``items`` grouped into satellite passes, in time order: the frames of one platform and
+    orbit (``sat:relative_orbit``, else ``sat:orbit_state``) that follow each other within
+    :data:`PASS_GAP`, whatever the calendar day (a pass that crosses midnight UTC is one pass;
+    two passes of one day are two), each pass in time order.
 
     Examples
     --------
@@ -456,10 +464,18 @@ def passes(items: Iterable[pystac.Item]) -> list[list[pystac.Item]]:
     >>> [len(frames) for frames in stac.passes(found)]
     [2, 2]
     """
-    groups: dict[tuple[str, str], list[pystac.Item]] = {}
+    groups: list[list[pystac.Item]] = []
+    last: dict[tuple[str, str], tuple[dt.datetime, list[pystac.Item]]] = {}
     for item in sorted(items, key=time_order):
         when = time_order(item)[0].astimezone(dt.timezone.utc)
         props = item.properties
         orbit = props.get("sat:relative_orbit", props.get("sat:orbit_state", ""))
-        groups.setdefault((when.strftime("%Y-%m-%d"), str(orbit)), []).append(item)
-    return sorted(groups.values(), key=lambda frames: time_order(frames[0]))
+        key = (str(props.get("platform", "")), str(orbit))
+        if key in last and when - last[key][0] <= PASS_GAP:
+            frames = last[key][1]  # the next frame of the same pass (midnight or not)
+        else:
+            frames = []  # another orbit, or the same one PASS_GAP or more later
+            groups.append(frames)
+        frames.append(item)
+        last[key] = (when, frames)
+    return sorted(groups, key=lambda frames: time_order(frames[0]))
