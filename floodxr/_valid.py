@@ -206,7 +206,18 @@ pixels, most often -32768); if -32768 marks missing pixels, declare it: ...
 
 
 def check_not_linear_attrs(obj: Any, who: str) -> None:
-    """Refuse Sentinel-1 data whose ``units`` attribute says linear power or amplitude."""
+    """Refuse Sentinel-1 data whose ``units`` attribute says linear power or amplitude, and a
+    boolean array (a mask, not backscatter)."""
+    dtypes = (
+        [v.dtype for v in obj.data_vars.values()]
+        if isinstance(obj, xr.Dataset)
+        else [getattr(obj, "dtype", None)]
+    )
+    if any(d is not None and np.dtype(d) == bool for d in dtypes):
+        raise WrongTypeError(
+            f"{who} expects Sentinel-1 backscatter in dB, got a boolean array (a water mask?); "
+            "give the backscatter (e.g. scene.s1), not a mask made from it"
+        )
     units = str(getattr(obj, "attrs", {}).get("units", "")).strip().lower()
     if units in LINEAR_UNITS:
         raise UnitsError(

@@ -175,9 +175,13 @@ def transform(obj: xr.DataArray | xr.Dataset) -> Affine:
     computed = Affine(dx, 0.0, x0 - dx / 2, 0.0, dy, y0 - dy / 2)
     # a stored transform that agrees with the coordinates (to 1e-6 px) is the exact one they
     # were made from: keep it, so that grids built on it match to the last bit
-    if not stored.b and not stored.d and all(
-        abs(a - b) <= 1e-6 * min(abs(dx), abs(dy))
-        for a, b in zip(tuple(stored)[:6], tuple(computed)[:6], strict=True)
+    if (
+        not stored.b
+        and not stored.d
+        and all(
+            abs(a - b) <= 1e-6 * min(abs(dx), abs(dy))
+            for a, b in zip(tuple(stored)[:6], tuple(computed)[:6], strict=True)
+        )
     ):
         return stored
     return computed

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,10 @@ __all__ = ["FloodMap", "map_floods"]
 
 #: The request a folder's map was made for: a re-run of the same request completes it.
 RECORD = "floodxr-map.json"
+
+#: The largest grid of one pass ``floodxr map`` takes (about ten Sentinel-1 IW scenes at 10 m):
+#: beyond it the task graph alone outgrows a workstation; a larger area is a basin run.
+MAX_PASS_PIXELS = 2**32
 
 #: Longest side, in pixels, of the overlay pictures (the data is subsampled to it).
 PICTURE_PX = 1600
@@ -75,16 +80,17 @@ def check_inputs(
     """Every check that needs no network: the box, the dates, the model, the output folder."""
     from floodxr import models
     from floodxr.data.catalogs import get_catalog
-    from floodxr.data.search import check_bbox, format_datetime
+    from floodxr.data.search import check_bbox, check_reference_before, format_datetime
     from floodxr.segment import THRESHOLD_MODELS
 
     box = check_bbox(bbox)
     format_datetime(datetime)
     if reference is not None:
-        format_datetime(reference)
+        check_reference_before(reference, datetime)
     get_catalog(catalog)
     if resolution is not None:
         number(resolution, "resolution (metres)", above=0)
+    _check_size(box, 10.0 if resolution is None else float(resolution))
     if model in THRESHOLD_MODELS:
         raise InvalidOptionError(
             f"model {model!r} thresholds a whole scene at once; floodxr map streams chunks: use a "
@@ -92,6 +98,25 @@ def check_inputs(
         )
     models.load(model)  # a missing or corrupt checkpoint is named before any request
     return box, Path(out)
+
+
+def _check_size(box: tuple[float, float, float, float], resolution: float) -> None:
+    """Refuse a box whose pass grid exceeds :data:`MAX_PASS_PIXELS` at ``resolution``, before
+    any request: the estimate, and the resolution or box that would fit."""
+    west, south, east, north = box
+    middle = math.radians((south + north) / 2)
+    width_m = (east - west) * 111_320.0 * math.cos(middle)  # metres per degree (WGS 84)
+    height_m = (north - south) * 110_574.0
+    pixels = width_m * height_m / resolution**2
+    if pixels > MAX_PASS_PIXELS:
+        fits = math.ceil(math.sqrt(width_m * height_m / MAX_PASS_PIXELS))
+        raise InvalidOptionError(
+            f"the box {box} is about {width_m / 1e3:,.0f} x {height_m / 1e3:,.0f} km: "
+            f"{pixels / 1e9:,.1f} Gpx per pass at {resolution:g} m (float32 probability alone "
+            f"{pixels * 4 / 2**30:,.0f} GiB), more than floodxr map takes "
+            f"({MAX_PASS_PIXELS / 1e9:.1f} Gpx, about ten Sentinel-1 scenes); choose a smaller "
+            f"box, or --resolution {fits} or coarser"
+        )
 
 
 def map_floods(

@@ -252,6 +252,17 @@ def confusion(
     >>> c, c.iou
     (Confusion(tp=1, fp=1, fn=1, tn=0), 0.3333333333333333)
     """
+    for name, given in (("prediction", prediction), ("label", label)):
+        if not isinstance(given, xr.DataArray):
+            hint = (
+                f"pick its variable, e.g. {name}[{next(iter(given.data_vars))!r}]"
+                if isinstance(given, xr.Dataset) and given.data_vars
+                else "wrap it: xr.DataArray(values, dims=('y', 'x'), coords=...) on the "
+                "other's grid"
+            )
+            raise WrongTypeError(
+                f"{name} must be an xarray DataArray, got {type(given).__name__}; {hint}"
+            )
     try:
         xr.align(prediction, label, join="exact")
     except ValueError as err:

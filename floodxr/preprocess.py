@@ -187,6 +187,7 @@ def normalize(
             check_not_linear_attrs(obj[name], "normalize")
         da = as_band_array(obj.map(masked))
     else:
+        check_not_linear_attrs(da, "normalize")
         da = masked(da)
     da = require_db(da, "normalize")  # the Sentinel-1 bands only
     lows = xr.DataArray([table[b][0] for b in bands], dims="band", coords={"band": da["band"]})

@@ -563,3 +563,123 @@ def test_a_pass_across_midnight_is_one_and_two_passes_of_a_day_are_two():
         frame(datetime(2019, 9, 25, 17, 50, tzinfo=timezone.utc), 8),
     ]
     assert [len(p) for p in passes(day)] == [1, 1]
+
+
+# --- the command line: dates and sizes checked before any request (class 4) ------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--datetime", "2019-09-20/2019-09-30", "--reference", "2019-09-25/2019-10-05"],
+            "must end before the start of the mapped dates",
+        ),
+        (["--datetime", "2019-09", "--reference", "2019-10"], "pre-flood passes"),
+        (["--datetime", "2019-09", "--reference", "2019-08-15/.."], "must end before"),
+        (
+            ["--datetime", "2019-09", "--bbox", "-170", "-50", "170", "70"],
+            "Gpx per pass at 10 m",
+        ),
+        (
+            ["--datetime", "2019-09", "--bbox", "-10", "35", "5", "45", "--resolution", "1"],
+            "--resolution 19 or coarser",
+        ),
+    ],
+)
+def test_dates_and_sizes_are_refused_before_any_request(tmp_path, args, message):
+    command = [FLOODXR, "map", "--bbox", "-0.05", "39.02", "-0.02", "39.04", *args]
+    done = subprocess.run(
+        [*command, "--catalog", "http://127.0.0.1:9", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "cannot connect" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_basin_reference_after_its_dates_is_refused(tmp_path):
+    from shapely.geometry import box
+
+    from floodxr import basin
+
+    lake = {"lake": box(-0.05, 39.02, -0.02, 39.04)}
+    with pytest.raises(InvalidOptionError, match="must end by the end of the mapped dates"):
+        basin.check_inputs(
+            lake, datetime="2019-09", store=tmp_path / "s", reference_dates="2019-10"
+        )
+    # its first passes may be its own reference (the documented basin run)
+    basin.check_inputs(
+        lake, datetime="2019-09", store=tmp_path / "s", reference_dates="2019-09-01/2019-09-15"
+    )
+
+
+# --- smaller ones (class 6) ------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    name=st.text(min_size=1, max_size=12).filter(
+        lambda t: any(c in t for c in "/\\:") or t.startswith((".", " ", "-"))
+    )
+)
+def test_a_basin_id_that_is_not_a_plain_name_is_refused(name):
+    from shapely.geometry import box
+
+    from floodxr.basin import read_basins
+
+    with pytest.raises(errors.BasinInputError, match="cannot name a Zarr group"):
+        read_basins({name: box(0.0, 39.0, 0.1, 39.1)})
+
+
+def test_basin_ids_missing_from_a_table_are_named_and_plain_names_pass():
+    import geopandas
+    from shapely.geometry import box
+
+    from floodxr.basin import read_basins
+
+    square = box(0.0, 39.0, 0.1, 39.1)
+    for missing in (None, float("nan")):
+        frame = geopandas.GeoDataFrame({"id": [missing]}, geometry=[square], crs=4326)
+        with pytest.raises(errors.BasinInputError, match="basin 0 has no id"):
+            read_basins(frame)
+    names = ["Río Ebro (alto)", "HYBAS_2060000010", "7", "lake-1.2"]
+    frame = geopandas.GeoDataFrame({"name": names}, geometry=[square] * 4, crs=4326)
+    frame = frame.rename_geometry("geom")  # a GeoDataFrame's geometry under another name
+    assert [b.id for b in read_basins(frame, id_column="name")] == names
+
+
+def test_a_label_on_another_grid_is_named_by_its_file(tmp_path, shared_data):
+    import shutil
+
+    import rioxarray
+
+    chip = "Nigeria_812045"
+    for folder in ("S1Hand", "LabelHand"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(shared_data / "S1Hand" / f"{chip}_S1Hand.tif", tmp_path / "S1Hand")
+    label = rioxarray.open_rasterio(shared_data / "LabelHand" / f"{chip}_LabelHand.tif")
+    label[:, :256, :256].rio.to_raster(tmp_path / "LabelHand" / f"{chip}_LabelHand.tif")
+    shutil.copytree(shared_data / "splits", tmp_path / "splits")
+    done = subprocess.run(
+        [FLOODXR, "evaluate", "--data", str(tmp_path), "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert f"LabelHand/{chip}_LabelHand.tif' is not on the grid of" in line
+    assert "'y': 256" in line and "None" not in line
+
+
+def test_a_mask_is_not_backscatter_and_a_label_is_a_dataarray():
+    scene = floodxr.testing.synthetic_scene((64, 64), seed=0)
+    mask = scene.s1 > -18
+    for method in (mask.flood.otsu, mask.flood.segment, mask.flood.normalize):
+        with pytest.raises(WrongTypeError, match="got a boolean array"):
+            method()
+    prediction = scene.s1.flood.otsu()
+    with pytest.raises(WrongTypeError, match=r"label must be an xarray DataArray, got Dataset"):
+        floodxr.metrics.confusion(prediction, scene.water.to_dataset(name="w"))
+    with pytest.raises(WrongTypeError, match="got ndarray; wrap it"):
+        floodxr.metrics.confusion(prediction, scene.water.values)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -167,6 +169,10 @@ def basin_grid(basin: Basin, resolution: float) -> GeoBox:
     return snapped(basin.projected(basin.epsg).bounds, f"EPSG:{basin.epsg}", resolution)
 
 
+#: Basin ids that name a Zarr group and a file everywhere (no separators, no '..', no ':').
+_NAMEABLE = re.compile(r"(?![.\- ])[\w .+=,()\-]{1,200}(?<! )")
+
+
 def read_basins(basins: Any, *, id_column: str = "id") -> list[Basin]:
     """Basins from a GeoJSON file, a GeoDataFrame, a table with a ``geometry`` column, or a
     mapping ``{id: geometry}`` (shapely geometries or GeoJSON dicts), in lon/lat.
@@ -195,7 +201,9 @@ def read_basins(basins: Any, *, id_column: str = "id") -> list[Basin]:
     pairs: list[tuple[Any, Any]]
     if isinstance(basins, (str, Path)):
         pairs = _geojson_pairs(Path(basins), id_column)
-    elif hasattr(basins, "columns") and "geometry" in getattr(basins, "columns", ()):
+    elif hasattr(basins, "columns") and (
+        "geometry" in getattr(basins, "columns", ()) or hasattr(basins, "active_geometry_name")
+    ):
         frame = basins
         crs = getattr(frame, "crs", None)
         if crs is not None and hasattr(frame, "to_crs"):
@@ -205,7 +213,9 @@ def read_basins(basins: Any, *, id_column: str = "id") -> list[Basin]:
                 f"the basins table has no id column {id_column!r} (columns: "
                 f"{[str(c) for c in frame.columns]}); pass id_column= naming one"
             )
-        pairs = list(zip(frame[id_column], frame["geometry"], strict=True))
+        # a GeoDataFrame's active geometry, whatever its column is called
+        geometries = frame.geometry if hasattr(frame, "active_geometry_name") else frame["geometry"]
+        pairs = list(zip(frame[id_column], geometries, strict=True))
     elif isinstance(basins, Mapping):
         pairs = list(basins.items())
     else:
@@ -215,12 +225,18 @@ def read_basins(basins: Any, *, id_column: str = "id") -> list[Basin]:
         )
     out: list[Basin] = []
     seen: set[str] = set()
-    for raw_id, geometry in pairs:
-        basin_id = str(raw_id)
-        if not basin_id or "/" in basin_id or basin_id.startswith("."):
+    for index, (raw_id, geometry) in enumerate(pairs):
+        if raw_id is None or (isinstance(raw_id, float) and math.isnan(raw_id)):
             raise BasinInputError(
-                f"basin id {basin_id!r} cannot name a Zarr group; use ids without '/' that do "
-                "not start with '.'"
+                f"basin {index} has no id ({raw_id!r} in column {id_column!r}); give every "
+                "basin an id, or pass id_column= (--id-column) naming a column that has them"
+            )
+        basin_id = str(raw_id)
+        if not _NAMEABLE.fullmatch(basin_id):
+            raise BasinInputError(
+                f"basin id {basin_id!r} cannot name a Zarr group or a file: ids are 1 to 200 "
+                "letters, digits, spaces and '_-.+=,()', not starting with '.', '-' or a space; "
+                "rename the basin (e.g. replace '/' and '\\' with '_')"
             )
         if basin_id in seen:
             raise BasinInputError(f"basin id {basin_id!r} appears twice; ids must be unique")
@@ -302,7 +318,7 @@ def check_inputs(
     floodxr.errors.InvalidOptionError: datetime '2019-13-45' is not an ISO 8601 date ...
     """
     from floodxr import models
-    from floodxr.data.search import format_datetime
+    from floodxr.data.search import check_reference_before, format_datetime
     from floodxr.segment import THRESHOLD_MODELS
 
     if model in THRESHOLD_MODELS:
@@ -315,6 +331,8 @@ def check_inputs(
     number(resolution, "resolution (metres)", above=0)
     format_datetime(datetime)
     parsed_reference = reference_of(dates=reference_dates, mask=reference_mask, legacy=reference)
+    if isinstance(parsed_reference, ReferenceDates):
+        check_reference_before(parsed_reference.datetime, datetime, overlap=True)
     store_path = Path(store)
     if store_path.exists() and not store_path.is_dir():
         raise BasinInputError(f"store {str(store_path)!r} is a file; a store is a folder")

@@ -26,6 +26,8 @@ from floodxr.errors import InvalidOptionError, NoItemsError, StacApiError, Wrong
 from floodxr.grid import Bbox
 
 __all__ = [
+    "check_reference_before",
+    "interval_bounds",
     "SearchResult",
     "resolve_collection",
     "as_items",
@@ -122,6 +124,57 @@ def _parse_instant(text: str) -> dt.datetime | None:
         return dt.datetime(int(year), int(month or 1), 1, tzinfo=dt.timezone.utc)
     parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _end_of(text: str) -> dt.datetime | None:
+    """The first instant after the period ``text`` names (a year, month or day: its end)."""
+    start = _parse_instant(text)
+    if start is None:
+        return None
+    text = text.strip()
+    if _PARTIAL_DATE.match(text):  # YYYY or YYYY-MM
+        year, _, month = text.partition("-")
+        if not month:
+            return start.replace(year=start.year + 1)
+        return (start + dt.timedelta(days=32)).replace(day=1)
+    if len(text) == 10:  # YYYY-MM-DD: the whole day
+        return start + dt.timedelta(days=1)
+    return start
+
+
+def interval_bounds(datetime: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The first instant of a STAC datetime (interval) and the first instant after it (None
+    for an open end), UTC.
+
+    Examples
+    --------
+    >>> from floodxr.data.search import interval_bounds
+    >>> [t.isoformat() for t in interval_bounds("2019-09-01/2019-09-15")]
+    ['2019-09-01T00:00:00+00:00', '2019-09-16T00:00:00+00:00']
+    >>> [t.isoformat() for t in interval_bounds("2019-12")]
+    ['2019-12-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00']
+    """
+    value = format_datetime(datetime)
+    parts = value if isinstance(value, list) else str(value).split("/")
+    first, last = str(parts[0]), str(parts[-1])
+    return _parse_instant(first), _end_of(last)
+
+
+def check_reference_before(reference: Any, datetime: Any, *, overlap: bool = False) -> None:
+    """Refuse reference dates that do not end before the mapped dates start (``overlap``: that
+    end after the mapped dates end, for basin runs whose first passes are their own reference):
+    flood is water where the reference passes saw dry land, so a reference from after the flood
+    makes a flood of nothing."""
+    _, reference_end = interval_bounds(reference)
+    start, end = interval_bounds(datetime)
+    limit = end if overlap else start
+    if reference_end is None or (limit is not None and reference_end > limit):
+        when = "end by the end of" if overlap else "end before the start of"
+        raise InvalidOptionError(
+            f"the reference dates {reference!r} must {when} the mapped dates {datetime!r}: "
+            "flood is water where the reference passes saw dry land, so they must be "
+            "pre-flood passes (e.g. 2019-08-01/2019-08-31 for a flood in September 2019)"
+        )
 
 
 def _check_interval(parts: Sequence[Any], given: Any) -> None:

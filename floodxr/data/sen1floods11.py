@@ -270,12 +270,22 @@ def open_chip(root: str | Path, chip: str, *, chunks: Chunks = None) -> Chip:
     return Chip(
         id=chip,
         s1=s1,
-        label=_on_grid(open_label(label_path, chunks=chunks), s1) if label_path.is_file() else None,
-        s2=_on_grid(open_s2(s2_path, chunks=chunks), s1) if s2_path.is_file() else None,
+        label=(
+            _on_grid(open_label(label_path, chunks=chunks), s1, label_path, s1_path)
+            if label_path.is_file()
+            else None
+        ),
+        s2=(
+            _on_grid(open_s2(s2_path, chunks=chunks), s1, s2_path, s1_path)
+            if s2_path.is_file()
+            else None
+        ),
     )
 
 
-def _on_grid(da: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
+def _on_grid(
+    da: xr.DataArray, reference: xr.DataArray, path: Path, reference_path: Path
+) -> xr.DataArray:
     """Give ``da`` the exact coordinates of ``reference`` when both files share one grid.
 
     A chip's S1, S2 and label GeoTIFFs have the same grid, but their coordinates can differ in
@@ -285,11 +295,12 @@ def _on_grid(da: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
     ours, theirs = np.array(transform(da))[:6], np.array(transform(reference))[:6]
     pixel = abs(theirs[0])
     if not same_shape or not np.allclose(ours, theirs, rtol=0, atol=1e-6 * pixel):
+        mine, other = (", ".join(f"{v:.9g}" for v in t) for t in (ours, theirs))
         raise DataLayoutError(
-            f"{da.encoding.get('source')!r} is not on the grid of "
-            f"{reference.encoding.get('source')!r} (sizes {dict(da.sizes)} vs "
-            f"{dict(reference.sizes)}, transforms {ours} vs {theirs}); a chip's S1, S2 and "
-            "label files must share one grid"
+            f"{str(path)!r} is not on the grid of {str(reference_path)!r} (sizes "
+            f"{dict(da.sizes)} vs {dict(reference.sizes)}, transforms "
+            f"({mine}) vs ({other}); a "
+            "chip's S1, S2 and label files must share one grid"
         )
     return da.assign_coords(y=reference["y"], x=reference["x"])
 
