@@ -12,7 +12,9 @@ import threading
 import time
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import box, shape
 
@@ -213,6 +215,30 @@ def test_a_killed_worker_still_gives_the_same_store(
     assert checksums(store) == checksums(first.store)
 
 
+def assert_whole_store(store: Path) -> None:
+    """Every file of a basin store under its final name reads whole: the JSON and CSV records,
+    the polygons beside it, and every chunk of every array (zarr writes chunks atomically)."""
+    import zarr
+
+    for path in store.rglob("*"):
+        if path.is_dir() or ".partial" in path.name or path.name.startswith("."):
+            continue
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            pd.read_csv(path)
+        elif path.suffix == ".parquet":
+            gpd.read_parquet(path)
+    arrays = [
+        member
+        for _, member in zarr.open_group(store, mode="r").members(max_depth=None)
+        if isinstance(member, zarr.Array)
+    ]
+    assert arrays
+    for array in arrays:
+        array[...]  # noqa: B018 - decompresses every chunk written so far
+
+
 def test_a_killed_run_resumes_from_the_command_line(
     first, basins_file, loopback, tiny_student, tmp_path
 ):
@@ -254,6 +280,7 @@ def test_a_killed_run_resumes_from_the_command_line(
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
     done = set(json.loads(manifest.read_text())["units"])
     assert done and done < UNITS
+    assert_whole_store(store)  # after the kill: every file under its final name is whole
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"units computed now: {len(UNITS - done)}, already in the store: {len(done)}" in (
