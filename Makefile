@@ -22,8 +22,8 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 lint: $(STAMP)
-	$(BIN)/ruff check floodxr tests examples benchmarks
-	$(BIN)/ruff format --check floodxr tests examples benchmarks
+	$(BIN)/ruff check floodxr floodxr_command.py tests examples benchmarks
+	$(BIN)/ruff format --check floodxr floodxr_command.py tests examples benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

@@ -154,14 +154,20 @@ def transform(obj: xr.DataArray | xr.Dataset) -> Affine:
     >>> tuple(transform(mask[::2, ::2]))[:6]
     (20.0, 0.0, 499995.0, 0.0, -20.0, 5000005.0)
     """
-    for dim in ("y", "x"):
-        if dim not in obj.dims or dim not in obj.coords:
-            raise MissingDimensionError(
-                f"a grid needs 'y' and 'x' dimensions with coordinates, got dims "
-                f"{tuple(obj.dims)}; rename them (da.rename(lat='y', lon='x'))"
-            )
-    dy, dx = _steps(obj, "y"), _steps(obj, "x")
+    if "y" not in obj.dims or "x" not in obj.dims:
+        raise MissingDimensionError(
+            f"a grid needs 'y' and 'x' dimensions, got dims {tuple(obj.dims)}; rename them "
+            "(da.rename(lat='y', lon='x'))"
+        )
     stored = obj.rio.transform()
+    if "y" not in obj.coords or "x" not in obj.coords:
+        if stored == Affine.identity():
+            raise InvalidGridError(
+                "the array has no 'y'/'x' coordinates and no transform, so it is nowhere; "
+                "give it coordinates (da.assign_coords(y=..., x=...))"
+            )
+        return stored  # no coordinates to contradict it
+    dy, dx = _steps(obj, "y"), _steps(obj, "x")
     if dy is None or dx is None:
         dy = stored.e if dy is None else dy
         dx = stored.a if dx is None else dx

@@ -26,6 +26,7 @@ maps the rest; another request there is refused unless ``overwrite``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -187,6 +188,8 @@ def map_floods(
         "catalog": get_catalog(catalog).url,
         "collection": None if collection is None else str(collection),
         "model": str(models.resolve(model).resolve()),
+        # a checkpoint retrained in place is another model: its finished passes are not ours
+        "model_sha256": hashlib.sha256(models.resolve(model).read_bytes()).hexdigest(),
         "resolution": resolution,
     }
     resume = _resumable(folder, request, overwrite)
@@ -212,13 +215,13 @@ def map_floods(
             done = folder / f"{stamp}_areas.json"
             if resume and done.is_file():
                 finished = json.loads(done.read_text())
-                written, areas = [Path(p) for p in finished["files"]], finished["areas"]
+                written, areas = [folder / n for n in finished["files"]], finished["areas"]
             else:
                 written, areas = _map_pass(scene, folder, stamp, model, before, replace)
                 # the pass's last file: once it is there, every file of the pass is whole
                 with atomic(done, overwrite=True) as partial:
                     partial.write_text(
-                        json.dumps({"files": [str(p) for p in written], "areas": areas})
+                        json.dumps({"files": [p.name for p in written], "areas": areas})
                     )
             files[stamp] = written
             rows.append({"time": pd.Timestamp(scene.time.values), "id": str(scene.id.values)})

@@ -4,10 +4,11 @@ Both writers compute the result in groups of as many chunks as dask has threads 
 group before computing the next, so memory stays bounded by the group whatever the scene size
 (a single ``compute`` of a ``map_overlap`` graph keeps a whole row of neighbour strips alive).
 Existing outputs are never replaced unless ``overwrite=True`` (and then only a file by a file,
-a Zarr store by a store); a partial output is written under a fresh hidden name beside the target
-and renamed at the end, so an interrupted write leaves no half file behind and a user's own
-``*.partial`` file is never touched. Results are written north-up (``y`` descending, ``x``
-ascending), flipped first where they are not.
+a Zarr store by a store); a partial output is written under a fresh hidden name beside the target,
+flushed to the disk and renamed at the end (:func:`atomic`, the one way every file floodxr writes
+is written), so an interrupted write leaves no half file behind and a user's own ``*.partial``
+file is never touched. Results are written north-up (``y`` descending, ``x`` ascending), flipped
+first where they are not, on the grid of their coordinates (:func:`floodxr.grid.transform`).
 """
 
 from __future__ import annotations
@@ -177,15 +178,14 @@ def remove_partials(folder: str | Path) -> list[Path]:
 
 
 def _fsync(path: Path) -> None:
-    """Flush ``path`` (a file, or every file of a store, and the folders) to the disk."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    for name in files:
-        with open(name, "rb") as handle:
-            os.fsync(handle.fileno())
-    folders = [path] if path.is_dir() else []
-    folders += [p for p in path.rglob("*") if p.is_dir()] if path.is_dir() else []
-    for folder in folders + [path.parent]:
-        _fsync_folder(folder)
+    """Flush ``path`` to the disk: a file, or every file and folder of a store."""
+    if path.is_dir():
+        for member in sorted(path.rglob("*")):
+            _fsync(member)
+        _fsync_folder(path)
+        return
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -243,7 +243,8 @@ def atomic(
         try:
             _fsync(partial)
             if kind == "store" and target.exists():
-                # a folder cannot be renamed over another: move the old store aside first
+                # a folder cannot be renamed over another: move the old store aside first (a
+                # kill between the two renames leaves the old one under its hidden name)
                 old = _staging(target, ".old")
                 target.rename(old)
                 partial.rename(target)
