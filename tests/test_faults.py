@@ -687,3 +687,26 @@ def test_a_mask_is_not_backscatter_and_a_label_is_a_dataarray():
         floodxr.metrics.confusion(prediction, scene.water.to_dataset(name="w"))
     with pytest.raises(WrongTypeError, match="got ndarray; wrap it"):
         floodxr.metrics.confusion(prediction, scene.water.values)
+
+
+def test_a_layer_loaded_like_a_flipped_scene_is_on_its_coordinates(loopback):
+    from floodxr.data import stac
+    from floodxr.data.load import load_layer
+    from floodxr.testing.stac import SYNTHETIC_BBOX
+
+    catalog = stac.get_catalog("planetary-computer").with_url(loopback.url)
+    scene = stac.load_s1(stac.search_s1(SYNTHETIC_BBOX, "2019-09-25", catalog=catalog), mosaic=True)
+    like = scene.isel(time=0, band=0)
+    upright = load_layer("cop-dem-glo-30", like=like, catalog=catalog).compute()
+    flipped_like = like.isel(y=slice(None, None, -1), x=slice(None, None, -1))
+    flipped = load_layer("cop-dem-glo-30", like=flipped_like, catalog=catalog).compute()
+    assert flipped.y.values.tolist() == flipped_like.y.values.tolist()
+    np.testing.assert_array_equal(
+        flipped.sortby(["y", "x"]).values, upright.sortby(["y", "x"]).values
+    )
+    with pytest.raises(InvalidOptionError, match="north-up grid"):
+        stac.load(
+            stac.search_s1(SYNTHETIC_BBOX, "2019-09-25", catalog=catalog),
+            kind="s1",
+            like=flipped_like,
+        )

@@ -109,8 +109,11 @@ def output_grid(
     zone of the area's centre) grown to whole pixels of ``resolution`` (default the items')."""
     if like is not None:
         transform, epsg = grid_of(like), like.rio.crs.to_epsg()
-        if transform.b or transform.d or abs(transform.a) != abs(transform.e) or transform.e > 0:
-            raise InvalidOptionError("like= must be on a north-up grid with square pixels")
+        if transform.b or transform.d or transform.a != -transform.e or transform.a < 0:
+            raise InvalidOptionError(
+                "like= must be on a north-up grid with square pixels (y descending, x "
+                "ascending): pass floodxr.grid.oriented(like)[0]"
+            )
         return GeoBox((like.sizes["y"], like.sizes["x"]), transform, f"EPSG:{epsg}")
     projs = [_Proj.of(item, key) for item in items]
     epsgs = {p.epsg for p in projs}

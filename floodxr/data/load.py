@@ -24,7 +24,7 @@ from floodxr.data.discovery import is_data_asset, unit_kind
 from floodxr.data.item_grid import output_grid, require_overlap, stackstac_dict
 from floodxr.data.search import SearchResult, as_items, check_bbox, passes, time_order
 from floodxr.errors import InvalidOptionError, MissingAssetError, NoItemsError, UnitsError
-from floodxr.grid import Bbox
+from floodxr.grid import Bbox, flips_to_north_up
 from floodxr.grid import transform as grid_of
 from floodxr.preprocess import to_db
 
@@ -432,7 +432,10 @@ def load_layer(
     if resampling not in ("bilinear", "nearest"):
         raise InvalidOptionError(f"resampling must be 'bilinear' or 'nearest', got {resampling!r}")
     cat = get_catalog(catalog)
-    transform, epsg = grid_of(like), like.rio.crs.to_epsg()
+    # read north-up, whatever the order of like's rows and columns, and flipped back at the end
+    flips = flips_to_north_up(like)
+    upright = like.isel(flips) if flips else like
+    transform, epsg = grid_of(upright), like.rio.crs.to_epsg()
     west, south, east, north = like.rio.transform_bounds("EPSG:4326")
     with api_errors(cat.url, f"search {collection!r}"):
         items = list(
@@ -477,6 +480,8 @@ def load_layer(
         stack = stack.copy(data=dsa.where(stack.data == nodata, np.float32(np.nan), stack.data))
     layer = stackstac.mosaic(stack, dim="time").squeeze("band", drop=True)
     layer = layer.drop_vars([c for c in layer.coords if c not in ("y", "x")])
-    layer = layer.assign_coords(y=like["y"].values, x=like["x"].values)
+    layer = layer.assign_coords(y=upright["y"].values, x=upright["x"].values)
+    layer = layer.isel(flips) if flips else layer
     layer.attrs = {"stac_collection": collection, "asset": key}
-    return layer.rio.write_crs(f"EPSG:{epsg}").rio.write_transform(transform).rename(collection)
+    layer = layer.rio.write_crs(f"EPSG:{epsg}")
+    return layer.rio.write_transform(grid_of(layer)).rename(collection)
