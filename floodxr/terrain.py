@@ -195,7 +195,9 @@ def exclusion(
         height = hand(dem, drain_km2=drain_km2)
         excluded = excluded | (height > hand_max_m)
     # where the DEM is invalid the terrain is unknown: a map says nothing there either
-    unknown = layer(dem, "the DEM", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], fix="")
+    unknown = layer(
+        dem, "the DEM", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], fix="give metres"
+    )
     return (excluded | unknown.isnull()).rename("excluded")
 
 

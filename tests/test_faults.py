@@ -483,6 +483,14 @@ def test_an_items_unit_that_contradicts_the_collection_is_refused_by_name(rtc_it
     assert same.shape == rtc_items[2].shape  # an agreeing unit is fine
 
 
+def test_a_raster_bands_field_that_is_not_a_number_is_named(rtc_items):
+    from floodxr.data import stac
+
+    items, collection, _ = rtc_items
+    with pytest.raises(errors.UnitsError, match="declares scale 'ten' .* not a number"):
+        stac.load_s1(edited(items, scale="ten"), collection=collection)
+
+
 def test_a_scale_declared_only_by_the_items_is_applied(rtc_items):
     from floodxr.data import stac
 

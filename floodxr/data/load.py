@@ -190,6 +190,13 @@ def _check_assets(items: list[pystac.Item], keys: list[str], coll: Collection, k
                     f"raster:bands, collection {coll.id!r} is read as {coll.units}: the metadata "
                     f"contradict each other; check the values and {fix} with units=..."
                 )
+            for field in ("scale", "offset", "nodata"):
+                value = raster.get(field)
+                if value is not None and (isinstance(value, bool) or not _is_number(value)):
+                    raise UnitsError(
+                        f"item {item.id!r}: asset {key!r} declares {field} {value!r} in its "
+                        f"raster:bands, which is not a number; fix the item or {fix}"
+                    )
             scaled = float(raster.get("scale", 1.0)) != 1.0 or float(raster.get("offset", 0)) != 0
             if kind == "s2" and scaled and not coll.rescale:
                 raise UnitsError(
@@ -197,6 +204,14 @@ def _check_assets(items: list[pystac.Item], keys: list[str], coll: Collection, k
                     f"offset {raster.get('offset')} in its raster:bands, which collection "
                     f"{coll.id!r} does not apply; {fix} with rescale=True, scale=10_000"
                 )
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _asset_nodata(items: list[pystac.Item], keys: list[str]) -> np.ndarray:
