@@ -47,6 +47,15 @@ def map_command(url: str, out: Path) -> list[str]:
     return [FLOODXR, "map", *VALENCIA_MAP, "--catalog", url, "--out", str(out)]
 
 
+def in_process(capsys, *args: str) -> tuple[int, str]:
+    """``floodxr ARGS`` run in this process (no interpreter start-up): (status, stderr)."""
+    from floodxr.cli import main
+
+    capsys.readouterr()
+    status = main(list(args))
+    return status, capsys.readouterr().err
+
+
 def assert_whole(path: Path) -> None:
     """Read ``path`` completely the way a user would open it; fails on a truncated file."""
     suffix = path.suffix
@@ -114,16 +123,13 @@ def test_a_store_is_replaced_only_by_a_store_and_whole(tmp_path):
         scene.s1.flood.otsu().flood.to_zarr(store)
 
 
-def test_an_unwritable_place_is_named(tmp_path):
+def test_an_unwritable_place_is_named(capsys):
     scene = floodxr.testing.synthetic_scene((32, 32), seed=0)
     # /proc takes no new files, whoever runs the test (root included)
     with pytest.raises(OutputPathError, match="cannot write '/proc/floodxr-test/water.tif'"):
         scene.s1.flood.otsu().flood.to_cog("/proc/floodxr-test/water.tif")
-    done = subprocess.run(
-        [FLOODXR, "demo", "--out", "/proc/floodxr-test"], capture_output=True, text=True
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "cannot write '/proc/floodxr-test'" in done.stderr
+    status, stderr = in_process(capsys, "demo", "--out", "/proc/floodxr-test")
+    assert status == 2 and "cannot write '/proc/floodxr-test'" in stderr
 
 
 # --- floodxr map under kills and Ctrl-C ------------------------------------------------------
@@ -166,11 +172,11 @@ def test_a_killed_map_leaves_whole_files_and_a_rerun_completes_it(
     whole, _ = uninterrupted
     out = tmp_path / "map"
     command = map_command(loopback.url, out)
-    # successive runs are killed at their 1st, 6th, 11th ... change to the folder, so the kills
+    # successive runs are killed at their 1st, 8th, 15th ... change to the folder, so the kills
     # walk through the whole map: mid-write and between writes, in the reference and in the
     # pass; the folder is the same each time, and each run resumes what the last one left
     kills = 0
-    for nth in range(1, 60, 5):
+    for nth in range(1, 60, 7):
         status = kill_at_event(command, out, nth)
         for path in out.iterdir() if out.exists() else []:
             if not path.name.startswith("."):
@@ -181,7 +187,7 @@ def test_a_killed_map_leaves_whole_files_and_a_rerun_completes_it(
         kills += 1
     else:
         pytest.fail("the map never finished")
-    assert kills >= 3, f"only {kills} kills: the map made fewer changes than it writes files"
+    assert kills >= 2, f"only {kills} kills: the map made fewer changes than it writes files"
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(p.name for p in whole.iterdir()), "stale partial files were left"
     for path in out.iterdir():
@@ -192,7 +198,9 @@ def test_a_killed_map_leaves_whole_files_and_a_rerun_completes_it(
             np.testing.assert_array_equal(a.read(), b.read())
 
 
-def test_a_finished_map_is_not_redone_and_another_request_is_refused(loopback, uninterrupted):
+def test_a_finished_map_is_not_redone_and_another_request_is_refused(
+    loopback, uninterrupted, capsys
+):
     out, _ = uninterrupted
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = subprocess.run(map_command(loopback.url, out), capture_output=True, text=True)
@@ -201,9 +209,8 @@ def test_a_finished_map_is_not_redone_and_another_request_is_refused(loopback, u
     assert changed == ["areas.csv", "floodxr-map.json"]  # the passes were read, not redone
     other = map_command(loopback.url, out)
     other[other.index("--datetime") + 1] = "2019-09-20/2019-09-29"
-    refused = subprocess.run(other, capture_output=True, text=True)
-    assert refused.returncode == 2 and "differs in datetime" in refused.stderr
-    assert "--overwrite" in refused.stderr
+    status, stderr = in_process(capsys, *other[1:])
+    assert status == 2 and "differs in datetime" in stderr and "--overwrite" in stderr
 
 
 @pytest.mark.parametrize("when", ["during the imports", "while mapping"])
@@ -233,19 +240,14 @@ def test_ctrl_c_prints_one_line_and_exits_130(loopback, tmp_path, when):
 # --- models and devices ----------------------------------------------------------------------
 
 
-def test_a_corrupt_model_is_named_before_any_request(tmp_path):
+def test_a_corrupt_model_is_named_before_any_request(tmp_path, capsys):
     weights = Path(floodxr.models.resolve("student"))
     (tmp_path / "bad.json").write_bytes(weights.with_suffix(".json").read_bytes())
     (tmp_path / "bad.safetensors").write_bytes(weights.read_bytes()[:1000])
-    done = subprocess.run(
-        map_command("http://127.0.0.1:9", tmp_path / "out")
-        + ["--model", str(tmp_path / "bad.safetensors")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2 and "bad.safetensors" in done.stderr
-    assert "not a readable safetensors file" in done.stderr
-    assert "cannot connect" not in done.stderr
+    command = map_command("http://127.0.0.1:9", tmp_path / "out")
+    status, stderr = in_process(capsys, *command[1:], "--model", str(tmp_path / "bad.safetensors"))
+    assert status == 2 and "bad.safetensors" in stderr
+    assert "not a readable safetensors file" in stderr and "cannot connect" not in stderr
 
 
 @pytest.fixture
@@ -599,15 +601,13 @@ def test_a_pass_across_midnight_is_one_and_two_passes_of_a_day_are_two():
         ),
     ],
 )
-def test_dates_and_sizes_are_refused_before_any_request(tmp_path, args, message):
-    command = [FLOODXR, "map", "--bbox", "-0.05", "39.02", "-0.02", "39.04", *args]
-    done = subprocess.run(
-        [*command, "--catalog", "http://127.0.0.1:9", "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
+def test_dates_and_sizes_are_refused_before_any_request(tmp_path, capsys, args, message):
+    command = ["map", "--bbox", "-0.05", "39.02", "-0.02", "39.04", *args]
+    status, stderr = in_process(
+        capsys, *command, "--catalog", "http://127.0.0.1:9", "--out", str(tmp_path / "out")
     )
-    assert done.returncode == 2 and message in done.stderr, done.stderr
-    assert "cannot connect" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert status == 2 and message in stderr, stderr
+    assert "cannot connect" not in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_a_basin_reference_after_its_dates_is_refused(tmp_path):
@@ -661,7 +661,8 @@ def test_basin_ids_missing_from_a_table_are_named_and_plain_names_pass():
     assert [b.id for b in read_basins(frame, id_column="name")] == names
 
 
-def test_a_label_on_another_grid_is_named_by_its_file(tmp_path, shared_data):
+@pytest.mark.filterwarnings("ignore::floodxr.errors.MissingChipsWarning")
+def test_a_label_on_another_grid_is_named_by_its_file(tmp_path, shared_data, capsys):
     import shutil
 
     import rioxarray
@@ -673,13 +674,9 @@ def test_a_label_on_another_grid_is_named_by_its_file(tmp_path, shared_data):
     label = rioxarray.open_rasterio(shared_data / "LabelHand" / f"{chip}_LabelHand.tif")
     label[:, :256, :256].rio.to_raster(tmp_path / "LabelHand" / f"{chip}_LabelHand.tif")
     shutil.copytree(shared_data / "splits", tmp_path / "splits")
-    done = subprocess.run(
-        [FLOODXR, "evaluate", "--data", str(tmp_path), "--no-progress"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2, done.stderr
-    line = done.stderr.strip().splitlines()[-1]
+    status, stderr = in_process(capsys, "evaluate", "--data", str(tmp_path), "--no-progress")
+    assert status == 2, stderr
+    line = stderr.strip().splitlines()[-1]
     assert f"LabelHand/{chip}_LabelHand.tif' is not on the grid of" in line
     assert "'y': 256" in line and "None" not in line
 
