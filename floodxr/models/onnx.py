@@ -23,6 +23,7 @@ import numpy as np
 
 from floodxr.errors import CheckpointError, FloodxrError, FloodxrWarning, OutputExistsError
 from floodxr.models import checkpoint, load
+from floodxr.models.architecture import MULTIPLE
 from floodxr.writers import atomic
 
 __all__ = ["export", "load_session", "cache_dir", "usable", "quantize", "int8_path"]
@@ -231,8 +232,19 @@ class OnnxModel:
     temperature: float = 1.0
 
     def water_probability(self, batch: np.ndarray) -> np.ndarray:
+        # the network pads its input to a multiple of 16 and crops back (DeepLabV3PlusS2.
+        # forward); the exported graph was traced without that branch, so it happens here: a
+        # window of another size would otherwise run unpadded, its features misaligned
+        height, width = int(batch.shape[-2]), int(batch.shape[-1])
+        pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+        if pad_h or pad_w:
+            widths = ((0, 0), (0, 0), (0, pad_h), (0, pad_w))
+            if pad_h < height and pad_w < width:
+                batch = np.pad(batch, widths, mode="reflect")
+            else:
+                batch = np.pad(batch, widths, mode="edge")
         logits = self.session.run(None, {"image": np.ascontiguousarray(batch, "float32")})[0]
-        logits = logits / np.float32(self.temperature)
+        logits = logits[..., :height, :width] / np.float32(self.temperature)
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return (exp[:, self.water_index] / exp.sum(axis=1)).astype("float32")
