@@ -31,7 +31,7 @@ from floodxr._valid import (
     select_bands,
 )
 from floodxr.bands import S1_BANDS, XarrayObj
-from floodxr.errors import InvalidOptionError, UnknownModelError
+from floodxr.errors import FloodxrError, InvalidOptionError, UnknownModelError
 from floodxr.grid import flips_to_north_up
 from floodxr.inference import Blended, Plan, WindowFree, predict_block
 from floodxr.options import OPTIONS, set_options
@@ -322,6 +322,14 @@ def segment(
     plan = plan_for(
         config, ny, nx, tile=options["tile"], halo=options["halo"], batch_size=options["batch_size"]
     )
+    template = da.isel(band=0, drop=True)
+    # a strided network's output depends on where its input starts modulo its stride: start
+    # every scene at the same phase of its coordinates, so a pixel gets the same probability
+    # whatever box it was asked with (a map and a basin run agree)
+    pad = _phase_pad(da, plan.align) if isinstance(plan, WindowFree) else {}
+    if pad:
+        da = da.pad({dim: (k, 0) for dim, k in pad.items()}, constant_values=np.nan)
+        ny, nx = da.sizes["y"], da.sizes["x"]
     lazy = isinstance(da.data, dsa.Array)
     data = da.data if lazy else dsa.from_array(da.data, chunks=-1)
     lead = data.ndim - 3
@@ -371,7 +379,8 @@ def segment(
         meta=np.array((), dtype=np.float32),
         spec=spec,
     )
-    template = da.isel(band=0, drop=True)
+    if pad:
+        probability = probability[..., pad.get("y", 0) :, pad.get("x", 0) :]
     result = template.copy(data=probability if lazy else probability.compute())
     kept = {k: v for k, v in da.attrs.items() if k not in _INPUT_ONLY_ATTRS}
     result.attrs = kept | {
@@ -388,6 +397,26 @@ def segment(
     if output == "mask":
         return _to_mask(result)
     return result
+
+
+def _phase_pad(da: xr.DataArray, align: int) -> dict[str, int]:
+    """NaN rows and columns to put before a north-up ``da`` so that its first pixel's index on
+    its coordinates' lattice (coordinate / pixel size, from 0) is a multiple of ``align``;
+    nothing for an array without regular ``y``/``x`` coordinates."""
+    from floodxr.grid import transform
+
+    if align <= 1 or "x" not in da.coords or "y" not in da.coords or min(da.shape[-2:]) < 2:
+        return {}
+    try:
+        grid = transform(da)
+    except FloodxrError:
+        return {}
+    if grid.b or grid.d or not grid.a or not grid.e:
+        return {}
+    column = math.floor(grid.c / grid.a + 1e-6)
+    row = math.floor(grid.f / grid.e + 1e-6)
+    pad = {"y": row % align, "x": column % align}
+    return {k: v for k, v in pad.items() if v}
 
 
 def _mask_block(probability: np.ndarray, cut: float) -> np.ndarray:
