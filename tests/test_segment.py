@@ -310,3 +310,27 @@ def test_a_large_cube_stays_lazy_and_agrees(student, request):
     tiled = lazy.values
     assert float(np.nanmax(np.abs(tiled - whole.values))) < 1e-3
     assert ((tiled >= 0.5) != (whole.values >= 0.5)).mean() < 1e-4
+
+
+def test_a_pixel_gets_the_same_probability_whatever_box_it_is_asked_with(
+    compact_student, big_scene
+):
+    """A stride-8 network's output depends on its input's phase: every scene starts at the
+    same phase of its coordinates, so boxes offset by any number of pixels agree inside."""
+    from floodxr.models import load
+
+    context = load(compact_student).config.context
+    options = {"tile": 128, "halo": context, "engine": "torch"}
+    whole = segment(big_scene.s1, model=compact_student, **options)
+    for dy, dx in ((3, 5), (8, 1), (13, 22)):
+        part = segment(
+            big_scene.s1.isel(y=slice(dy, None), x=slice(dx, None)),
+            model=compact_student,
+            **options,
+        )
+        inner = {"y": slice(context + 8, -context - 8), "x": slice(context + 8, -context - 8)}
+        np.testing.assert_allclose(
+            part.isel(inner).values,
+            whole.isel(y=slice(dy, None), x=slice(dx, None)).isel(inner).values,
+            atol=1e-5,
+        )
