@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.resources
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +12,11 @@ import sphinx_autosummary_accessors
 import floodxr
 
 HERE = Path(__file__).parent
+# the notebooks' interactive maps embed Leaflet from the docs' own dependency (no CDN offline)
+os.environ.setdefault(
+    "FLOODXR_LEAFLET",
+    str(importlib.resources.files("js_lib_leaflet") / "static" / "js_lib_leaflet"),
+)
 project = "floodxr"
 author = "floodxr developers"
 copyright = "2026, floodxr developers"  # noqa: A001  Sphinx's name

@@ -16,7 +16,17 @@ from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import xarray as xr
 
-from floodxr import metrics, plot, polygons, preprocess, segment, terrain, threshold, writers
+from floodxr import (
+    explore,
+    metrics,
+    plot,
+    polygons,
+    preprocess,
+    segment,
+    terrain,
+    threshold,
+    writers,
+)
 from floodxr.errors import WrongTypeError
 
 __all__ = ["FloodAccessor", "FloodDataArrayAccessor", "FloodDatasetAccessor"]
@@ -87,6 +97,7 @@ class FloodDataArrayAccessor(FloodAccessor):
     area_km2 = _forward(metrics.water_area_km2)
     confusion = _forward(metrics.confusion)
     to_polygons = _forward(polygons.to_polygons)
+    explore = _forward(explore.explore)
     hand = _forward(terrain.hand)
     shadow_layover = _forward(terrain.shadow_layover)
     exclusion = _forward(terrain.exclusion)
@@ -107,6 +118,8 @@ _PICK_A_VARIABLE = {
     "e.g. ds['water'].flood.area_km2()",
     "to_polygons": "to_polygons traces one mask DataArray; pick the mask variable, "
     "e.g. ds['water'].flood.to_polygons()",
+    "explore": "explore maps one mask DataArray; pick the mask variable, "
+    "e.g. ds['water'].flood.explore()",
     "confusion": "confusion works on a prediction DataArray, not a Dataset; pick the mask "
     "variable, e.g. ds['water'].flood.confusion(label)",
 }

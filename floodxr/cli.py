@@ -165,6 +165,11 @@ def _basin(args: argparse.Namespace) -> int:
         )
     if args.workers is not None and args.workers < 1:
         raise InvalidOptionError(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler and args.threads:
+        raise InvalidOptionError(
+            "--threads sets the threads of the LocalCluster's workers; with --scheduler the "
+            "cluster's own workers are used: pass one of them"
+        )
     catalog = _catalog(args.catalog, args.profile)
     inputs = {
         "datetime": args.datetime,
@@ -184,7 +189,7 @@ def _basin(args: argparse.Namespace) -> int:
 
         client = Client(args.scheduler)
     else:
-        client = basin.start_cluster(args.workers)
+        client = basin.start_cluster(args.workers, threads_per_worker=args.threads or 1)
     print(f"dask dashboard: {client.dashboard_link}", flush=True)
     try:
         result = basin.run(
@@ -195,6 +200,8 @@ def _basin(args: argparse.Namespace) -> int:
             client=client,
             table=args.table,
             progress=not args.no_progress,
+            # the threads are the cluster's, started above
+            **{k: v for k, v in _layer_options(args).items() if k != "threads"},
         )
     finally:
         cluster = None if args.scheduler else client.cluster
@@ -208,6 +215,57 @@ def _basin(args: argparse.Namespace) -> int:
     )
     print(f"wrote {result.store} and {result.table}")
     return 0
+
+
+def _add_layer_options(parser: argparse.ArgumentParser, *, threads: str) -> None:
+    """The exclusion, reference-water, engine and thread options of ``map`` and ``basin``."""
+    parser.add_argument(
+        "--no-exclusion",
+        action="store_true",
+        help="map every pixel the radar saw: no shadow, layover, HAND or land-cover exclusion",
+    )
+    parser.add_argument(
+        "--no-reference-water",
+        action="store_true",
+        help="map water only: no reference water, no flood layer",
+    )
+    for layer, default, what in (
+        ("dem", "cop-dem-glo-30", "DEM (metres) for shadow, layover and HAND"),
+        ("landcover", "esa-worldcover", "land cover (ESA WorldCover classes)"),
+        ("occurrence", "jrc-gsw", "surface-water occurrence (percent)"),
+    ):
+        parser.add_argument(
+            f"--{layer}",
+            metavar="ID_OR_FILE",
+            help=f"the {what}: a collection id of the catalogue or a raster file, e.g. "
+            f"{layer}.tif (default: {default} when the catalogue offers it)",
+        )
+    parser.add_argument(
+        "--occurrence-min",
+        type=float,
+        default=50.0,
+        help="occurrence (percent) from which a pixel is reference water (default 50)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="how the model runs: auto (int8 ONNX when the checkpoint has one), torch, onnx "
+        "or onnx-int8 (default: floodxr's option, auto)",
+    )
+    parser.add_argument("--threads", type=int, help=threads)
+
+
+def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "exclusion": not args.no_exclusion,
+        "reference_water": not args.no_reference_water,
+        "dem": args.dem,
+        "landcover": args.landcover,
+        "occurrence": args.occurrence,
+        "occurrence_min": args.occurrence_min,
+        "engine": args.engine,
+        "threads": args.threads,
+    }
 
 
 def _map(args: argparse.Namespace) -> int:
@@ -224,6 +282,7 @@ def _map(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        **_layer_options(args),
     )
     print(result.areas.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {sum(len(f) for f in result.files.values())} files and areas.csv to {result.out}")
@@ -398,6 +457,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write each pass's flood polygons as STORE.polygons/BASIN/TIME.parquet",
     )
+    _add_layer_options(
+        basin, threads="threads per worker process of the cluster started here (default 1)"
+    )
     basin.add_argument("--chunk", type=int, default=1024, help="chunk side in pixels")
     basin.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler")
     basin.add_argument(
@@ -448,10 +510,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     flood_map.add_argument(
         "--reference",
+        "--reference-water-from",
+        dest="reference",
         metavar="START/END",
-        help="pre-flood dates, e.g. 2019-08-01/2019-08-31: flood = water where their "
-        "passes saw no water (per-pixel median); without it the water is mapped",
+        help="pre-flood dates, e.g. 2019-08-01/2019-08-31: the reference water is where their "
+        "passes saw water (per-pixel median probability >= 0.5), and flood = water outside it; "
+        "without them the reference water is the catalogue's water occurrence (jrc-gsw)",
     )
+    _add_layer_options(flood_map, threads="threads computing the map, e.g. 4 (default: all cores)")
     flood_map.add_argument(
         "--resolution",
         type=float,

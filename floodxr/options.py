@@ -17,7 +17,7 @@ from floodxr._valid import (
 )
 from floodxr.errors import InvalidOptionError
 
-__all__ = ["OPTIONS", "get_options", "set_options"]
+__all__ = ["OPTIONS", "checked_run_options", "get_options", "set_options"]
 
 OPTIONS: dict[str, Any] = {
     "otsu_bins": 256,
@@ -149,3 +149,24 @@ def get_options() -> dict[str, Any]:
     256
     """
     return dict(OPTIONS)
+
+
+def checked_run_options(engine: str | None, threads: int | None) -> dict[str, Any]:
+    """The :func:`set_options` of a run's ``engine`` option, with ``engine`` and ``threads``
+    (a run's thread count) checked before any work.
+
+    Examples
+    --------
+    >>> from floodxr.options import checked_run_options
+    >>> checked_run_options("onnx", 2)
+    {'engine': 'onnx'}
+    """
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise InvalidOptionError(f"threads must be a whole number >= 1, got {threads!r}")
+    if engine is None:
+        return {}
+    if engine not in ENGINES:
+        raise InvalidOptionError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    return {"engine": engine}

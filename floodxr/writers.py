@@ -19,7 +19,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -321,12 +321,18 @@ def progress_over(regions: list[dict], what: str) -> Iterator[dict]:
 
 
 def to_cog(
-    da: xr.DataArray, path: str | Path, *, overwrite: bool = False, blocksize: int = 512
+    da: xr.DataArray,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    blocksize: int = 512,
+    tags: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a ``(y, x)`` or ``(band, y, x)`` result as a Cloud-Optimized GeoTIFF (deflate).
 
     Chunk groups are written into a tiled GeoTIFF as they are computed; GDAL's COG driver then
     copies it with overviews (nearest for masks, average for probabilities) into ``path``.
+    ``tags`` become the file's metadata (``rasterio``'s ``src.tags()``), values as text.
 
     Examples
     --------
@@ -384,6 +390,8 @@ def to_cog(
     try:
         with atomic(path, overwrite=overwrite) as final:
             with rasterio.open(staging, "w", **profile) as dst:
+                if tags:
+                    dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
                 for region in progress_over(list(block_regions(da)), f"writing {path.name}"):
                     rows = region.get("y", slice(0, da.sizes["y"]))
                     cols = region.get("x", slice(0, da.sizes["x"]))

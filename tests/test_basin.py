@@ -102,10 +102,13 @@ def test_a_run_maps_every_basin_and_pass_into_one_store(first):
         assert set(np.unique(water)) == {0, 1, 255}
         # outside the polygon: nodata, in every corner of the basin's bounding box
         assert (water[:, [0, 0, -1, -1], [0, -1, 0, -1]] == 255).all()
-        assert np.isnan(ds.probability.values[water == 255]).all()
-        assert np.isfinite(ds.probability.values[water != 255]).all()
+        # no radar (outside the polygon): no probability; excluded: a probability, no water
+        no_data = (ds.exclusion.values & 32) != 0
+        assert np.isnan(ds.probability.values[no_data]).all()
+        assert np.isfinite(ds.probability.values[~no_data]).all()
+        assert ((water == 255) == (ds.exclusion.values != 0)).all()
     table = first.table.read_text().splitlines()
-    assert table[0].startswith("basin,time,water_km2,flood_km2,observed_km2,basin_km2")
+    assert table[0].startswith("basin,time,water_km2,flood_km2,observed_km2,excluded_km2")
     assert len(table) == 1 + len(UNITS)
 
 
@@ -357,18 +360,30 @@ def test_new_passes_are_appended_and_a_water_mask_can_be_the_reference(
 def test_other_settings_on_an_existing_store_are_refused(
     first, client, basins_file, catalog, tiny_student
 ):
+    def again(**changes):
+        settings = {
+            "datetime": DATES,
+            "catalog": catalog,
+            "store": first.store,
+            "model": tiny_student,
+            "reference_dates": BEFORE,
+            "client": client,
+            "chunk": 256,
+        }
+        return basin.run(basins_file, **(settings | changes))
+
     with pytest.raises(RunMismatchError, match=r"resolution: store has 10.0, asked 20.0"):
-        basin.run(
-            basins_file,
-            datetime=DATES,
-            catalog=catalog,
-            store=first.store,
-            model=tiny_student,
-            reference_dates=BEFORE,
-            client=client,
-            chunk=256,
-            resolution=20,
-        )
+        again(resolution=20)
+    # the exclusion is part of what a store holds: a run without it is another run
+    with pytest.raises(RunMismatchError, match=r"layers: store has .*cop-dem-glo-30"):
+        again(exclusion=False)
+    for given, message in (
+        ({"threads": 2}, "with client= the cluster's own workers"),
+        ({"engine": "gpu"}, "engine must be one of"),
+        ({"reference_water": False}, "reference was given with reference_water=False"),
+    ):
+        with pytest.raises(InvalidOptionError, match=message):
+            again(**given)
     moved = {"west": box(-0.05, 39.01, -0.01, 39.04)}
     with pytest.raises(RunMismatchError, match=r"basin 'west' .* another polygon"):
         basin.run(
@@ -435,3 +450,104 @@ def test_the_old_reference_argument_still_works_and_warns(tmp_path):
         )
     with pytest.raises(BasinInputError, match="not a STAC interval"):
         basin.check_inputs(lake, datetime="2019-09", store="s", reference_dates="soon")
+
+
+def test_a_map_and_a_basin_run_make_the_same_layers_of_a_pass(
+    client, catalog, compact_student, tmp_path
+):
+    """One pass, one product: ``floodxr map`` over the west basin's box and a basin run over
+    the basin give the same probability, exclusion, water, reference water and flood on
+    every pixel both map."""
+    import rasterio
+
+    from floodxr.mapping import map_floods
+    from floodxr.models import load
+    from floodxr.options import set_options
+    from floodxr.product import FLAGS
+
+    west = next(f for f in SYNTHETIC_BASINS["features"] if f["properties"]["id"] == "west")
+    # the network's whole context read around every window: exact whatever the windows
+    context = int(load(compact_student).config.context)
+    with set_options(halo=context):
+        run = basin.run(
+            {"west": shape(west["geometry"])},
+            datetime=DATES,
+            catalog=catalog,
+            store=tmp_path / "west.zarr",
+            model=compact_student,
+            reference_dates=BEFORE,
+            client=client,
+            chunk=256,
+            progress=False,
+        )
+        mapped = map_floods(
+            shape(west["geometry"]).bounds,
+            "2019-09-25",
+            catalog=catalog,
+            model=compact_student,
+            reference=BEFORE,
+            out=tmp_path / "map",
+            progress=False,
+        )
+    stamp = next(iter(mapped.files))
+    ds = basin.open_basin(run.store, "west").sel(time="2019-09-25").squeeze()
+    layers = {}
+    for name in ("probability", "exclusion", "water", "flood"):
+        with rasterio.open(tmp_path / "map" / f"{stamp}_{name}.tif") as src:
+            assert src.crs.to_epsg() == ds.rio.crs.to_epsg()
+            values = src.read(1)
+            x = src.transform.c + (np.arange(src.width) + 0.5) * src.transform.a
+            y = src.transform.f + (np.arange(src.height) + 0.5) * src.transform.e
+        layers[name] = xr_layer(values, y, x).reindex(y=ds.y, x=ds.x, method="nearest", tolerance=1)
+    # the map reads its box only: within the network's context of its edges it sees a mirror
+    # where the basin run read more radar
+    inner = xr_layer(np.ones((len(y), len(x))), y, x)
+    inner[:context, :] = inner[-context:, :] = inner[:, :context] = inner[:, -context:] = 0
+    inner = inner.reindex(y=ds.y, x=ds.x, method="nearest", tolerance=1).fillna(0).values == 1
+    both = inner & ((ds.exclusion.values & FLAGS["no_data"]) == 0)
+    both &= (layers["exclusion"].values & FLAGS["no_data"]) == 0
+    assert both.sum() > 50_000
+    p_basin, p_map = ds.probability.values[both], layers["probability"].values[both]
+    np.testing.assert_allclose(p_map, p_basin, atol=1e-5)
+    assert (layers["exclusion"].values[both] == ds.exclusion.values[both]).all()
+    assert (ds.exclusion.values[both] != 0).any()  # the comparison covers excluded pixels
+    clear = np.abs(p_basin - 0.5) > 1e-4  # a cut between float-noise twins may fall either way
+    assert (layers["water"].values[both][clear] == ds.water.values[both][clear]).all()
+    reference = ds.reference.values[both][clear]
+    basin_flood = np.where(
+        (ds.water.values[both][clear] == 255) | (reference == 255),
+        255,
+        (ds.water.values[both][clear] == 1) & (reference == 0),
+    )
+    assert (layers["flood"].values[both][clear] == basin_flood).all()
+    row = run.areas.set_index(run.areas.time.dt.day).loc[25]
+    assert row.excluded_km2 > 0
+
+
+def xr_layer(values, y, x):
+    import xarray as xr
+
+    return xr.DataArray(values, dims=("y", "x"), coords={"y": y, "x": x})
+
+
+def test_each_basin_stores_its_event_composite(first):
+    """The composite in the store equals a plain numpy reduction of the stored passes."""
+    manifest = json.loads((first.store / "manifest.json").read_text())
+    for basin_id in ("west", "east"):
+        ds = basin.open_basin(first.store, basin_id)
+        water, reference = ds.water.values, ds.reference.values
+        flood = np.where((water == 255) | (reference == 255), 255, (water == 1) & (reference == 0))
+        flooded, seen = flood == 1, flood != 255
+        expect = np.where(seen.any(0), flooded.any(0), 255)
+        assert (ds.max_flood.values == expect).all()
+        assert (ds.flooded_passes.values == flooded.sum(0)).all()
+        assert (ds.observed_passes.values == seen.sum(0)).all()
+        dates = np.array([int(str(t)[:10].replace("-", "")) for t in ds.time.values])
+        last = np.where(flooded[1], dates[1], np.where(flooded[0], dates[0], 0))
+        first_date = np.where(flooded[0], dates[0], np.where(flooded[1], dates[1], 0))
+        assert (ds.last_flooded.values == last).all()
+        assert (ds.first_flooded.values == first_date).all()
+        entry = manifest["composites"][basin_id]
+        assert entry["passes"] == 2 and entry["flood_km2"] >= max(
+            first.areas.set_index("basin").loc[basin_id].flood_km2
+        )

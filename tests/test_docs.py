@@ -156,3 +156,26 @@ def test_pages_render_their_headings_and_maps_in_chromium(site, tmp_path, page, 
     blue = ((pixels[..., 2] > 0.6) & (pixels[..., 0] < 0.35) & (pixels[..., 1] < 0.55)).mean()
     assert ink > 0.02, f"{page}: {ink:.3f} of the screenshot is not white"
     assert blue > 0.002, f"{page}: no water-blue pixels ({blue:.4f})"
+
+
+def test_the_historical_notebook_ends_with_a_map_that_renders_its_layers(site, tmp_path):
+    """The folium map the notebook ends with, opened on its own in Chromium (offline: Leaflet
+    is embedded), draws its flood polygons and its probability raster."""
+    import html
+
+    page = (site / "examples" / "historical_flood.html").read_text()
+    frames = re.findall(r'<iframe srcdoc="([^"]*)"', page)
+    assert frames, "no interactive map in the notebook's page"
+    standalone = tmp_path / "map.html"
+    standalone.write_text(html.unescape(frames[-1]))
+    common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*common, "--virtual-time-budget=5000", "--dump-dom", standalone.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert re.search(r'<div class="[^"]*leaflet-container', dom), dom[-2000:]
+    assert re.search(r'<path class="leaflet-interactive"[^>]*d="M', dom)
+    assert re.search(r'<img[^>]*class="leaflet-image-layer', dom)
+    assert "likelihood" in dom and "flood" in dom  # the layer control names both

@@ -1,5 +1,7 @@
 """Per-chunk work of a basin run, on the workers: clip a chunk of water probability to the
-basin, write it straight into its Zarr arrays, and measure its areas (km², the one area rule of
+basin, turn it and its exclusion flags into the pass's layers by the rules ``floodxr map``
+uses (:func:`floodxr.product.block_layers`), write them straight into their Zarr arrays, and
+measure their areas (:func:`floodxr.product.block_areas`; km², the one area rule of
 :func:`floodxr.grid.block_area_km2`). Writing a chunk twice writes the same bytes, so a unit whose
 worker dies is simply recomputed by dask.
 """
@@ -18,8 +20,8 @@ import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
-from floodxr.bands import NODATA
 from floodxr.grid import block_area_km2
+from floodxr.product import block_areas, block_layers
 
 __all__ = ["Target", "median_probability", "unit_graph"]
 
@@ -43,8 +45,11 @@ class Target:
     cut: float = 0.5  # the model's water cut
 
 
-def _write_block(values: np.ndarray, target: Target, y0: int, x0: int) -> np.ndarray:
-    """Clip one chunk of water probability to the basin, write it, return its areas (km²)."""
+def _write_block(
+    values: np.ndarray, terrain: np.ndarray | None, target: Target, y0: int, x0: int
+) -> np.ndarray:
+    """Clip one chunk of water probability to the basin, write its layers, return its areas
+    (:data:`floodxr.product.AREAS`, km²)."""
     import zarr
 
     grid = target.grid
@@ -52,25 +57,23 @@ def _write_block(values: np.ndarray, target: Target, y0: int, x0: int) -> np.nda
     transform = grid.affine * Affine.translation(x0, y0)
     inside = _inside(target.geometry, transform, (height, width))
     probability = np.where(inside, values.reshape(height, width), np.nan).astype("float32")
-    water = np.full((height, width), NODATA, "uint8")
-    seen = np.isfinite(probability)
-    water[seen] = probability[seen] >= target.cut
     rows, cols = slice(y0, y0 + height), slice(x0, x0 + width)
 
     def array(name: str) -> Any:
         return zarr.open_array(os.path.join(target.store, target.basin, name), mode="r+")
 
+    reference = None
+    if target.time_index is not None and target.with_reference:
+        reference = array("reference")[rows, cols]
+    codes = None if terrain is None else terrain.reshape(height, width)
+    layers = block_layers(probability, cut=target.cut, terrain=codes, reference=reference)
     if target.time_index is None:
-        array("reference")[rows, cols] = water
-        reference = None
+        array("reference")[rows, cols] = layers["water"]
     else:
-        array("probability")[target.time_index, rows, cols] = probability
-        array("water")[target.time_index, rows, cols] = water
-        reference = array("reference")[rows, cols] if target.with_reference else None
+        for name in ("probability", "water", "exclusion"):
+            array(name)[target.time_index, rows, cols] = layers[name]
     area = block_area_km2(grid.crs, grid.affine, range(y0, y0 + height), range(x0, x0 + width))
-    area = np.broadcast_to(area, (height, width))
-    flood = np.nan if reference is None else area[(water == 1) & (reference == 0)].sum()
-    return np.array([area[water == 1].sum(), flood, area[seen].sum()], "float64")
+    return block_areas(layers, area)
 
 
 def _total(parts: Sequence[np.ndarray]) -> np.ndarray:
@@ -83,14 +86,24 @@ def median_probability(stack: np.ndarray) -> np.ndarray:
         return np.nanmedian(stack, axis=0).astype("float32")
 
 
-def unit_graph(probability: xr.DataArray, target: Target, chunk: int) -> Any:
-    """A delayed (water, flood, observed) km² that writes every chunk of ``probability``."""
+def unit_graph(
+    probability: xr.DataArray, target: Target, chunk: int, exclusion: xr.DataArray | None = None
+) -> Any:
+    """A delayed array of the unit's areas (:data:`floodxr.product.AREAS`, km²) that writes
+    every chunk of ``probability`` (and its ``exclusion`` flags, on the same grid)."""
     data = probability.data.reshape(probability.shape[-2:]).rechunk((chunk, chunk))
     starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
     blocks = data.to_delayed()
+    flags = None
+    if exclusion is not None:
+        flags = exclusion.data.rechunk(data.chunks).to_delayed()
     parts = [
         dask.delayed(_write_block, pure=True)(
-            blocks[i, j], target, int(starts[0][i]), int(starts[1][j])
+            blocks[i, j],
+            None if flags is None else flags[i, j],
+            target,
+            int(starts[0][i]),
+            int(starts[1][j]),
         )
         for i in range(blocks.shape[0])
         for j in range(blocks.shape[1])

@@ -96,7 +96,18 @@ class ReferenceMask:
         return {"mask": hashlib.sha256(self.mask.read_bytes()).hexdigest()}
 
 
-Reference = ReferenceDates | ReferenceMask | None
+@dataclass(frozen=True)
+class ReferenceOccurrence:
+    """A surface-water occurrence layer (percent): water from ``minimum`` on."""
+
+    source: Any  # floodxr.ancillary.Source
+    minimum: float
+
+    def record(self) -> dict[str, str]:
+        return {"occurrence": self.source.record(), "minimum": f"{self.minimum:g}"}
+
+
+Reference = ReferenceDates | ReferenceMask | ReferenceOccurrence | None
 
 
 def reference_of(

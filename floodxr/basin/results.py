@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-__all__ = ["open_basin", "report", "unit_polygons"]
+__all__ = ["composite", "open_basin", "report", "unit_polygons"]
 
 
 def report(store: str | Path) -> pd.DataFrame:
@@ -83,8 +84,11 @@ def open_basin(store: str | Path, basin_id: str) -> xr.Dataset:
     ...     _ = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
     ...             catalog=catalog, store=store, client=client, progress=False)
     >>> ds = open_basin(store, "lake")
-    >>> ds.rio.crs.to_epsg(), dict(ds.sizes), sorted(ds.data_vars)
-    (32630, {'time': 2, 'y': 232, 'x': 268}, ['probability', 'water'])
+    >>> ds.rio.crs.to_epsg(), ds.sizes["time"], ds["water"].shape
+    (32630, 2, (2, 232, 268))
+    >>> sorted(ds.data_vars)  # the passes' layers, the reference water, the event composite
+    ['exclusion', 'first_flooded', 'flooded_passes', 'last_flooded', 'max_flood',
+     'observed_passes', 'probability', 'reference', 'water']
     """
     path = Path(store)
     if not (path / str(basin_id)).exists():
@@ -98,6 +102,51 @@ def open_basin(store: str | Path, basin_id: str) -> xr.Dataset:
         path, group=str(basin_id), consolidated=False, decode_coords="all", mask_and_scale=False
     )
     return ds.sortby("time")
+
+
+def composite(store: str | Path, basin_id: str, datetime: Any = None) -> xr.Dataset:
+    """One basin's event composite (:func:`floodxr.product.composite`) over its passes in
+    ``datetime`` (a STAC interval; None: all), from the flood layers (the water layers in a
+    store without reference water). Lazy; basin runs store it in the basin's group.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from distributed import Client
+    >>> from shapely.geometry import box
+    >>> from floodxr.basin import run
+    >>> from floodxr.testing.stac import serve_synthetic
+    >>> store = tempfile.mkdtemp() + "/lake.zarr"
+    >>> with serve_synthetic() as (catalog, _), Client(processes=False) as client:
+    ...     _ = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
+    ...             catalog=catalog, store=store, client=client, progress=False)
+    >>> event = composite(store, "lake")
+    >>> int(event.passes), int(event["flooded_passes"].max())
+    (2, 2)
+    """
+    import numpy as np
+
+    from floodxr.data.search import interval_bounds
+    from floodxr.product import composite as reduce
+    from floodxr.product import flood_codes
+
+    ds = open_basin(store, basin_id)
+    if datetime is not None:
+        start, end = interval_bounds(datetime)
+        times = ds["time"].values
+        keep = np.ones(times.shape, bool)
+        utc = dt.timezone.utc
+        if start is not None:
+            keep &= times >= np.datetime64(start.astimezone(utc).replace(tzinfo=None), "ns")
+        if end is not None:  # the interval's end is exclusive
+            keep &= times < np.datetime64(end.astimezone(utc).replace(tzinfo=None), "ns")
+        ds = ds.isel(time=keep)
+    layer = ds["water"]
+    if "reference" in ds:
+        layer = xr.apply_ufunc(
+            flood_codes, ds["water"], ds["reference"], dask="parallelized", output_dtypes=["uint8"]
+        )
+    return reduce(layer.rio.write_crs(ds.rio.crs))
 
 
 def unit_polygons(store: str | Path, basin_id: str, time: Any) -> gpd.GeoDataFrame:
@@ -116,8 +165,8 @@ def unit_polygons(store: str | Path, basin_id: str, time: Any) -> gpd.GeoDataFra
     ...     done = run({"lake": box(-0.05, 39.02, -0.02, 39.04)}, datetime="2019-09",
     ...                catalog=catalog, store=store, client=client, progress=False)
     >>> polygons = unit_polygons(store, "lake", "2019-09-25T05:59:50")
-    >>> round(float(polygons.area_km2.sum()), 1), float(done.areas.water_km2.iloc[1].round(1))
-    (5.8, 5.8)
+    >>> round(float(polygons.area_km2.sum()), 1), float(done.areas.flood_km2.iloc[1].round(1))
+    (2.7, 2.7)
     """
     import numpy as np
 

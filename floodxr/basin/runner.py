@@ -23,8 +23,8 @@ import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
-from floodxr._valid import masked
-from floodxr.bands import S1_BANDS
+from floodxr._valid import masked, number
+from floodxr.bands import NODATA, S1_BANDS
 from floodxr.basin.chunks import Target, median_probability, unit_graph
 from floodxr.basin.cluster import ship_model, start_cluster
 from floodxr.basin.inputs import (
@@ -32,12 +32,13 @@ from floodxr.basin.inputs import (
     Reference,
     ReferenceDates,
     ReferenceMask,
+    ReferenceOccurrence,
     basin_grid,
     check_inputs,
 )
 from floodxr.basin.results import report
 from floodxr.basin.store import AREAS, Store, atomic_csv
-from floodxr.errors import BasinInputError, FloodxrWarning, NoItemsError
+from floodxr.errors import BasinInputError, FloodxrWarning, InvalidOptionError, NoItemsError
 from floodxr.grid import oriented, template
 from floodxr.options import OPTIONS
 
@@ -131,6 +132,7 @@ def _settings(
     catalog: Any,
     reference: Reference,
     chunk: int,
+    layers: dict[str, Any],
 ) -> dict[str, Any]:
     from floodxr.data import stac
     from floodxr.data.search import resolve_collection
@@ -147,6 +149,8 @@ def _settings(
         "chunk": int(chunk),
         "tile": OPTIONS["tile"],
         "halo": OPTIONS["halo"],
+        "engine": OPTIONS["engine"],
+        "layers": layers,
     }
 
 
@@ -168,6 +172,14 @@ def run(
     progress: bool | None = None,
     polygons: bool = False,
     reference: Any = None,
+    exclusion: bool = True,
+    reference_water: bool = True,
+    dem: Any = None,
+    landcover: Any = None,
+    occurrence: Any = None,
+    occurrence_min: float = 50.0,
+    engine: str | None = None,
+    threads: int | None = None,
 ) -> BasinRun:
     """Map water (and flood) in every basin for every Sentinel-1 acquisition in ``datetime``.
 
@@ -195,6 +207,12 @@ def run(
         reference), ``STORE.polygons/<basin>/<time>.parquet`` beside the store
     reference : deprecated: dates or a mask, told apart by whether a file of that name exists;
         use ``reference_dates`` / ``reference_mask``
+    exclusion, reference_water, dem, landcover, occurrence, occurrence_min : the exclusion
+        flags and the reference water, as :func:`floodxr.mapping.map_floods` makes them: by
+        default from the catalogue's ``cop-dem-glo-30``, ``esa-worldcover`` and ``jrc-gsw``
+        (the reference water from the occurrence when neither reference is given)
+    engine : how the network runs (``set_options(engine=)``); None: the option's
+    threads : threads per worker process of the LocalCluster started here (default 1)
 
     Returns
     -------
@@ -242,29 +260,56 @@ def run(
         id_column=id_column,
         reference=reference,
     )
+    from floodxr import ancillary
+    from floodxr.options import checked_run_options, set_options
+
+    number(occurrence_min, "occurrence_min (percent)", above=0)
+    run_options = checked_run_options(engine, threads)
+    if client is not None and threads is not None:
+        raise InvalidOptionError(
+            "threads= sets the workers of the LocalCluster run() starts; with client= the "
+            "cluster's own workers are used: pass one of them"
+        )
+    if parsed_reference is not None and not reference_water:
+        raise InvalidOptionError(
+            "a reference was given with reference_water=False (--no-reference-water); drop one"
+        )
+    sources = {
+        "dem": ancillary.resolve("dem", dem if exclusion else False, catalog),
+        "landcover": ancillary.resolve("landcover", landcover if exclusion else False, catalog),
+    }
+    if reference_water and parsed_reference is None:
+        found = ancillary.resolve("occurrence", occurrence, catalog)
+        if found is not None:
+            parsed_reference = ReferenceOccurrence(found, float(occurrence_min))
     store_path = Path(store)
     table_path = Path(table) if table else store_path.with_suffix(".areas.csv")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     state = Store(store_path)
-    state.check_settings(_settings(digest, resolution, catalog, parsed_reference, chunk))
+    layers = {k: None if v is None else v.record() for k, v in sources.items()}
+    with set_options(**run_options):
+        settings = _settings(digest, resolution, catalog, parsed_reference, chunk, layers)
+    state.check_settings(settings)
     state.save()  # before any group exists: a store is never without its manifest
     own_client = client is None
     if client is None:
-        client = start_cluster(workers)
+        client = start_cluster(workers, threads_per_worker=threads or 1)
     try:
         name = ship_model(client, weights, digest)
-        result = _run(
-            parsed,
-            state,
-            client,
-            name,
-            datetime=datetime,
-            catalog=catalog,
-            resolution=resolution,
-            reference=parsed_reference,
-            chunk=chunk,
-            progress=OPTIONS["progress"] if progress is None else progress,
-        )
+        with set_options(**run_options):
+            result = _run(
+                parsed,
+                state,
+                client,
+                name,
+                datetime=datetime,
+                catalog=catalog,
+                resolution=resolution,
+                reference=parsed_reference,
+                chunk=chunk,
+                progress=OPTIONS["progress"] if progress is None else progress,
+                sources=sources,
+            )
     finally:
         if own_client:
             cluster = client.cluster
@@ -273,6 +318,7 @@ def run(
                 cluster.close()
     areas = report(store_path)
     atomic_csv(areas, table_path)
+    _write_composites(state, [b.id for b in parsed if b.id not in result["empty"]], datetime)
     if polygons:
         _write_polygons(store_path, result["computed"])
     return BasinRun(store=store_path, table=table_path, areas=areas, **result)
@@ -290,6 +336,7 @@ def _run(
     reference: Reference,
     chunk: int,
     progress: bool,
+    sources: dict[str, Any],
 ) -> dict[str, list[str]]:
     from floodxr.options import set_options
     from floodxr.segment import water_cut
@@ -340,14 +387,15 @@ def _run(
             with set_options(torch_threads=1):
                 probability = _probability(items, grid, chunk, model)
             target = replace(target, cut=water_cut(probability))
-            pending.append((unit, unit_graph(probability, target, chunk)))
+            flags = _exclusion(grid, chunk, sources, items, catalog)
+            pending.append((unit, unit_graph(probability, target, chunk, flags)))
     state.save()
     if references:
         done = _compute(
             client, [(f"{b.id}/reference", g) for b, g in references], progress, "reference water"
         )
         for basin, _ in references:
-            water, _, observed = done[f"{basin.id}/reference"]
+            water, _, observed, _ = done[f"{basin.id}/reference"]
             state.manifest["references"][basin.id] = {"water_km2": water, "observed_km2": observed}
         state.save()
     units = {u.key: u for u, _ in pending}
@@ -360,6 +408,34 @@ def _run(
     )
     computed.extend(k for k in units if k in finished)
     return {"computed": computed, "skipped": skipped, "empty": empty}
+
+
+def _exclusion(
+    grid: GeoBox, chunk: int, sources: dict[str, Any], items: Any, catalog: Any
+) -> xr.DataArray | None:
+    """The pass's exclusion flags on the basin's grid (lazy; HAND block by block)."""
+    from floodxr import ancillary
+
+    if sources["dem"] is None and sources["landcover"] is None:
+        return None
+    states = {str(i.properties.get("sat:orbit_state", "")).lower() for i in items}
+    orbit = states.pop() if len(states) == 1 else None
+    if orbit not in ("ascending", "descending"):
+        orbit = None
+        if sources["dem"] is not None:
+            warnings.warn(
+                f"items {[i.id for i in items]} give no single sat:orbit_state; radar shadow "
+                "and layover are not excluded (HAND and land cover are)",
+                FloodxrWarning,
+                stacklevel=4,
+            )
+    return ancillary.exclusion(
+        template(grid, chunk),
+        dem=sources["dem"],
+        landcover=sources["landcover"],
+        orbit_state=orbit,
+        catalog=catalog,
+    )
 
 
 def _record(state: Store, unit: _Unit, areas: np.ndarray) -> None:
@@ -397,7 +473,7 @@ def _compute(
 def _reference_graph(
     basin: Basin,
     grid: GeoBox,
-    reference: ReferenceDates | ReferenceMask,
+    reference: ReferenceDates | ReferenceMask | ReferenceOccurrence,
     catalog: Any,
     model: str,
     chunk: int,
@@ -405,6 +481,16 @@ def _reference_graph(
     """The reference layer as a lazy 'probability' (1 water, 0 dry, NaN unknown) on the grid."""
     if isinstance(reference, ReferenceMask):
         return _mask_on_grid(reference, grid, chunk)
+    if isinstance(reference, ReferenceOccurrence):
+        from floodxr import ancillary
+
+        codes = ancillary.occurrence_reference(
+            template(grid, chunk),
+            occurrence=reference.source,
+            catalog=catalog,
+            minimum=reference.minimum,
+        )
+        return codes.where(codes != NODATA).astype("float32")
     found = _search(basin, reference.datetime, catalog)
     if found is None:
         raise NoItemsError(
@@ -466,6 +552,45 @@ def _passes(found: SearchResult) -> list[tuple[Any, SearchResult]]:
         first = time_order(frames[0])[0].astimezone(dt.timezone.utc).replace(tzinfo=None)
         out.append((np.datetime64(first, "ns"), found.subset(frames)))
     return out
+
+
+def _write_composites(state: Store, basin_ids: list[str], datetime: Any) -> None:
+    """Each basin's event composite over the run's dates, into its group (replacing an earlier
+    one), its extent's area into the manifest."""
+    import dask
+
+    from floodxr.basin.results import composite
+    from floodxr.product import COMPOSITE
+
+    for basin_id in basin_ids:
+        event = composite(state.path, basin_id, datetime)
+        if not event.attrs["passes"]:
+            continue
+        seen = event["max_flood"] != NODATA
+        flood_km2, observed_km2 = dask.compute(
+            event["max_flood"].where(seen, NODATA).astype("uint8").flood.area_km2(),
+            seen.astype("uint8").flood.area_km2(),
+        )
+        # the group holds the coordinates already: only the composite's arrays are added
+        layers = event[list(COMPOSITE)]
+        layers = layers.drop_vars(list(layers.coords))
+        chunk = int(state.manifest["settings"]["chunk"])
+        layers = layers.chunk({"y": chunk, "x": chunk})
+        for name in COMPOSITE:
+            fill = layers[name].attrs.pop("_FillValue", None)
+            layers[name].encoding = {} if fill is None else {"_FillValue": fill}
+            layers[name].attrs |= {"grid_mapping": "spatial_ref"}
+        layers.attrs = {}
+        layers.to_zarr(state.path, group=basin_id, mode="a", consolidated=False)
+        state.manifest.setdefault("composites", {})[basin_id] = {
+            "datetime": str(datetime),
+            "passes": int(event.attrs["passes"]),
+            "first_pass": int(event.attrs["first_pass"]),
+            "last_pass": int(event.attrs["last_pass"]),
+            "flood_km2": float(flood_km2),
+            "observed_km2": float(observed_km2),
+        }
+        state.save()
 
 
 def _write_polygons(store: Path, units: list[str]) -> None:

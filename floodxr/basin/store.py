@@ -2,7 +2,9 @@
 
 One group per basin id, each an xarray Dataset on the basin's own grid: ``probability``
 (time, y, x) float32, NaN outside the polygon and where no scene looked; ``water`` (time, y, x)
-uint8, 1 water, 0 not water, 255 nodata; ``reference`` (y, x) uint8 when a reference was given;
+uint8, 1 water, 0 not water, 255 nodata (also where excluded); ``exclusion`` (time, y, x)
+uint8, the reasons a pixel says nothing (:data:`floodxr.product.FLAGS`, 0 mapped);
+``reference`` (y, x) uint8 when a reference was given;
 the CRS as the ``spatial_ref`` coordinate. New passes are appended along ``time``.
 ``manifest.json`` records the run's settings and every finished unit with its areas; only the
 client writes it, atomically.
@@ -23,6 +25,7 @@ from floodxr.bands import NODATA
 from floodxr.basin.inputs import Basin
 from floodxr.errors import RunMismatchError
 from floodxr.grid import coords
+from floodxr.product import AREAS, FLAGS
 from floodxr.writers import atomic
 
 if TYPE_CHECKING:
@@ -30,10 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AREAS", "MANIFEST", "Store", "atomic_csv", "grid_record"]
 
-FORMAT = "floodxr-basin/1"
+FORMAT = "floodxr-basin/2"
 MANIFEST = "manifest.json"
-#: The areas measured per unit, in km²: the columns of the area table.
-AREAS = ("water_km2", "flood_km2", "observed_km2")
 
 
 def grid_record(box: GeoBox) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class Store:
         epsg = grid.crs.epsg  # type: ignore[union-attr]
         probability = dsa.full(shape, np.nan, dtype="float32", chunks=chunks)
         water = dsa.full(shape, NODATA, dtype="uint8", chunks=chunks)
+        exclusion = dsa.full(shape, FLAGS["no_data"], dtype="uint8", chunks=chunks)
         ds = xr.Dataset(
             {
                 "probability": (
@@ -134,12 +136,21 @@ class Store:
                         "flag_meanings": "not_water water",
                     },
                 ),
+                "exclusion": (
+                    ("time", "y", "x"),
+                    exclusion,
+                    {
+                        "long_name": "exclusion reasons",
+                        "flag_masks": list(FLAGS.values()),
+                        "flag_meanings": " ".join(FLAGS),
+                    },
+                ),
             },
             coords={**coords(grid), "time": np.array(times, dtype="datetime64[ns]")},
             attrs={"basin_id": basin.id, "crs": f"EPSG:{epsg}"},
         )
         ds = ds.rio.write_crs(f"EPSG:{epsg}").rio.write_transform(grid.affine)
-        for name in ("probability", "water"):
+        for name in ("probability", "water", "exclusion"):
             ds[name].attrs["grid_mapping"] = "spatial_ref"
         if (self.path / basin.id).exists():
             ds.to_zarr(
@@ -149,6 +160,7 @@ class Store:
             encoding = {
                 "probability": {"_FillValue": np.float32(np.nan)},
                 "water": {"_FillValue": np.uint8(NODATA)},
+                "exclusion": {"_FillValue": np.uint8(FLAGS["no_data"])},
                 "time": {"units": "microseconds since 1970-01-01", "dtype": "int64"},
             }
             ds.to_zarr(

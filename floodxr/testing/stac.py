@@ -30,12 +30,14 @@ from floodxr.testing.stac_world import (
     CHIP_CLOUD_COVER,
     CLIFF_LON,
     DECOYS,
+    PATCHES,
     SYNTHETIC_BASINS,
     SYNTHETIC_BBOX,
     SYNTHETIC_DATES,
     StacWorld,
     iter_items,
     synthetic_elevation,
+    synthetic_landcover,
     synthetic_water,
     synthetic_water_km2,
     write_stac_world,
@@ -45,6 +47,8 @@ __all__ = [
     "CHIP_CLOUD_COVER",
     "CLIFF_LON",
     "synthetic_elevation",
+    "synthetic_landcover",
+    "PATCHES",
     "PROVIDER_SHAPES",
     "DECOYS",
     "SYNTHETIC_BASINS",
@@ -90,8 +94,8 @@ class StacServer:
     >>> with StacServer(world, port=port) as server:
     ...     client = pystac_client.Client.open(server.url)
     ...     sorted(c.id for c in client.get_collections())
-    ['cop-dem-glo-30', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc',
-     'sentinel-2-l2a']
+    ['cop-dem-glo-30', 'esa-worldcover', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2',
+     'sentinel-1-rtc', 'sentinel-2-l2a']
     """
 
     def __init__(self, world: StacWorld, *, port: int | None = None, timeout: float = 60) -> None:

@@ -23,7 +23,14 @@ What the catalog holds, and where each number comes from:
     Planetary Computer stores them; S1 in linear gamma0 power with nodata -32768, S2 as L2A
     digital numbers with the +1000 offset of processing baseline 04.00. Water is
     :func:`synthetic_water` of longitude and latitude, so the truth is known on any grid.
-    Items use ``proj:code`` (projection extension v2).
+    Items use ``proj:code`` (projection extension v2). A place for each reason a pixel is
+    excluded (:func:`synthetic_landcover`, :data:`PATCHES`): sand as dark as water, a town,
+    a forest, and the cliff of :func:`synthetic_elevation`, in radar shadow (as dark as water)
+    on these descending passes.
+``cop-dem-glo-30`` / ``jrc-gsw`` / ``esa-worldcover``
+    The terrain (:func:`synthetic_elevation`), the water occurrence (100 % where the first pass
+    saw water) and the land cover (:func:`synthetic_landcover`) over the synthetic scenes, in
+    lon/lat as the Planetary Computer serves them.
 
 .. _stac-fastapi-static: https://github.com/hadrien-f/stac-fastapi-static
 """
@@ -49,7 +56,9 @@ from floodxr.testing import LAND_DB, WATER_DB
 __all__ = [
     "CHIP_CLOUD_COVER",
     "CLIFF_LON",
+    "PATCHES",
     "synthetic_elevation",
+    "synthetic_landcover",
     "DECOYS",
     "SYNTHETIC_BASINS",
     "SYNTHETIC_BBOX",
@@ -210,9 +219,57 @@ def synthetic_elevation(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return z + np.tan(np.deg2rad(65.0)) * rise
 
 
+#: The land-cover patches of the synthetic scenes: ESA WorldCover class -> (west, south, east,
+#: north) in degrees, each clear of the river, the lake and the two basins, inside the frames.
+PATCHES: Mapping[int, tuple[float, float, float, float]] = {
+    60: (0.022, 39.0305, 0.044, 39.0335),  # bare sand: as dark as water
+    50: (-0.019, 39.062, -0.011, 39.072),  # built-up: bright
+    10: (-0.019, 39.050, -0.011, 39.058),  # tree cover
+}
+#: Mean backscatter (dB) of the patches' surfaces (sand: Bazzi et al. 2019 report -20 to -25 dB
+#: VV on dry sand seas; towns: double bounce).
+_PATCH_DB: Mapping[int, Mapping[str, float]] = {
+    60: {"vv": -22.0, "vh": -29.0},
+    50: {"vv": -3.0, "vh": -10.0},
+    10: {"vv": -7.0, "vh": -13.0},
+}
+
+
+def synthetic_landcover(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """ESA WorldCover classes of the synthetic scenes: cropland (40), permanent water (80)
+    where the first pass saw water, and the :data:`PATCHES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.testing.stac import synthetic_landcover
+    >>> lon, lat = np.array([0.03, -0.035, 0.05]), np.array([39.032, 39.03, 39.01])
+    >>> synthetic_landcover(lon, lat).tolist()  # sand, the lake, cropland
+    [60, 80, 40]
+    """
+    lon, lat = np.asarray(lon, "float64"), np.asarray(lat, "float64")
+    classes = np.where(synthetic_water(lon, lat, 0) == 1, 80, 40)
+    for code, (west, south, east, north) in PATCHES.items():
+        inside = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+        classes = np.where(inside, code, classes)
+    return classes.astype("uint8")
+
+
+def _surface_db(lon: np.ndarray, lat: np.ndarray, water: np.ndarray, band: str) -> np.ndarray:
+    """Mean backscatter (dB) of a descending pass: water, land, the patches, the cliff's
+    shadow."""
+    mean_db = np.where(water == 1, WATER_DB[band], LAND_DB[band])
+    classes = synthetic_landcover(lon, lat)
+    for code, levels in _PATCH_DB.items():
+        mean_db = np.where((classes == code) & (water == 0), levels[band], mean_db)
+    shadow = (lon > CLIFF_LON[0]) & (lon < CLIFF_LON[1])  # looking west at a face rising east
+    return np.where(shadow, WATER_DB[band], mean_db)
+
+
 def _terrain_items(out: Path, base: str) -> list[dict[str, Any]]:
-    """A 1-arcsecond DEM (``cop-dem-glo-30``, as Copernicus GLO-30) and a surface-water
-    occurrence (``jrc-gsw``: 100 % where the first pass saw water) over the synthetic scenes."""
+    """A 1-arcsecond DEM (``cop-dem-glo-30``, as Copernicus GLO-30), a surface-water
+    occurrence (``jrc-gsw``: 100 % where the first pass saw water) and the land cover
+    (``esa-worldcover`` at 1/12000 degree, as ESA WorldCover) over the synthetic scenes."""
     west, south, east, north = SYNTHETIC_BBOX
     step = 1 / 3600
     transform = Affine(step, 0, west, 0, -step, north)
@@ -223,12 +280,20 @@ def _terrain_items(out: Path, base: str) -> list[dict[str, Any]]:
         "cop-dem-glo-30": ("data", synthetic_elevation(lon, lat).astype("float32"), -32767.0),
         "jrc-gsw": ("occurrence", (synthetic_water(lon, lat, 0) * 100).astype("uint8"), 255),
     }
+    fine = 1 / 12000
+    cover_transform = Affine(fine, 0, west, 0, -fine, north)
+    cover_shape = (round((north - south) / fine), round((east - west) / fine))
+    rows, cols = np.mgrid[0 : cover_shape[0], 0 : cover_shape[1]] + 0.5
+    cover = synthetic_landcover(west + cols * fine, north - rows * fine)
+    grids = {"esa-worldcover": (cover_transform, cover_shape)}
+    layers["esa-worldcover"] = ("map", cover, 0)
     items = []
     for collection, (key, values, nodata) in layers.items():
+        grid, size = grids.get(collection, (transform, shape))
         relative = f"{collection}/{collection}-synthetic.tif"
-        _write_cog(out / relative, values, "EPSG:4326", transform, nodata)
+        _write_cog(out / relative, values, "EPSG:4326", grid, nodata)
         asset = _asset(f"{base}/{relative}", key, **{"raster:bands": [{"nodata": nodata}]})
-        props = _proj(transform, shape, 4326, "epsg")
+        props = _proj(grid, size, 4326, "epsg")
         when = dt.datetime(2021, 4, 22, tzinfo=dt.timezone.utc)
         items.append(
             _item(f"{collection}-synthetic", collection, when, SYNTHETIC_BBOX, props, {key: asset})
@@ -439,7 +504,7 @@ def _synthetic_items(out: Path, base: str, seed: int) -> list[dict[str, Any]]:
             item_id = f"S1A_IW_GRDH_1SDV_{stamp}_{frame}_rtc"
             assets = {}
             for band in ("vv", "vh"):
-                mean_db = np.where(water == 1, WATER_DB[band], LAND_DB[band])
+                mean_db = _surface_db(lon, lat, water, band)
                 power = 10 ** (mean_db / 10) * rng.gamma(4.4, 1 / 4.4, size=shape)
                 power = power.astype("float32")
                 power[outside] = -32768.0  # the footprint's nodata border, as in RTC products
@@ -519,8 +584,8 @@ def write_stac_world(
     >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
     >>> world = write_stac_world(tempfile.mkdtemp(), data_dir=SAMPLE_DIR)
     >>> sorted(p.name for p in world.catalog.parent.iterdir() if p.is_dir())
-    ['cop-dem-glo-30', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc',
-     'sentinel-2-l2a']
+    ['cop-dem-glo-30', 'esa-worldcover', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2',
+     'sentinel-1-rtc', 'sentinel-2-l2a']
     """
     root = Path(root)
     assets = root / "assets"
@@ -593,8 +658,8 @@ def iter_items(world: StacWorld) -> Iterator[dict[str, Any]]:
     >>> from floodxr.data.sen1floods11 import SAMPLE_DIR
     >>> world = write_stac_world(tempfile.mkdtemp(), data_dir=SAMPLE_DIR)
     >>> sorted({item["collection"] for item in iter_items(world)})
-    ['cop-dem-glo-30', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2', 'sentinel-1-rtc',
-     'sentinel-2-l2a']
+    ['cop-dem-glo-30', 'esa-worldcover', 'jrc-gsw', 'sen1floods11-s1', 'sen1floods11-s2',
+     'sentinel-1-rtc', 'sentinel-2-l2a']
     """
     for path in sorted((world.catalog.parent).glob("*/*/*.json")):
         yield json.loads(path.read_text())
