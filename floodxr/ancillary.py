@@ -111,9 +111,12 @@ def resolve(kind: Kind, choice: Any, catalog: Any) -> Source | None:
     if wanted not in offered:
         if choice is None:
             return None  # the catalogue has none: mapped without it, and the outputs say so
+        looks_like_a_file = "/" in choice or Path(choice).suffix != ""
         raise InvalidOptionError(
             f"{cat.url!r} offers no collection {choice!r} for the {kind} (it offers "
-            f"{sorted(offered)}); give one of them, a local raster file, or leave the option out"
+            f"{sorted(offered)})"
+            + (", and there is no file of that name" if looks_like_a_file else "")
+            + "; give one of them, a local raster file, or leave the option out"
         )
     return Source(kind, collection=wanted, asset=asset if wanted == default else None)
 

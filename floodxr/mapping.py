@@ -354,6 +354,8 @@ def _choice(value: Any) -> Any:
         return False
     if isinstance(value, (str, Path)) and Path(value).is_file():
         return str(Path(value).resolve())
+    if isinstance(value, Path):
+        raise InvalidOptionError(f"no file {str(value)!r}; give an existing raster file")
     if value is not None and not isinstance(value, str):
         raise InvalidOptionError(
             f"a layer must be a collection id or a raster file, got {type(value).__name__}"
