@@ -99,8 +99,10 @@ def resolve(kind: Kind, choice: Any, catalog: Any) -> Source | None:
     if choice is False:
         return None
     default, asset, _ = DEFAULTS[kind]
-    if isinstance(choice, Path) or (isinstance(choice, str) and Path(choice).is_file()):
+    if isinstance(choice, (str, Path)) and Path(choice).is_file():
         return Source(kind, path=str(Path(choice).resolve()))
+    if isinstance(choice, Path):
+        raise InvalidOptionError(f"no file {str(choice)!r} for the {kind}; give an existing raster")
     if choice is not None and not isinstance(choice, str):
         raise InvalidOptionError(
             f"the {kind} must be a collection id or a file path, got {type(choice).__name__}"

@@ -168,7 +168,8 @@ def plan_for(
     """How ``segment`` cuts an ``ny`` x ``nx`` scene for the checkpoint ``config``.
 
     Window-free for a network with a bounded ``context``: cores of ``tile`` px (or
-    :data:`WINDOW`) on a grid from the scene's first pixel, each read with ``halo`` px (or
+    :data:`WINDOW`) on a grid from the scene's first pixel (which :func:`segment` puts at a
+    multiple of the network's stride on the coordinates' lattice), each read with ``halo`` px (or
     :data:`FREE_HALO`; never more than the context) around it, rounded up to the network's
     stride. Blended windows of ``tile`` px (the checkpoint's, or :data:`DEFAULT_TILE`)
     overlapping by ``halo`` (or :data:`BLENDED_HALO`) otherwise.

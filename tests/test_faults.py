@@ -172,11 +172,11 @@ def test_a_killed_map_leaves_whole_files_and_a_rerun_completes_it(
     whole, _ = uninterrupted
     out = tmp_path / "map"
     command = map_command(loopback.url, out)
-    # successive runs are killed at their 1st, 8th, 15th ... change to the folder, so the kills
+    # successive runs are killed at their 1st, 11th, 21st ... change to the folder, so the kills
     # walk through the whole map: mid-write and between writes, in the reference and in the
     # pass; the folder is the same each time, and each run resumes what the last one left
     kills = 0
-    for nth in range(1, 60, 7):
+    for nth in range(1, 100, 10):
         status = kill_at_event(command, out, nth)
         for path in out.iterdir() if out.exists() else []:
             if not path.name.startswith("."):
