@@ -38,13 +38,15 @@ __all__ = [
     "resolve",
 ]
 
-Kind = Literal["dem", "occurrence", "landcover"]
+Kind = Literal["dem", "occurrence", "landcover", "hand"]
 
 #: Per layer: the collection id looked for by default, the asset read, the resampling.
 DEFAULTS: dict[str, tuple[str, str | None, str]] = {
     "dem": ("cop-dem-glo-30", None, "bilinear"),
     "occurrence": ("jrc-gsw", "occurrence", "nearest"),
     "landcover": ("esa-worldcover", "map", "nearest"),
+    # a precomputed height above nearest drainage: no well-known collection, by option only
+    "hand": ("", None, "bilinear"),
 }
 
 #: Pixel size (m) terrain is computed at: Copernicus DEM GLO-30's; finer passes get each
@@ -99,6 +101,8 @@ def resolve(kind: Kind, choice: Any, catalog: Any) -> Source | None:
     if choice is False:
         return None
     default, asset, _ = DEFAULTS[kind]
+    if choice is None and not default:
+        return None
     if isinstance(choice, (str, Path)) and Path(choice).is_file():
         return Source(kind, path=str(Path(choice).resolve()))
     if isinstance(choice, Path):
@@ -211,14 +215,18 @@ def exclusion(
     landcover: Source | None,
     orbit_state: str | None,
     catalog: Any,
-    hand_max_m: float | None = 15.0,
+    hand_max_m: float = 15.0,
+    hand: Source | None = None,
 ) -> xr.DataArray | None:
     """The exclusion flags (:func:`floodxr.terrain.flags`) of a pass on ``like``'s north-up grid
     from the sources given (None: none given); no shadow or layover without an
-    ``orbit_state``. Lazy."""
+    ``orbit_state``. With a precomputed ``hand`` layer the DEM gives shadow and layover only
+    (:func:`floodxr.terrain.hand_flags`). Lazy."""
     from floodxr import terrain
 
     parts = []
+    if hand is not None:
+        parts.append(terrain.hand_flags(read(hand, like, catalog), hand_max_m=hand_max_m))
     if dem is not None:
         grid = transform(like)
         step = abs(grid.a)
@@ -230,13 +238,20 @@ def exclusion(
             factor = 1
             lattice, row, col = _lattice(like, step, margin, anchor=(grid.c, grid.f))
         height = read(dem, lattice, catalog).chunk(lattice.chunksizes)
-        bits = terrain.flags(height, orbit_state=orbit_state, hand_max_m=hand_max_m, overlap=margin)
+        bits = terrain.flags(
+            height,
+            orbit_state=orbit_state,
+            hand_max_m=None if hand is not None else hand_max_m,
+            overlap=margin if hand is None else 1,
+        )
         parts.append(_finer(bits, like, factor, (round(row), round(col))))
     if landcover is not None:
         parts.append(terrain.flags(landcover=read(landcover, like, catalog)))
     if not parts:
         return None
-    bits = parts[0] if len(parts) == 1 else parts[0] | parts[1]
+    bits = parts[0]
+    for part in parts[1:]:
+        bits = bits | part
     return bits.astype("uint8").rename("exclusion").rio.write_crs(like.rio.crs)
 
 

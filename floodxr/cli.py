@@ -241,6 +241,12 @@ def _add_layer_options(parser: argparse.ArgumentParser, *, threads: str) -> None
             f"{layer}.tif (default: {default} when the catalogue offers it)",
         )
     parser.add_argument(
+        "--hand",
+        metavar="ID_OR_FILE",
+        help="a precomputed height above nearest drainage in metres (a collection id or a "
+        "raster file, e.g. hand.tif), read instead of computed from the DEM (default: computed)",
+    )
+    parser.add_argument(
         "--occurrence-min",
         type=float,
         default=50.0,
@@ -262,6 +268,7 @@ def _layer_options(args: argparse.Namespace) -> dict[str, Any]:
         "dem": args.dem,
         "landcover": args.landcover,
         "occurrence": args.occurrence,
+        "hand": args.hand,
         "occurrence_min": args.occurrence_min,
         "engine": args.engine,
         "threads": args.threads,
@@ -472,10 +479,14 @@ def _parser() -> argparse.ArgumentParser:
         "map",
         help="map water and flood for every Sentinel-1 pass over a box: COGs, polygons, PNGs",
         description="Search a STAC API for the Sentinel-1 passes over --bbox in --datetime and, "
-        "pass by pass (lazily, chunk by chunk, with a progress bar), write into --out: the water "
-        "probability and mask as Cloud-Optimized GeoTIFFs, the flood polygons (GeoParquet), a "
-        "PNG overlay, and one areas.csv. With --reference the flood is the water that was dry "
-        "in the reference passes. Everything that needs no network is checked first.",
+        "pass by pass (lazily, chunk by chunk, with a progress bar), write into --out the layers "
+        "of Copernicus GFM's product as Cloud-Optimized GeoTIFFs (probability, likelihood, "
+        "exclusion, water, flood, advisory flags), the flood and water polygons and the "
+        "footprint (GeoParquet), a PNG overlay, the event composite over the passes, and one "
+        "areas.csv. Radar shadow, layover, high ground (HAND) and land cover the radar cannot "
+        "map are excluded with the catalogue's DEM and land cover, and flood is water outside "
+        "the reference water (the --reference passes', else the catalogue's water occurrence), "
+        "whenever the catalogue offers them. Everything that needs no network is checked first.",
         epilog="example: floodxr map --bbox -0.45 39.2 -0.25 39.4 "
         "--datetime 2019-09-10/2019-09-20 --reference 2019-08-01/2019-08-31 --out valencia/",
         formatter_class=argparse.RawDescriptionHelpFormatter,

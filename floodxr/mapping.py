@@ -193,6 +193,7 @@ def map_floods(
     occurrence_min: float = 50.0,
     engine: str | None = None,
     threads: int | None = None,
+    hand: Any = None,
 ) -> FloodMap:
     """Map water and flood, with GFM's layers, for every Sentinel-1 pass over ``bbox``.
 
@@ -215,6 +216,9 @@ def map_floods(
     dem, landcover, occurrence : where these layers come from (:func:`floodxr.ancillary.resolve`):
         None: the catalogue's ``cop-dem-glo-30``, ``esa-worldcover`` and ``jrc-gsw`` when it
         offers them; a collection id; a raster file; False: not used
+    hand : a precomputed height above nearest drainage (a collection id or a raster file, in
+        metres): HAND is then read, not computed from the DEM (which still gives shadow and
+        layover)
     occurrence_min : occurrence (percent) from which a pixel is reference water
     engine : how the network runs (``set_options(engine=)``); None: the option's
     threads : threads computing (dask and the network together); None: all cores
@@ -256,6 +260,7 @@ def map_floods(
     choices = {
         "dem": _choice(dem) if exclusion else False,
         "landcover": _choice(landcover) if exclusion else False,
+        "hand": _choice(hand) if exclusion else False,
         "occurrence": _choice(occurrence) if reference_water and reference is None else False,
     }
     folder = output_folder(folder)
@@ -507,6 +512,7 @@ class _Pass:
             probability,
             dem=sources["dem"],
             landcover=sources["landcover"],
+            hand=sources["hand"],
             orbit_state=self._orbit_state() if sources["dem"] is not None else None,
             catalog=catalog,
         )

@@ -41,6 +41,7 @@ __all__ = [
     "exclude",
     "exclusion",
     "flags",
+    "hand_flags",
     "hand",
     "look_azimuth",
     "shadow_layover",
@@ -358,6 +359,33 @@ def flags(
     }
     crs = (dem if dem is not None else landcover).rio.crs  # type: ignore[union-attr]
     return out.rio.write_crs(crs) if crs is not None else out
+
+
+def hand_flags(height: xr.DataArray, *, hand_max_m: float = 15.0) -> xr.DataArray:
+    """The ``hand`` bit of :data:`floodxr.product.FLAGS` from a precomputed HAND layer (metres
+    above the nearest drainage, e.g. MERIT Hydro's): set above ``hand_max_m``; ``no_data`` where
+    the layer is invalid. Lazy.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from floodxr.terrain import hand_flags
+    >>> hand_flags(xr.DataArray(np.array([2.0, 40.0, np.nan]), dims="x")).values.tolist()
+    [0, 4, 32]
+    """
+    from floodxr.product import FLAGS
+
+    number(hand_max_m, "hand_max_m", above=0)
+    checked = layer(
+        height,
+        "the HAND layer",
+        low=-100.0,
+        high=ELEVATION_RANGE[1],
+        fix="give heights above the nearest drainage in metres",
+    )
+    bits = xr.where(checked > hand_max_m, FLAGS["hand"], 0)
+    bits = xr.where(checked.isnull(), FLAGS["no_data"], bits).astype("uint8")
+    return bits.rename("exclusion")
 
 
 def _lazy_plane(dem: xr.DataArray) -> tuple[xr.DataArray, dict[str, slice], float]:

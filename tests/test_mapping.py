@@ -343,3 +343,45 @@ def test_layers_can_come_from_local_files_and_unknown_ones_are_named(world_map, 
             progress=False,
             dem="no-such-dem",
         )
+
+
+def test_a_precomputed_hand_layer_is_read_instead_of_computed(world_map, loopback, tmp_path):
+    import rioxarray
+
+    from floodxr import terrain
+    from floodxr.data.load import load_layer
+    from floodxr.mapping import map_floods
+    from floodxr.writers import to_cog
+
+    out, _, stamp = world_map
+    computed = map_floods(
+        HILLS,
+        "2019-09-25",
+        catalog=loopback.url,
+        out=tmp_path / "computed",
+        progress=False,
+        reference_water=False,
+        landcover=False,
+    )
+    # HAND of the whole world's DEM: the river, the drain, lies outside the box
+    grid = rioxarray.open_rasterio(out / f"{stamp}_exclusion.tif").squeeze("band", drop=True)
+    dem = load_layer("cop-dem-glo-30", like=grid, catalog=loopback.url).compute()
+    path = to_cog(terrain.hand(dem), tmp_path / "hand.tif")
+    read = map_floods(
+        HILLS,
+        "2019-09-25",
+        catalog=loopback.url,
+        out=tmp_path / "read",
+        progress=False,
+        reference_water=False,
+        landcover=False,
+        hand=path,
+    )
+    a, *_ = read_layer(tmp_path / "computed", f"{stamp}_exclusion.tif")
+    b, _, _, tags = read_layer(tmp_path / "read", f"{stamp}_exclusion.tif")
+    assert tags["floodxr_hand"].startswith("file ")
+    high_a, high_b = (a & 4) != 0, (b & 4) != 0
+    assert high_a.mean() > 0.2 and high_b.mean() > 0.2
+    assert (high_a == high_b).mean() > 0.95  # 10 m HAND of the world against 30 m tiles
+    assert ((a & 3) == (b & 3)).all()  # shadow and layover still from the DEM
+    assert computed.areas.excluded_km2[0] == pytest.approx(read.areas.excluded_km2[0], rel=0.1)

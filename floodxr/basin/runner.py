@@ -180,6 +180,7 @@ def run(
     occurrence_min: float = 50.0,
     engine: str | None = None,
     threads: int | None = None,
+    hand: Any = None,
 ) -> BasinRun:
     """Map water (and flood) in every basin for every Sentinel-1 acquisition in ``datetime``.
 
@@ -213,6 +214,7 @@ def run(
         (the reference water from the occurrence when neither reference is given)
     engine : how the network runs (``set_options(engine=)``); None: the option's
     threads : threads per worker process of the LocalCluster started here (default 1)
+    hand : a precomputed height above nearest drainage to read instead of computing it
 
     Returns
     -------
@@ -277,6 +279,7 @@ def run(
     sources = {
         "dem": ancillary.resolve("dem", dem if exclusion else False, catalog),
         "landcover": ancillary.resolve("landcover", landcover if exclusion else False, catalog),
+        "hand": ancillary.resolve("hand", hand if exclusion else False, catalog),
     }
     if reference_water and parsed_reference is None:
         found = ancillary.resolve("occurrence", occurrence, catalog)
@@ -416,7 +419,7 @@ def _exclusion(
     """The pass's exclusion flags on the basin's grid (lazy; HAND block by block)."""
     from floodxr import ancillary
 
-    if sources["dem"] is None and sources["landcover"] is None:
+    if all(source is None for source in sources.values()):
         return None
     states = {str(i.properties.get("sat:orbit_state", "")).lower() for i in items}
     orbit = states.pop() if len(states) == 1 else None
@@ -433,6 +436,7 @@ def _exclusion(
         template(grid, chunk),
         dem=sources["dem"],
         landcover=sources["landcover"],
+        hand=sources["hand"],
         orbit_state=orbit,
         catalog=catalog,
     )
