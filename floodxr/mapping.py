@@ -63,6 +63,7 @@ from floodxr._valid import number
 from floodxr.bands import NODATA
 from floodxr.errors import FloodxrWarning, InvalidOptionError, NoItemsError, OutputExistsError
 from floodxr.grid import align
+from floodxr.product import REFERENCE_FREQUENCY, water_frequency_block
 from floodxr.segment import water_cut
 from floodxr.writers import atomic, output_folder, remove_partials
 
@@ -204,8 +205,8 @@ def map_floods(
     out : the folder to write into (created)
     catalog, collection : where to search (:func:`floodxr.data.stac.search_s1`)
     model : a registered model or a checkpoint path
-    reference : dates before the flood: the reference water is where the median water
-        probability of their passes is at least 0.5 (as GFM builds its own from Sentinel-1);
+    reference : dates before the flood: the reference water is where at least half of their
+        passes saw water (as GFM builds its own from a Sentinel-1 time series);
         without them it is the water occurrence's
     resolution : pixel size in metres (UTM); None: the items' own
     overwrite : replace files of an earlier run
@@ -416,9 +417,9 @@ def _reference(
     resume: bool,
 ) -> xr.DataArray:
     """Reference water on ``like``'s grid, written once as ``reference_water.tif`` (1 water,
-    0 dry, 255 unseen) and read back lazily: the median water probability of the passes in
-    ``reference``, water where >= 0.5. A resumed map reads the one it wrote (written whole or
-    not at all)."""
+    0 dry, 255 unseen) and read back lazily: water where at least half of the passes in
+    ``reference`` saw water (:func:`floodxr.product.water_frequency_block`). A resumed map
+    reads the one it wrote (written whole or not at all)."""
     from floodxr.writers import to_cog
 
     path = folder / "reference_water.tif"
@@ -433,8 +434,16 @@ def _reference(
         ) from err
     cube = stac.load(found, kind="s1", like=like.isel(time=0), mosaic=True, chunks=2048)
     probability = cube.flood.segment(model=model).chunk({"time": -1})
-    median = probability.median("time", skipna=True)
-    to_cog(_mask(median.notnull(), median >= 0.5), path, overwrite=overwrite)
+    cut = water_cut(probability)
+    frequency = xr.apply_ufunc(
+        lambda stack: water_frequency_block(np.moveaxis(stack, -1, 0), cut),
+        probability,
+        input_core_dims=[["time"]],
+        dask="parallelized",
+        output_dtypes=["float32"],
+    )
+    reference_water = _mask(frequency.notnull(), frequency >= REFERENCE_FREQUENCY)
+    to_cog(reference_water, path, overwrite=overwrite)
     return _read(path)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "block_layers",
     "composite",
     "composite_block",
+    "water_frequency_block",
     "describe_flags",
     "exclusion_codes",
     "flood_codes",
@@ -487,3 +488,29 @@ def advisory_codes(
         missed = (np.asarray(reference) == 1) & (water == 0)
         codes |= np.where(missed, ADVISORY_BITS["rough_water"], 0).astype("uint8")
     return np.where(water == NODATA, NODATA, codes).astype("uint8")
+
+
+#: Share of a reference period's passes that must see a pixel as water for it to be reference
+#: water (GFM builds its reference water mask from a Sentinel-1 time series the same way).
+REFERENCE_FREQUENCY = 0.5
+
+
+def water_frequency_block(stack: np.ndarray, cut: float) -> np.ndarray:
+    """Per pixel, the share of the passes of a ``(pass, y, x)`` probability stack that saw
+    water (probability >= ``cut``), among those that saw the pixel; NaN where none did. The
+    reference water is where it reaches :data:`REFERENCE_FREQUENCY`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from floodxr.product import water_frequency_block
+    >>> stack = np.array([[0.9, 0.1, np.nan], [0.8, 0.7, np.nan], [0.2, 0.3, np.nan]])
+    >>> water_frequency_block(stack[:, None, :], 0.5).round(2).tolist()
+    [[0.67, 0.33, nan]]
+    """
+    stack = np.asarray(stack, "float32")
+    seen = np.isfinite(stack)
+    count = seen.sum(axis=0)
+    wet = (np.where(seen, stack, 0.0) >= cut).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, wet / np.maximum(count, 1), np.nan).astype("float32")

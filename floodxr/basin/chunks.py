@@ -9,7 +9,6 @@ worker dies is simply recomputed by dask.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from odc.geo.geobox import GeoBox
 from floodxr.grid import block_area_km2
 from floodxr.product import block_areas, block_layers
 
-__all__ = ["Target", "median_probability", "unit_graph"]
+__all__ = ["Target", "unit_graph"]
 
 
 def _inside(geometry: Any, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
@@ -78,12 +77,6 @@ def _write_block(
 
 def _total(parts: Sequence[np.ndarray]) -> np.ndarray:
     return np.sum(np.stack(parts), axis=0)
-
-
-def median_probability(stack: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        return np.nanmedian(stack, axis=0).astype("float32")
 
 
 def unit_graph(

@@ -72,8 +72,7 @@ class Basin:
 
 @dataclass(frozen=True)
 class ReferenceDates:
-    """A STAC interval before the flood: each pixel's median water probability over its passes,
-    water where >= 0.5."""
+    """A STAC interval before the flood: water where at least half of its passes saw water."""
 
     datetime: Any
 

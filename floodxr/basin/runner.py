@@ -12,6 +12,7 @@ them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import warnings
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ from odc.geo.geobox import GeoBox
 
 from floodxr._valid import masked, number
 from floodxr.bands import NODATA, S1_BANDS
-from floodxr.basin.chunks import Target, median_probability, unit_graph
+from floodxr.basin.chunks import Target, unit_graph
 from floodxr.basin.cluster import ship_model, start_cluster
 from floodxr.basin.inputs import (
     Basin,
@@ -41,6 +42,7 @@ from floodxr.basin.store import AREAS, Store, atomic_csv
 from floodxr.errors import BasinInputError, FloodxrWarning, InvalidOptionError, NoItemsError
 from floodxr.grid import oriented, template
 from floodxr.options import OPTIONS
+from floodxr.product import REFERENCE_FREQUENCY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -195,7 +197,7 @@ def run(
         a whole scene are not chunk-local)
     resolution : pixel size in metres of each basin's UTM grid
     reference_dates : flood = water minus reference water; the reference from a STAC interval
-        before the flood (each pixel's median probability over its passes; water where ≥ 0.5)
+        before the flood (water where at least half of their passes saw water)
     reference_mask : or from a water mask (a GeoTIFF path or a DataArray with a CRS: 1 water,
         0 dry, nodata unknown)
     client : a ``distributed.Client`` (any scheduler); default a LocalCluster of ``workers``
@@ -368,7 +370,10 @@ def _run(
         target_geometry = basin.projected(basin.epsg)
         if reference is not None and basin.id not in state.manifest["references"]:
             state.add_reference(basin, grid, chunk)
-            ref_target = Target(str(state.path), basin.id, target_geometry, grid, None, False)
+            # the reference layer is a water frequency (or 1 / 0): reference water from 0.5 on
+            ref_target = Target(
+                str(state.path), basin.id, target_geometry, grid, None, False, REFERENCE_FREQUENCY
+            )
             with set_options(torch_threads=1):
                 graph = _reference_graph(basin, grid, reference, catalog, model, chunk)
             references.append((basin, unit_graph(graph, ref_target, chunk)))
@@ -482,7 +487,8 @@ def _reference_graph(
     model: str,
     chunk: int,
 ) -> xr.DataArray:
-    """The reference layer as a lazy 'probability' (1 water, 0 dry, NaN unknown) on the grid."""
+    """The reference layer on the grid, lazily: a water frequency over the reference passes, or
+    1 water / 0 dry (a mask, an occurrence); NaN unknown."""
     if isinstance(reference, ReferenceMask):
         return _mask_on_grid(reference, grid, chunk)
     if isinstance(reference, ReferenceOccurrence):
@@ -501,10 +507,18 @@ def _reference_graph(
             f"basin {basin.id!r}: no Sentinel-1 acquisition in the reference dates "
             f"{reference.datetime!r}; widen them or pass a water mask"
         )
+    from floodxr.product import water_frequency_block
+    from floodxr.segment import water_cut
+
     layers = [_probability(items, grid, chunk, model) for _, items in _passes(found)]
     stack = xr.concat(layers, dim="time").chunk({"time": -1})
-    median = dsa.map_blocks(median_probability, stack.data, drop_axis=0, dtype="float32")
-    return stack.isel(time=0, drop=True).copy(data=median)
+    frequency = dsa.map_blocks(
+        functools.partial(water_frequency_block, cut=water_cut(layers[0])),
+        stack.data,
+        drop_axis=0,
+        dtype="float32",
+    )
+    return stack.isel(time=0, drop=True).copy(data=frequency)
 
 
 def _mask_on_grid(reference: ReferenceMask, grid: GeoBox, chunk: int) -> xr.DataArray:
