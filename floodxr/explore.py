@@ -69,6 +69,9 @@ def explore(
     >>> html = m.get_root().render()
     >>> "geo_json" in html and "image_overlay" in html
     True
+    >>> dry = (scene.water * 0).astype("uint8").rio.write_nodata(255)  # no flood: no polygon
+    >>> "geo_json" in dry.flood.explore(tiles=None).get_root().render()
+    True
     """
     import folium
 
@@ -93,7 +96,8 @@ def explore(
         folium.raster_layers.ImageOverlay(
             image, bounds=[[box[1], box[0]], [box[3], box[2]]], opacity=0.7, name="likelihood"
         ).add_to(m)
-    columns = [c for c in ("area_km2",) if c in shapes]
+    # a tooltip needs a feature to read its fields from: none on a map without flood
+    columns = [c for c in ("area_km2",) if c in shapes and not shapes.empty]
     folium.GeoJson(
         shapes[[*columns, "geometry"]],
         name=name,
