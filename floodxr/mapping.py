@@ -535,15 +535,15 @@ class _Pass:
             if kind in names:
                 self._cog(layers[kind], names[kind], {"floodxr_cut": cut})
         measured: dict[str, Any] = areas(layers)
-        shown = _read(names["flood" if self.before is not None else "water"])
+        water = _read(names["water"])  # one lazy handle for the polygons, picture and flags
+        shown = _read(names["flood"]) if self.before is not None else water
         to_vector(shown.flood.to_polygons(), names["polygons"], overwrite=self.overwrite)
         if "water_polygons" in names:
-            water_polygons = _read(names["water"]).flood.to_polygons()
-            to_vector(water_polygons, names["water_polygons"], overwrite=self.overwrite)
+            to_vector(water.flood.to_polygons(), names["water_polygons"], overwrite=self.overwrite)
         to_vector(_footprint(names["probability"]), names["footprint"], overwrite=self.overwrite)
-        flags = self._picture(shown, _read(names["water"]), names["overlay"])
+        flags = self._picture(shown, water, names["overlay"])
         measured |= flags
-        self._cog(self._advisory(_read(names["water"]), flags), names["advisory"], flags)
+        self._cog(self._advisory(water, flags), names["advisory"], flags)
         return list(names.values()), measured
 
     def _advisory(self, water: xr.DataArray, flags: dict[str, bool]) -> xr.DataArray:
