@@ -22,6 +22,13 @@ BOX_FLOATS = tuple(float(v) for v in BOX)
 HILLS = (0.02, 39.03, 0.056, 39.05)  # the sand, the cliff and high valley sides
 
 
+def map_hills(loopback, out, **options):
+    """``floodxr map`` of :data:`HILLS` on the flooded pass, quietly, with ``options``."""
+    from floodxr.mapping import map_floods
+
+    return map_floods(HILLS, "2019-09-25", catalog=loopback.url, out=out, progress=False, **options)
+
+
 def truth_on(path: Path, date_index: int) -> np.ndarray:
     with rasterio.open(path) as src:
         rows, cols = np.mgrid[0 : src.height, 0 : src.width] + 0.5
@@ -303,27 +310,19 @@ def test_a_map_shows_on_an_interactive_web_map(world_map):
 
 
 def test_layers_can_come_from_local_files_and_unknown_ones_are_named(world_map, loopback, tmp_path):
-    from floodxr.mapping import map_floods
-
     _, _, stamp = world_map
     # the catalogue's own DEM and land cover, as local files: the same exclusion
     assets = loopback.world.assets
-    local = map_floods(
-        HILLS,
-        "2019-09-25",
-        catalog=loopback.url,
-        out=tmp_path / "local",
-        progress=False,
+    local = map_hills(
+        loopback,
+        tmp_path / "local",
         dem=assets / "cop-dem-glo-30" / "cop-dem-glo-30-synthetic.tif",
         landcover=str(assets / "esa-worldcover" / "esa-worldcover-synthetic.tif"),
         reference_water=False,
     )
-    served = map_floods(
-        HILLS,
-        "2019-09-25",
-        catalog=loopback.url,
-        out=tmp_path / "served",
-        progress=False,
+    served = map_hills(
+        loopback,
+        tmp_path / "served",
         reference_water=False,
     )
     exclusion, _, _, tags = read_layer(tmp_path / "local", f"{stamp}_exclusion.tif")
@@ -335,14 +334,7 @@ def test_layers_can_come_from_local_files_and_unknown_ones_are_named(world_map, 
     assert local.areas.excluded_km2[0] == pytest.approx(served.areas.excluded_km2[0], rel=0.01)
     assert local.areas.excluded_km2[0] > 0
     with pytest.raises(InvalidOptionError, match=r"offers no collection 'no-such-dem'.*jrc-gsw"):
-        map_floods(
-            HILLS,
-            "2019-09-25",
-            catalog=loopback.url,
-            out=tmp_path / "unknown",
-            progress=False,
-            dem="no-such-dem",
-        )
+        map_hills(loopback, tmp_path / "unknown", dem="no-such-dem")
 
 
 def test_a_precomputed_hand_layer_is_read_instead_of_computed(world_map, loopback, tmp_path):
@@ -350,16 +342,12 @@ def test_a_precomputed_hand_layer_is_read_instead_of_computed(world_map, loopbac
 
     from floodxr import terrain
     from floodxr.data.load import load_layer
-    from floodxr.mapping import map_floods
     from floodxr.writers import to_cog
 
     out, _, stamp = world_map
-    computed = map_floods(
-        HILLS,
-        "2019-09-25",
-        catalog=loopback.url,
-        out=tmp_path / "computed",
-        progress=False,
+    computed = map_hills(
+        loopback,
+        tmp_path / "computed",
         reference_water=False,
         landcover=False,
     )
@@ -367,12 +355,9 @@ def test_a_precomputed_hand_layer_is_read_instead_of_computed(world_map, loopbac
     grid = rioxarray.open_rasterio(out / f"{stamp}_exclusion.tif").squeeze("band", drop=True)
     dem = load_layer("cop-dem-glo-30", like=grid, catalog=loopback.url).compute()
     path = to_cog(terrain.hand(dem), tmp_path / "hand.tif")
-    read = map_floods(
-        HILLS,
-        "2019-09-25",
-        catalog=loopback.url,
-        out=tmp_path / "read",
-        progress=False,
+    read = map_hills(
+        loopback,
+        tmp_path / "read",
         reference_water=False,
         landcover=False,
         hand=path,
